@@ -1,0 +1,45 @@
+"""krylovadv: careful Krylov solvers under second-order adversarial machine learning.
+
+The core (this package, without :mod:`krylovadv.torch`) is backend-agnostic: the
+same code runs on numpy arrays and torch tensors through the array API, and never
+imports torch.
+"""
+
+from .arnoldi import ArnoldiFactorization, arnoldi
+from .finite_difference import FiniteDifferenceHVP
+from .givens import GivensQR, givens_rotation
+from .gmres import GMRESResult, gmres
+from .operators import (
+    DenseOperator,
+    FunctionOperator,
+    IdentityOperator,
+    LinearOperator,
+    ScipyOperator,
+    ShiftedOperator,
+    aslinearoperator,
+)
+from .power import PowerIterationResult, power_iteration
+from .status import SolverStatus
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArnoldiFactorization",
+    "DenseOperator",
+    "FiniteDifferenceHVP",
+    "FunctionOperator",
+    "GMRESResult",
+    "GivensQR",
+    "IdentityOperator",
+    "LinearOperator",
+    "PowerIterationResult",
+    "ScipyOperator",
+    "ShiftedOperator",
+    "SolverStatus",
+    "__version__",
+    "aslinearoperator",
+    "arnoldi",
+    "givens_rotation",
+    "gmres",
+    "power_iteration",
+]

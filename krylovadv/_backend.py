@@ -1,0 +1,119 @@
+"""Array-backend primitives shared by every solver.
+
+The solvers are written once against the array API standard (through
+``array_api_compat``), so the same code runs on numpy arrays and on torch
+tensors (CPU or CUDA) without importing torch here.  This module is the thin
+layer of batched vector primitives the solvers are written in, in the spirit
+of Krylov.jl's ``kdot``/``kaxpy!``/``knorm``: every vector argument has shape
+``(B, n)`` (a batch of ``B`` independent vectors) and every reduction returns
+shape ``(B,)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from array_api_compat import array_namespace, device, is_numpy_array, to_device
+
+__all__ = [
+    "array_namespace",
+    "as_batch",
+    "batched_dot",
+    "batched_norm",
+    "check_real_floating",
+    "device",
+    "finfo_eps",
+    "finfo_tiny",
+    "is_numpy_array",
+    "namespace_of",
+    "scatter_rows",
+    "to_numpy",
+]
+
+Array = Any
+
+
+def namespace_of(*arrays: Any) -> Any:
+    """Return the array-API namespace of the arrays that are arrays.
+
+    Python scalars and ``None`` are ignored; if nothing is an array, numpy's
+    namespace is returned.
+    """
+    candidates = [a for a in arrays if a is not None and not isinstance(a, (int, float, bool))]
+    if not candidates:
+        return array_namespace(np.empty(0))
+    return array_namespace(*candidates)
+
+
+def check_real_floating(xp: Any, dtype: Any, name: str) -> None:
+    """Raise ``TypeError`` unless ``dtype`` is float32 or float64."""
+    if dtype not in (xp.float32, xp.float64):
+        raise TypeError(
+            f"{name} has dtype {dtype}; krylovadv solves real systems in float32 or float64. "
+            f"Convert it first, e.g. {name}.astype(float64) / {name}.double()."
+        )
+
+
+def finfo_eps(xp: Any, dtype: Any) -> float:
+    """Machine epsilon of ``dtype`` as a Python float."""
+    return float(xp.finfo(dtype).eps)
+
+
+def finfo_tiny(xp: Any, dtype: Any) -> float:
+    """Smallest positive normal number of ``dtype`` (never underflows to 0 in that dtype)."""
+    return float(xp.finfo(dtype).smallest_normal)
+
+
+def batched_dot(xp: Any, a: Array, b: Array) -> Array:
+    """Row-wise inner products ``<a_i, b_i>`` of two ``(B, n)`` arrays, shape ``(B,)``."""
+    return xp.sum(a * b, axis=-1)
+
+
+def batched_norm(xp: Any, a: Array) -> Array:
+    """Row-wise Euclidean norms of a ``(B, n)`` array, shape ``(B,)``.
+
+    Uses ``vector_norm`` (scaled internally by the backends) rather than
+    ``sqrt(dot)`` so that vectors with entries near the overflow or underflow
+    threshold keep a meaningful norm.
+    """
+    return xp.linalg.vector_norm(a, axis=-1)
+
+
+def as_batch(xp: Any, a: Array, name: str) -> tuple[Array, bool]:
+    """View a vector ``(n,)`` or batch ``(B, n)`` as ``(B, n)``.
+
+    Returns the 2-D array and whether the input was a single vector.
+    """
+    if a.ndim == 1:
+        return xp.reshape(a, (1, a.shape[0])), True
+    if a.ndim == 2:
+        return a, False
+    raise ValueError(
+        f"{name} must have shape (n,) or (B, n); got shape {tuple(a.shape)}. "
+        "Flatten each sample to a vector first."
+    )
+
+
+def scatter_rows(full: Array, indices: Array | None, rows: Array) -> Array:
+    """Write ``rows`` into ``full[indices]`` in place and return ``full``.
+
+    ``indices`` of ``None`` means every row.  Integer-array assignment is not in
+    the array API standard, but numpy, torch and cupy all support it natively.
+    """
+    if indices is None:
+        full[...] = rows
+    else:
+        full[indices] = rows
+    return full
+
+
+def to_numpy(a: Array) -> np.ndarray:
+    """Copy an array of any supported backend to a numpy array on the CPU."""
+    if is_numpy_array(a):
+        return a
+    # torch tensors that require grad cannot be converted directly.
+    detach = getattr(a, "detach", None)
+    if detach is not None:
+        a = detach()
+    return np.asarray(to_device(a, "cpu"))

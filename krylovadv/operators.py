@@ -1,0 +1,401 @@
+"""Batched linear operators: the one interface every solver talks to.
+
+A :class:`LinearOperator` represents either one ``n × n`` operator shared by
+every right-hand side (``batch_size is None``) or a batch of ``B`` independent
+operators ``A_1, …, A_B`` (``batch_size == B``).  Its single primitive is
+
+.. math::  Y = \\operatorname{matvec}(X, \\text{indices}),\\qquad
+           Y_r = A_{i_r} X_r,
+
+where ``X`` has shape ``(k, n)`` and ``indices`` (``None`` or ``k`` sample
+numbers) says which sample each row belongs to.  Passing a subset of samples
+is how solvers do *active-set compaction*: once a sample has converged it no
+longer costs an operator application, which matters when an application is a
+forward and backward pass through a neural network.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from array_api_compat import is_array_api_obj
+
+from ._backend import check_real_floating, device, namespace_of, scatter_rows
+
+__all__ = [
+    "DenseOperator",
+    "FunctionOperator",
+    "IdentityOperator",
+    "LinearOperator",
+    "ScipyOperator",
+    "ShiftedOperator",
+    "aslinearoperator",
+]
+
+Array = Any
+
+
+class LinearOperator:
+    """Abstract batched linear operator ``x_i ↦ A_i x_i``.
+
+    Subclasses implement :meth:`_matvec`.  Solvers call :meth:`matvec` with a
+    ``(k, n)`` array of rows and, for batched operators, the sample number of
+    each row; an operator that can evaluate a subset of samples cheaply (a
+    network evaluated on fewer images) gets compaction for free.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(n, n)``, the shape of one sample's operator.
+    batch_size : int or None
+        ``B`` for a batch of independent operators; ``None`` for a single
+        operator applied to every right-hand side.
+    dtype : dtype or None
+        The dtype of the operator's output, when known.
+
+    Attributes
+    ----------
+    num_products : int
+        How many single-sample products ``A_i x`` have been evaluated: a row
+        counts once, so a batched call on ``k`` rows adds ``k``.
+    """
+
+    def __init__(self, shape: tuple[int, int], *, batch_size: int | None = None,
+                 dtype: Any = None) -> None:
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(f"shape must be square (n, n); got {tuple(shape)}.")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int or None; got {batch_size}.")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.batch_size = batch_size
+        self.dtype = dtype
+        self.num_products = 0
+
+    @property
+    def n(self) -> int:
+        """Dimension ``n`` of one sample's vector space."""
+        return self.shape[0]
+
+    def matvec(self, x: Array, indices: Array | None = None) -> Array:
+        """Apply the operator row by row.
+
+        Parameters
+        ----------
+        x : array, shape (k, n)
+            Rows to multiply.
+        indices : integer array of shape (k,), optional
+            Sample number of each row (for batched operators).  ``None`` means
+            row ``r`` is sample ``r`` (so ``k`` must equal ``batch_size``), or,
+            for a shared operator, that the rows are just ``k`` vectors.
+
+        Returns
+        -------
+        array, shape (k, n)
+            ``A_{indices[r]} x_r`` in each row, same namespace and device as ``x``.
+        """
+        if x.ndim != 2 or x.shape[1] != self.n:
+            raise ValueError(
+                f"matvec expects x of shape (k, {self.n}); got {tuple(x.shape)}."
+            )
+        if indices is None and self.batch_size is not None and x.shape[0] != self.batch_size:
+            raise ValueError(
+                f"x has {x.shape[0]} rows but the operator holds {self.batch_size} samples; "
+                "pass indices= to say which samples the rows belong to."
+            )
+        y = self._matvec(x, indices)
+        self.num_products += int(x.shape[0])
+        return y
+
+    def _matvec(self, x: Array, indices: Array | None) -> Array:
+        raise NotImplementedError
+
+    def __matmul__(self, x: Array) -> Array:
+        """``A @ x`` for a vector ``(n,)`` or a batch ``(B, n)``."""
+        if x.ndim == 1:
+            xp = namespace_of(x)
+            return xp.reshape(self.matvec(xp.reshape(x, (1, -1))), (-1,))
+        return self.matvec(x)
+
+    def to_dense(self, like: Array | None = None) -> Array:
+        """Materialize the operator by applying it to the identity.
+
+        Meant for tests and small ``n``.  Costs ``n`` products per sample.
+
+        Parameters
+        ----------
+        like : array, optional
+            An array whose namespace, dtype and device the identity takes;
+            defaults to a numpy float64 array.
+
+        Returns
+        -------
+        array
+            ``(n, n)`` for a shared operator, ``(B, n, n)`` for a batch.
+        """
+        xp = namespace_of(like)
+        dtype = like.dtype if like is not None else xp.float64
+        kwargs = {"device": device(like)} if like is not None else {}
+        eye = xp.eye(self.n, dtype=dtype, **kwargs)
+        if self.batch_size is None:
+            # Rows of A @ I^T are the columns of A, so transpose back.
+            return xp.permute_dims(self.matvec(eye), (1, 0))
+        blocks = []
+        for i in range(self.batch_size):
+            idx = xp.full((self.n,), i, dtype=xp.int64, **kwargs)
+            blocks.append(xp.permute_dims(self.matvec(eye, idx), (1, 0)))
+        return xp.stack(blocks)
+
+    def __repr__(self) -> str:
+        batch = "shared" if self.batch_size is None else f"batch_size={self.batch_size}"
+        return f"<{type(self).__name__} n={self.n} {batch} dtype={self.dtype}>"
+
+
+class DenseOperator(LinearOperator):
+    """Explicit matrix ``(n, n)`` or batch of matrices ``(B, n, n)``, any array-API backend."""
+
+    def __init__(self, matrix: Array) -> None:
+        xp = namespace_of(matrix)
+        if matrix.ndim not in (2, 3) or matrix.shape[-1] != matrix.shape[-2]:
+            raise ValueError(
+                f"A dense operator must have shape (n, n) or (B, n, n); got {tuple(matrix.shape)}."
+            )
+        check_real_floating(xp, matrix.dtype, "A")
+        batch = None if matrix.ndim == 2 else int(matrix.shape[0])
+        super().__init__((matrix.shape[-1], matrix.shape[-1]), batch_size=batch,
+                         dtype=matrix.dtype)
+        self.matrix = matrix
+        self.xp = xp
+
+    def _matvec(self, x: Array, indices: Array | None) -> Array:
+        xp = self.xp
+        if self.batch_size is None:
+            # (k, n) @ (n, n)^T: one GEMM for all rows.
+            return x @ xp.permute_dims(self.matrix, (1, 0))
+        mats = self.matrix if indices is None else xp.take(self.matrix, indices, axis=0)
+        return (mats @ x[..., None])[..., 0]
+
+
+class ScipyOperator(LinearOperator):
+    """A scipy sparse matrix or ``scipy.sparse.linalg.LinearOperator`` (numpy arrays only)."""
+
+    def __init__(self, operator: Any) -> None:
+        shape = operator.shape
+        dtype = np.dtype(operator.dtype) if operator.dtype is not None else None
+        if dtype is not None and dtype.kind == "c":
+            raise TypeError("complex operators are not supported; krylovadv solves real systems.")
+        super().__init__(shape, batch_size=None, dtype=dtype)
+        self.operator = operator
+        import scipy.sparse
+
+        self._sparse = scipy.sparse.issparse(operator)
+
+    def _matvec(self, x: Array, indices: Array | None) -> Array:
+        if not isinstance(x, np.ndarray):
+            raise TypeError("a scipy operator can only multiply numpy arrays; got "
+                            f"{type(x).__name__}.")
+        if x.shape[0] == 1:
+            # The common unbatched case: a plain (sparse) matrix-vector product.
+            y = self.operator @ x[0] if self._sparse else self.operator.matvec(x[0])
+            return np.reshape(np.asarray(y, dtype=x.dtype), (1, -1))
+        y = self.operator @ x.T if self._sparse else self.operator.matmat(x.T)
+        return np.ascontiguousarray(np.asarray(y, dtype=x.dtype).T)
+
+
+def _accepts_two_args(f: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+class FunctionOperator(LinearOperator):
+    """An operator given by a Python callable.
+
+    Parameters
+    ----------
+    function : callable
+        By default (``vectorized=False``) called as ``function(v)`` on one vector
+        ``v`` of shape ``(n,)``, like ``scipy.sparse.linalg.LinearOperator``'s
+        ``matvec``.  With ``vectorized=True`` it is called on a ``(k, n)`` array of
+        rows and must treat rows independently.  With ``pass_indices=True`` it also
+        receives the sample number(s): ``function(v, i)`` or ``function(X, indices)``,
+        which lets a batched callable evaluate only the active samples.
+    shape : tuple of int
+        ``(n, n)``.
+    batch_size : int or None
+        ``B`` if the callable represents ``B`` different operators.
+    dtype : dtype, optional
+        Output dtype, if known.
+    vectorized : bool
+        Whether ``function`` accepts a ``(k, n)`` batch of rows.
+    pass_indices : bool
+        Whether ``function`` takes the sample numbers as its second argument.
+    """
+
+    def __init__(self, function: Callable[..., Any], shape: tuple[int, int], *,
+                 batch_size: int | None = None, dtype: Any = None,
+                 vectorized: bool = False, pass_indices: bool = False) -> None:
+        super().__init__(shape, batch_size=batch_size, dtype=dtype)
+        if pass_indices and not _accepts_two_args(function):
+            raise TypeError("pass_indices=True needs a function taking (x, indices).")
+        self.function = function
+        self.vectorized = vectorized
+        self.pass_indices = pass_indices
+
+    def _call(self, x: Array, indices: Array | None) -> Array:
+        if self.pass_indices:
+            return self.function(x, indices)
+        return self.function(x)
+
+    def _matvec(self, x: Array, indices: Array | None) -> Array:
+        xp = namespace_of(x)
+        k = x.shape[0]
+        if self.pass_indices and indices is None:
+            indices = xp.arange(k, dtype=xp.int64, device=device(x))
+        if self.vectorized:
+            if (self.batch_size is not None and not self.pass_indices and indices is not None
+                    and k != self.batch_size):
+                # A batched callable that cannot be told which samples it is given:
+                # evaluate the full batch with zero rows for the idle samples.
+                full = xp.zeros((self.batch_size, self.n), dtype=x.dtype, device=device(x))
+                y_full = self._call(scatter_rows(full, indices, x), None)
+                return xp.take(self._as_output(xp, y_full, x, (self.batch_size, self.n)),
+                               indices, axis=0)
+            return self._as_output(xp, self._call(x, indices), x, (k, self.n))
+        rows = []
+        for r in range(k):
+            if self.pass_indices:
+                rows.append(self.function(x[r, :], int(indices[r])))
+            else:
+                rows.append(self.function(x[r, :]))
+        return xp.stack([self._as_output(xp, y, x, (self.n,)) for y in rows])
+
+    def _as_output(self, xp: Any, y: Any, x: Array, shape: tuple[int, ...]) -> Array:
+        y = xp.asarray(y, device=device(x))
+        if tuple(y.shape) != shape:
+            if y.size == int(np.prod(shape)):
+                y = xp.reshape(y, shape)
+            else:
+                raise ValueError(
+                    f"the operator function returned shape {tuple(y.shape)}; expected {shape}."
+                )
+        if y.dtype != x.dtype:
+            y = xp.astype(y, x.dtype)
+        return y
+
+
+class IdentityOperator(LinearOperator):
+    """The identity ``I_n`` (the default, i.e. absent, preconditioner)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__((n, n))
+
+    def _matvec(self, x: Array, indices: Array | None) -> Array:
+        return x
+
+
+class ShiftedOperator(LinearOperator):
+    """The shifted operator ``A + λ I`` with ``λ`` scalar or one per sample.
+
+    A positive shift makes an indefinite or singular Hessian better posed
+    (a Levenberg-Marquardt / trust-region style damping of ``H δ = g``).
+
+    Parameters
+    ----------
+    operator : LinearOperator or array-like
+        ``A``; anything :func:`aslinearoperator` accepts.
+    shift : float or array of shape (B,)
+        ``λ``.  A per-sample array requires a batched right-hand side.
+    """
+
+    def __init__(self, operator: Any, shift: float | Array) -> None:
+        operator = aslinearoperator(operator)
+        if isinstance(shift, numbers.Real):
+            self.shift: float | np.ndarray = float(shift)
+            batch = operator.batch_size
+        else:
+            shift_np = np.asarray(shift.cpu() if hasattr(shift, "cpu") else shift,
+                                  dtype=np.float64)
+            if shift_np.ndim != 1:
+                raise ValueError(f"shift must be a scalar or shape (B,); got {shift_np.shape}.")
+            if operator.batch_size is not None and shift_np.shape[0] != operator.batch_size:
+                raise ValueError(
+                    f"shift has {shift_np.shape[0]} entries but the operator has "
+                    f"{operator.batch_size} samples."
+                )
+            self.shift = shift_np
+            batch = int(shift_np.shape[0])
+        if not np.all(np.isfinite(self.shift)):
+            raise ValueError("shift must be finite.")
+        super().__init__(operator.shape, batch_size=batch, dtype=operator.dtype)
+        self.operator = operator
+
+    def _matvec(self, x: Array, indices: Array | None) -> Array:
+        y = self.operator.matvec(x, indices if self.operator.batch_size is not None else None)
+        if isinstance(self.shift, float):
+            return y + self.shift * x
+        xp = namespace_of(x)
+        lam = self.shift if indices is None else self.shift[np.asarray(_cpu(indices))]
+        lam = xp.asarray(lam, dtype=x.dtype, device=device(x))
+        return y + lam[:, None] * x
+
+
+def _cpu(indices: Array) -> Any:
+    return indices.cpu() if hasattr(indices, "cpu") else indices
+
+
+def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any = None,
+                     batch_size: int | None = None, vectorized: bool = False,
+                     pass_indices: bool = False) -> LinearOperator:
+    """Wrap ``A`` as a :class:`LinearOperator`.
+
+    Parameters
+    ----------
+    A : LinearOperator, array, scipy sparse matrix, scipy LinearOperator or callable
+        - a krylovadv :class:`LinearOperator`: returned unchanged;
+        - a dense numpy/torch array of shape ``(n, n)`` (shared) or ``(B, n, n)``
+          (a batch of ``B`` independent matrices);
+        - a scipy sparse matrix/array or ``scipy.sparse.linalg.LinearOperator``
+          (shared; numpy vectors only);
+        - a callable, with ``shape`` given (see :class:`FunctionOperator`).
+    shape, dtype, batch_size, vectorized, pass_indices
+        Only for callables; see :class:`FunctionOperator`.
+
+    Returns
+    -------
+    LinearOperator
+
+    Raises
+    ------
+    TypeError
+        If ``A`` is none of the above, or a callable is given without ``shape``.
+    """
+    if isinstance(A, LinearOperator):
+        return A
+    try:
+        import scipy.sparse
+        import scipy.sparse.linalg
+    except ImportError:  # pragma: no cover - scipy is a hard dependency
+        scipy = None
+    if scipy is not None and (scipy.sparse.issparse(A)
+                              or isinstance(A, scipy.sparse.linalg.LinearOperator)):
+        return ScipyOperator(A)
+    if is_array_api_obj(A):
+        return DenseOperator(A)
+    if isinstance(A, (list, tuple)):
+        return DenseOperator(np.asarray(A, dtype=np.float64))
+    if callable(A):
+        if shape is None:
+            raise TypeError("aslinearoperator needs shape=(n, n) to wrap a callable.")
+        return FunctionOperator(A, shape, batch_size=batch_size, dtype=dtype,
+                                vectorized=vectorized, pass_indices=pass_indices)
+    raise TypeError(
+        f"cannot make a linear operator from {type(A).__name__}; pass an array (n, n) or "
+        "(B, n, n), a scipy sparse matrix or LinearOperator, or a callable with shape=."
+    )

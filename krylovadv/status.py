@@ -1,0 +1,76 @@
+"""Per-sample termination status shared by every iterative solver."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["SolverStatus"]
+
+
+class SolverStatus(enum.IntEnum):
+    """Why an iterative solver stopped for one sample.
+
+    Every solver returns one status per sample (an integer array of these
+    codes, plus a readable message); ``CONVERGED`` is the only success.
+
+    Attributes
+    ----------
+    CONVERGED
+        The stopping criterion was met (for GMRES: on the *true* residual).
+    MAX_ITERATIONS
+        The iteration budget (``maxiter``) ran out first.
+    BREAKDOWN
+        The Krylov space became invariant (``h_{j+1,j} ≈ 0``) but the true
+        residual still misses the tolerance: the system is singular and
+        inconsistent, or rounding corrupted the basis.
+    STAGNATION
+        A full restart cycle left the iterate unchanged to working precision:
+        the tolerance is below what this dtype, operator and restart length can
+        reach.
+    NON_FINITE
+        The operator or preconditioner returned NaN or Inf; the returned iterate
+        is the last finite one.
+    CALLBACK
+        The user's callback asked to stop.
+    NOT_STARTED
+        The sample was not iterated (internal placeholder; never returned).
+    """
+
+    CONVERGED = 0
+    MAX_ITERATIONS = 1
+    BREAKDOWN = 2
+    STAGNATION = 3
+    NON_FINITE = 4
+    CALLBACK = 5
+    NOT_STARTED = 6
+
+    @property
+    def message(self) -> str:
+        """A sentence that says what happened and what to try next."""
+        return _MESSAGES[self]
+
+
+_MESSAGES = {
+    SolverStatus.CONVERGED: "converged: the stopping tolerance was met.",
+    SolverStatus.MAX_ITERATIONS: (
+        "maximum iterations reached before the tolerance: raise maxiter or restart, "
+        "add a preconditioner, or loosen rtol/atol."
+    ),
+    SolverStatus.BREAKDOWN: (
+        "breakdown: the Krylov space became invariant but the true residual misses the "
+        "tolerance; the system is probably singular and inconsistent (b not in the range "
+        "of A). Try a shift (A + lambda*I) or a least-squares method."
+    ),
+    SolverStatus.STAGNATION: (
+        "stagnation: a restart cycle no longer changed the iterate; the tolerance is below "
+        "the attainable accuracy for this dtype and operator. Use float64, a larger "
+        "restart, or a looser tolerance."
+    ),
+    SolverStatus.NON_FINITE: (
+        "non-finite values (NaN or Inf) came out of the operator or preconditioner; the "
+        "last finite iterate is returned. Check the operator (e.g. the finite-difference "
+        "step, or a network producing NaN)."
+    ),
+    SolverStatus.CALLBACK: "stopped by the callback.",
+    SolverStatus.NOT_STARTED: "not started.",
+}

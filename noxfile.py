@@ -1,0 +1,49 @@
+"""Nox sessions for krylovadv: tests, slow, lint, docs, bench."""
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["tests", "lint"]
+
+CONSTRAINTS = ("-c", "constraints-cpu.txt")
+LINT_PATHS = ("krylovadv", "tests", "benchmarks", "noxfile.py")
+ASV_CONFIG = ("--config", "benchmarks/asv.conf.json")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the default (non-slow) test suite."""
+    session.install(*CONSTRAINTS, "-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """Run the long experiments marked ``slow`` (not run by CI)."""
+    session.install(*CONSTRAINTS, "-e", ".[test]")
+    session.run("python", "-m", "pytest", "-m", "slow", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Run ruff lint and format checks."""
+    session.install(*CONSTRAINTS, "ruff>=0.5")
+    session.run("ruff", "check", *LINT_PATHS)
+    session.run("ruff", "format", "--check", *LINT_PATHS)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the Sphinx HTML docs, treating warnings as errors."""
+    session.install(*CONSTRAINTS, "-e", ".[docs,torch]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the asv benchmarks once, quickly, in the current environment."""
+    session.install(*CONSTRAINTS, "-e", ".[bench,torch]")
+    session.run("asv", "machine", "--yes", *ASV_CONFIG)
+    session.run(
+        "asv", "run", "--python=same", "--quick", "--show-stderr", *ASV_CONFIG, *session.posargs
+    )
