@@ -17,7 +17,8 @@ computed changes.  Here the earlier rotations are applied through their
 accumulated product :math:`Q_j`, kept explicitly: one batched matrix-vector
 product instead of :math:`j` dependent scalar updates, which on a GPU is one
 kernel instead of :math:`j`, and for a batch of :math:`B` systems keeps every
-operation a whole-batch array operation.  :math:`Q_j` is a product of exactly
+operation a whole-batch array operation.  The small factorization lives on the
+host in float64 (see :class:`GivensQR`).  :math:`Q_j` is a product of exactly
 orthogonal plane rotations, so this is as stable as applying them one by one.
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._backend import device
+import numpy as np
 
 __all__ = ["GivensQR", "givens_rotation"]
 
@@ -61,11 +62,9 @@ def givens_rotation(xp: Any, a: Array, b: Array) -> tuple[Array, Array, Array]:
     LAPACK's ``lartg``, so that ``c >= 0``.
     """
     r = xp.hypot(a, b)
+    r = xp.where(a < 0, -r, r)
     zero = r == 0
     safe_r = xp.where(zero, xp.ones_like(r), r)
-    sign = xp.where(a < 0, -xp.ones_like(a), xp.ones_like(a))
-    r = sign * r
-    safe_r = sign * safe_r
     c = xp.where(zero, xp.ones_like(a), a / safe_r)
     s = xp.where(zero, xp.zeros_like(b), b / safe_r)
     return c, s, r
@@ -79,58 +78,52 @@ class GivensQR:
     :math:`Q_{j+1}` (``(B, m+1, m+1)``), the triangular factor :math:`R`
     (``(B, m, m)``) and the rotations :math:`(c_i, s_i)`.
 
+    The factorization lives on the host in float64 numpy arrays whatever the
+    backend of the Krylov vectors: it is :math:`O(m^2)` numbers per sample, and
+    one transfer of the new Hessenberg column per step costs less than the
+    dozen tiny device kernels the update would otherwise launch.  For float32
+    problems it also makes the small least-squares solve more accurate.
+
     Parameters
     ----------
-    xp : namespace
-        Array-API namespace.
     batch_size : int
         ``B``.
     max_columns : int
         ``m``, the largest number of Hessenberg columns (the restart length).
-    dtype, device
-        Of the arrays to allocate.
     """
 
-    def __init__(self, xp: Any, batch_size: int, max_columns: int, dtype: Any,
-                 device_: Any = None) -> None:
-        self.xp = xp
+    def __init__(self, batch_size: int, max_columns: int) -> None:
         self.batch_size = batch_size
         self.max_columns = max_columns
-        self.dtype = dtype
-        self.device = device_
         m = max_columns
-        self.Q = xp.zeros((batch_size, m + 1, m + 1), dtype=dtype, device=device_)
-        self.R = xp.zeros((batch_size, m, m), dtype=dtype, device=device_)
-        self.cosines = xp.zeros((batch_size, m), dtype=dtype, device=device_)
-        self.sines = xp.zeros((batch_size, m), dtype=dtype, device=device_)
-        self.beta = xp.zeros((batch_size,), dtype=dtype, device=device_)
+        self.Q = np.zeros((batch_size, m + 1, m + 1))
+        self.R = np.zeros((batch_size, m, m))
+        self.cosines = np.zeros((batch_size, m))
+        self.sines = np.zeros((batch_size, m))
+        self.beta = np.zeros(batch_size)
         self.columns = 0
 
-    def reset(self, beta: Array) -> None:
+    def reset(self, beta: np.ndarray) -> None:
         r"""Start a new factorization with right-hand side :math:`\beta e_1`.
 
         Parameters
         ----------
-        beta : array, shape (B,)
+        beta : numpy.ndarray, shape (B,)
             :math:`\beta = \|r_0\|` per sample (0 for samples that sit out).
         """
-        xp = self.xp
-        m = self.max_columns
-        eye = xp.eye(m + 1, dtype=self.dtype, device=self.device)
-        self.Q = xp.broadcast_to(eye, (self.batch_size, m + 1, m + 1))
-        self.Q = xp.asarray(self.Q, copy=True)
-        self.R = xp.zeros_like(self.R)
-        self.cosines = xp.zeros_like(self.cosines)
-        self.sines = xp.zeros_like(self.sines)
-        self.beta = beta
+        self.Q[...] = np.eye(self.max_columns + 1)
+        self.R[...] = 0.0
+        self.cosines[...] = 0.0
+        self.sines[...] = 0.0
+        self.beta = np.asarray(beta, dtype=np.float64).copy()
         self.columns = 0
 
-    def add_column(self, h: Array) -> Array:
+    def add_column(self, h: np.ndarray) -> np.ndarray:
         r"""Append Hessenberg column :math:`j` and return the new residual estimate.
 
         Parameters
         ----------
-        h : array, shape (B, j+2)
+        h : numpy.ndarray, shape (B, j+2)
             :math:`(h_{1,j}, \dots, h_{j+1,j})` (zero-based: column ``j`` of
             :math:`\bar H`, entries ``0..j+1``).  A sample that sits out this
             step passes an all-zero column: its rotation is the identity and its
@@ -138,39 +131,45 @@ class GivensQR:
 
         Returns
         -------
-        array, shape (B,)
+        numpy.ndarray, shape (B,)
             :math:`|\beta\, q_1(j+1)|`, the least-squares residual norm after
             this column, i.e. the GMRES residual estimate :math:`\|\tilde r_j\|`.
         """
-        xp = self.xp
         j = self.columns
         if j >= self.max_columns:
             raise RuntimeError("GivensQR is full; reset it (restart) first.")
         # Rotate the new column by G_1 ... G_{j-1} at once: rotated = Q_j h.
-        Qj = self.Q[:, : j + 2, : j + 2]
-        rotated = (Qj @ h[:, :, None])[:, :, 0]
-        c, s, r = givens_rotation(xp, rotated[:, j], rotated[:, j + 1])
+        Q = self.Q
+        rotated = np.matmul(Q[:, : j + 2, : j + 2], h[:, :, None])[:, :, 0]
+        a = rotated[:, j]
+        b = rotated[:, j + 1]
+        # Inlined givens_rotation (this runs once per GMRES step on the host).
+        r = np.copysign(np.hypot(a, b), a)
+        zero = r == 0
+        inv_r = np.divide(1.0, r, out=np.zeros_like(r), where=~zero)
+        c = a * inv_r + zero  # the identity rotation where a = b = 0
+        s = b * inv_r
         self.cosines[:, j] = c
         self.sines[:, j] = s
         # Column j of R: the rotated entries above the diagonal, then r.
         self.R[:, :j, j] = rotated[:, :j]
         self.R[:, j, j] = r
         # Q_{j+1} = G_j Q_j: only rows j and j+1 change.
-        row_j = self.Q[:, j, : j + 2]
-        row_j1 = self.Q[:, j + 1, : j + 2]
-        new_j = c[:, None] * row_j + s[:, None] * row_j1
-        new_j1 = -s[:, None] * row_j + c[:, None] * row_j1
-        self.Q[:, j, : j + 2] = new_j
-        self.Q[:, j + 1, : j + 2] = new_j1
+        rows = Q[:, j : j + 2, : j + 2]
+        row_j = rows[:, 0, :].copy()
+        rows[:, 0, :] *= c[:, None]
+        rows[:, 0, :] += s[:, None] * rows[:, 1, :]
+        rows[:, 1, :] *= c[:, None]
+        rows[:, 1, :] -= s[:, None] * row_j
         self.columns = j + 1
-        return xp.abs(self.beta * new_j1[:, 0])
+        return np.abs(self.beta * Q[:, j + 1, 0])
 
-    def solve(self) -> Array:
+    def solve(self) -> np.ndarray:
         r"""Solve :math:`R_j \gamma = \beta\, q_1(1{:}j)` for every sample.
 
         Returns
         -------
-        array, shape (B, m)
+        numpy.ndarray, shape (B, m)
             :math:`\gamma`, zero-padded past each sample's own column count.
 
         Notes
@@ -181,33 +180,13 @@ class GivensQR:
         has no unique solution there and this picks one of its minimisers,
         instead of dividing by zero.
         """
-        xp = self.xp
         j = self.columns
-        if j == 0:
-            return xp.zeros((self.batch_size, self.max_columns), dtype=self.dtype,
-                            device=self.device)
-        R = self.R[:, :j, :j]
+        gamma = np.zeros((self.batch_size, self.max_columns))
         rhs = self.beta[:, None] * self.Q[:, :j, 0]
-        diag = xp.linalg.diagonal(R)
-        singular = diag == 0
-        eye = xp.eye(j, dtype=self.dtype, device=self.device)
-        # Unit diagonal and zero right-hand side where R_kk = 0 give gamma_k = 0.
-        R = R + eye * xp.astype(singular, self.dtype)[:, None, :]
-        rhs = xp.where(singular, xp.zeros_like(rhs), rhs)
-        gamma = _solve_upper(xp, R, rhs)
-        out = xp.zeros((self.batch_size, self.max_columns), dtype=self.dtype,
-                       device=device(gamma))
-        out[:, :j] = gamma
-        return out
-
-
-def _solve_upper(xp: Any, R: Array, rhs: Array) -> Array:
-    """Back substitution on a batch of upper-triangular systems ``R y = rhs``."""
-    j = R.shape[-1]
-    y = xp.zeros_like(rhs)
-    for k in range(j - 1, -1, -1):
-        acc = rhs[:, k]
-        if k + 1 < j:
-            acc = acc - xp.sum(R[:, k, k + 1:] * y[:, k + 1:], axis=-1)
-        y[:, k] = acc / R[:, k, k]
-    return y
+        for k in range(j - 1, -1, -1):
+            acc = rhs[:, k] - np.einsum("bi,bi->b", self.R[:, k, k + 1 : j],
+                                        gamma[:, k + 1 : j])
+            diag = self.R[:, k, k]
+            nonzero = diag != 0
+            gamma[:, k] = np.where(nonzero, acc / np.where(nonzero, diag, 1.0), 0.0)
+        return gamma

@@ -360,11 +360,10 @@ def gmres(
     stop_requested = np.zeros(B, dtype=bool)
 
     basis = xp.zeros((B, restart + 1, n), dtype=dtype, device=dev)
-    qr = GivensQR(xp, B, restart, dtype, dev)
+    qr = GivensQR(B, restart)
 
     while running.any():
         cycle_np = running.copy()
-        cycle = xp.asarray(cycle_np, device=dev)
         cycles[cycle_np] += 1
         r_before = r_norm.copy()
 
@@ -374,24 +373,24 @@ def gmres(
         idx = None if all_in else xp.asarray(idx_np, device=dev)
         r_rows = r if all_in else xp.take(r, idx, axis=0)
         z_rows = r_rows if M is None else _apply(precond, r_rows, idx)
-        z = xp.zeros_like(r)
-        if all_in:
-            z = z_rows
-        else:
-            z[idx] = z_rows
-        beta = batched_norm(xp, z)
-        beta = xp.where(cycle, beta, xp.zeros_like(beta))
-        beta_np = to_numpy(beta).astype(np.float64)
+        beta_rows = batched_norm(xp, z_rows)
+        beta_np = np.zeros(B)
+        beta_np[idx_np] = to_numpy(beta_rows)
         nonfinite = cycle_np & ~np.isfinite(beta_np)
         if nonfinite.any():
             status[nonfinite] = SolverStatus.NON_FINITE
             cycle_np &= ~nonfinite
             running &= ~nonfinite
-            beta = xp.where(xp.asarray(nonfinite, device=dev), xp.zeros_like(beta), beta)
-            cycle = xp.asarray(cycle_np, device=dev)
-        safe_beta = xp.where(beta > 0, beta, xp.ones_like(beta))
-        basis[:, 0, :] = xp.where(cycle[:, None], z / safe_beta[:, None], xp.zeros_like(z))
-        qr.reset(beta)
+            beta_np[nonfinite] = 0.0
+        usable = np.isfinite(beta_np[idx_np]) & (beta_np[idx_np] > 0)
+        scale = xp.asarray(np.where(usable, 1.0 / np.where(usable, beta_np[idx_np], 1.0), 0.0),
+                           dtype=dtype, device=dev)
+        basis[...] = 0
+        if all_in:
+            basis[:, 0, :] = z_rows * scale[:, None]
+        else:
+            basis[idx, 0, :] = z_rows * scale[:, None]
+        qr.reset(beta_np)
         for s in np.flatnonzero(cycle_np):
             history[s].append(float(beta_np[s]))
 
@@ -410,54 +409,58 @@ def gmres(
                 w_rows = _apply(precond, w_rows, idx)
             matvecs[idx_np] += 1
             iterations[idx_np] += 1
-            finite = to_numpy(xp.all(xp.isfinite(w_rows), axis=-1))
+            # Orthogonalize only the active samples against their own bases.
+            sub_basis = basis if all_in else xp.take(basis, idx, axis=0)
+            h, w_rows, norm_before, norm_after = orthogonalize(xp, sub_basis, j, w_rows,
+                                                               orthogonalization)
+            h_np = to_numpy(h).astype(np.float64, copy=False)
+            nb_np = to_numpy(norm_before).astype(np.float64, copy=False)
+            na_np = to_numpy(norm_after).astype(np.float64, copy=False)
+            finite = np.isfinite(nb_np) & np.isfinite(na_np) & np.isfinite(h_np).all(axis=1)
             if not finite.all():
-                # The iterate from earlier cycles is kept; this cycle is discarded.
+                # A non-finite operator output: keep the iterate of earlier cycles and
+                # drop this sample from the cycle (its x is not updated).
                 bad = idx_np[~finite]
                 status[bad] = SolverStatus.NON_FINITE
-                inner_np[bad] = False
                 cycle_np[bad] = False
                 running[bad] = False
-                w_rows = xp.where(xp.asarray(finite, device=dev)[:, None], w_rows,
-                                  xp.zeros_like(w_rows))
-            inner = xp.asarray(inner_np, device=dev)
-            if all_in:
-                w = w_rows
-            else:
-                w = xp.zeros((B, n), dtype=dtype, device=dev)
-                w[idx] = w_rows
-            h, w, norm_before, norm_after = orthogonalize(xp, basis, j, w, orthogonalization)
+                h_np = np.where(finite[:, None], h_np, 0.0)
             # Exact-arithmetic breakdown is h_{j+1,j} = 0; in floating point the new
             # direction is lost once it is below rounding of ||A v_j|| (scipy's test).
-            broke = inner & (norm_after <= eps * norm_before)
-            keep = inner & ~broke
-            safe = xp.where(keep, norm_after, xp.ones_like(norm_after))
-            basis[:, j + 1, :] = xp.where(keep[:, None], w / safe[:, None], xp.zeros_like(w))
-            column = xp.concat([h, xp.where(keep, norm_after, xp.zeros_like(norm_after))[:, None]],
-                               axis=1)
-            column = xp.where(inner[:, None], column, xp.zeros_like(column))
-            estimate = to_numpy(qr.add_column(column)).astype(np.float64)
-            presid = np.where(inner_np, estimate, presid)
-            for s in idx_np:
-                if inner_np[s]:
-                    history[s].append(float(estimate[s]))
-            broke_np = to_numpy(broke)
-            breakdown_np |= broke_np
-            finished = inner_np & ((presid <= ptol) | broke_np)
+            broke = finite & (na_np <= eps * nb_np)
+            keep = finite & ~broke
+            inv = xp.asarray(np.where(keep, 1.0 / np.where(keep, na_np, 1.0), 0.0),
+                             dtype=dtype, device=dev)
+            if all_in:
+                basis[:, j + 1, :] = w_rows * inv[:, None]
+            else:
+                basis[idx, j + 1, :] = w_rows * inv[:, None]
+            column = np.zeros((B, j + 2))
+            column[idx_np, : j + 1] = h_np
+            column[idx_np, j + 1] = np.where(keep, na_np, 0.0)
+            estimate = qr.add_column(column)
+            active = idx_np[finite]
+            presid[active] = estimate[active]
+            for s in active:
+                history[s].append(float(estimate[s]))
+            breakdown_np[idx_np[broke]] = True
+            finished = np.zeros(B, dtype=bool)
+            finished[active] = (presid[active] <= ptol[active]) | broke[finite]
+            finished[idx_np[~finite]] = True
             if callback is not None and callback_type == "pr_norm":
+                in_use = np.zeros(B, dtype=bool)
+                in_use[active] = True
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    rel = np.where(inner_np, presid / b_norm, np.nan)
-                stop = _ask_callback(callback, rel[0] if single else rel, B)
-                stop_requested |= stop & inner_np
-                finished |= stop & inner_np
+                    rel = np.where(in_use, presid / b_norm, np.nan)
+                stop = _ask_callback(callback, rel[0] if single else rel, B) & in_use
+                stop_requested |= stop
+                finished |= stop
             inner_np &= ~finished
 
         # x <- x + V_m gamma for the samples of this cycle (gamma = 0 elsewhere).
-        gamma = qr.solve()
-        cycle = xp.asarray(cycle_np, device=dev)
-        gamma = xp.where(cycle[:, None], gamma, xp.zeros_like(gamma))
-        update = (gamma[:, None, :] @ basis[:, :restart, :])[:, 0, :]
-        x_new = x + update
+        gamma_np = np.where(cycle_np[:, None], qr.solve(), 0.0)
+        gamma = xp.asarray(gamma_np, dtype=dtype, device=dev)
+        x_new = x + (gamma[:, None, :] @ basis[:, :restart, :])[:, 0, :]
 
         # The contract is on the true residual, recomputed from scratch.
         idx_np = np.flatnonzero(cycle_np)
