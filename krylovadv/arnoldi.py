@@ -132,20 +132,20 @@ class ArnoldiFactorization:
 
     @property
     def k(self) -> int:
-        """Number of columns of :math:`\\bar H` (steps requested so far)."""
+        r"""Number of columns of :math:`\bar H` (steps requested so far)."""
         return int(self.hessenberg.shape[-1])
 
     def _out(self, a: Any) -> Any:
         return a[0] if self.single else a
 
     @property
-    def V(self) -> Array:  # noqa: N802 - the paper's notation
+    def V(self) -> Array:
         """Orthonormal basis with basis vectors as columns."""
         return self._out(self.xp.permute_dims(self.basis, (0, 2, 1)))
 
     @property
-    def H(self) -> Array:  # noqa: N802 - the paper's notation
-        """Upper Hessenberg matrix :math:`\\bar H_k`."""
+    def H(self) -> Array:
+        r"""Upper Hessenberg matrix :math:`\bar H_k`."""
         return self._out(self.hessenberg)
 
     @property

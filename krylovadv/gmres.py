@@ -106,7 +106,7 @@ class GMRESResult:
 
     @property
     def info(self) -> int | np.ndarray:
-        """scipy's ``info``: 0 on convergence, else the number of iterations."""
+        """Return scipy's ``info``: 0 on convergence, else the number of iterations."""
         if not self.batched:
             return 0 if self.converged else int(self.iterations)
         return np.where(self.converged, 0, self.iterations)
@@ -116,11 +116,11 @@ class GMRESResult:
         return iter((self.x, self.info))
 
     def __len__(self) -> int:
-        """Number of samples (``B``); a single system has length 1."""
+        """Return the number of samples (``B``); a single system has length 1."""
         return int(self.x.shape[0]) if self.batched else 1
 
     def __getitem__(self, i: int) -> GMRESResult:
-        """The result of sample ``i`` alone."""
+        """Return the result of sample ``i`` alone."""
         if not self.batched:
             if i in (0, -1):
                 return self
@@ -410,7 +410,7 @@ def gmres(
             matvecs[idx_np] += 1
             iterations[idx_np] += 1
             # Orthogonalize only the active samples against their own bases.
-            sub_basis = basis if all_in else xp.take(basis, idx, axis=0)
+            sub_basis = basis if all_in else xp.take(basis[:, : j + 1, :], idx, axis=0)
             h, w_rows, norm_before, norm_after = orthogonalize(xp, sub_basis, j, w_rows,
                                                                orthogonalization)
             h_np = to_numpy(h).astype(np.float64, copy=False)

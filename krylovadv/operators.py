@@ -1,10 +1,10 @@
-"""Batched linear operators: the one interface every solver talks to.
+r"""Batched linear operators: the one interface every solver talks to.
 
 A :class:`LinearOperator` represents either one ``n × n`` operator shared by
 every right-hand side (``batch_size is None``) or a batch of ``B`` independent
 operators ``A_1, …, A_B`` (``batch_size == B``).  Its single primitive is
 
-.. math::  Y = \\operatorname{matvec}(X, \\text{indices}),\\qquad
+.. math::  Y = \operatorname{matvec}(X, \text{indices}),\qquad
            Y_r = A_{i_r} X_r,
 
 where ``X`` has shape ``(k, n)`` and ``indices`` (``None`` or ``k`` sample
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import is_array_api_obj
 
-from ._backend import check_real_floating, device, namespace_of, scatter_rows
+from ._backend import check_real_floating, device, namespace_of, scatter_rows, to_numpy
 
 __all__ = [
     "DenseOperator",
@@ -114,7 +114,7 @@ class LinearOperator:
         raise NotImplementedError
 
     def __matmul__(self, x: Array) -> Array:
-        """``A @ x`` for a vector ``(n,)`` or a batch ``(B, n)``."""
+        """Compute ``A @ x`` for a vector ``(n,)`` or a batch ``(B, n)``."""
         if x.ndim == 1:
             xp = namespace_of(x)
             return xp.reshape(self.matvec(xp.reshape(x, (1, -1))), (-1,))
@@ -175,8 +175,12 @@ class DenseOperator(LinearOperator):
         if self.batch_size is None:
             # (k, n) @ (n, n)^T: one GEMM for all rows.
             return x @ xp.permute_dims(self.matrix, (1, 0))
-        mats = self.matrix if indices is None else xp.take(self.matrix, indices, axis=0)
-        return (mats @ x[..., None])[..., 0]
+        if indices is None:
+            return (self.matrix @ x[..., None])[..., 0]
+        # Gathering a subset of an (B, n, n) stack would copy k·n² numbers per
+        # product; per-sample views cost nothing and each product is one GEMV.
+        rows = [self.matrix[int(i)] @ x[r] for r, i in enumerate(to_numpy(indices))]
+        return xp.stack(rows)
 
 
 class ScipyOperator(LinearOperator):

@@ -73,11 +73,11 @@ class PowerIterationResult:
     batched: bool = field(default=True, repr=False)
 
     def __len__(self) -> int:
-        """Number of samples."""
+        """Return the number of samples."""
         return int(self.eigenvector.shape[0]) if self.batched else 1
 
     def __getitem__(self, i: int) -> PowerIterationResult:
-        """The result of sample ``i`` alone."""
+        """Return the result of sample ``i`` alone."""
         if not self.batched:
             if i in (0, -1):
                 return self

@@ -1,0 +1,1 @@
+"""asv benchmarks for krylovadv's numerical core (run with ``nox -s bench``)."""
