@@ -1,0 +1,501 @@
+"""Robustness evaluation in the AutoAttack manner, with honest bookkeeping.
+
+:func:`evaluate` measures clean accuracy, then runs each attack and keeps, per
+sample, whether it is still robust.  In the default *cascade* mode each attack
+only sees the samples that every earlier attack failed on (AutoAttack's
+protocol: the worst case costs no more than needed); with ``cascade=False`` every
+attack sees every clean-correct sample, which gives per-attack robust
+accuracies comparable across attacks (the papers' tables).
+
+Every adversarial example is checked: finite, in [0, 1], and inside its
+ε-ball.  A violation is reported, never hidden, and a violating example is not
+counted as a successful attack.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import ImageData
+
+__all__ = [
+    "AttackRecord",
+    "EvaluationReport",
+    "check_adversarial",
+    "evaluate",
+    "wilson_interval",
+]
+
+
+def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    r"""Wilson score interval for a binomial proportion.
+
+    .. math:: \frac{\hat p + \frac{z^2}{2n} \pm z\sqrt{\frac{\hat p(1-\hat p)}{n}
+              + \frac{z^2}{4n^2}}}{1 + z^2/n}
+
+    Parameters
+    ----------
+    successes, total : int
+        Counts (``total`` may be 0: the interval is then ``(0, 1)``).
+    confidence : float
+        Two-sided level (0.95 gives :math:`z = 1.96`).
+
+    Returns
+    -------
+    tuple of float
+        Lower and upper bounds in [0, 1].
+    """
+    if total == 0:
+        return 0.0, 1.0
+    z = _normal_quantile(0.5 + confidence / 2)
+    p = successes / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _normal_quantile(q: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))
+
+
+class _ForwardCounter:
+    """Count the samples a module is evaluated on, through a forward pre-hook.
+
+    A hook sees every call of the module object, however an attack reaches it,
+    so an attack's cost is measured without the attack's cooperation.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.samples = 0
+        self._handle = model.register_forward_pre_hook(self._count)
+
+    def _count(self, module: nn.Module, args: tuple) -> None:
+        if args and isinstance(args[0], torch.Tensor):
+            self.samples += int(args[0].shape[0])
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+def _norm_name(attack: Any) -> str:
+    norm = getattr(attack, "norm", None)
+    name = getattr(norm, "name", norm)
+    if not isinstance(name, str):
+        raise ValueError(f"attack {attack!r} has no norm attribute ('linf' or 'l2').")
+    name = name.lower().replace("ℓ", "l").replace("_", "")
+    if name in ("linf", "inf", "l∞"):
+        return "linf"
+    if name in ("l2", "2"):
+        return "l2"
+    raise ValueError(f"unknown attack norm {norm!r}; expected 'linf' or 'l2'.")
+
+
+def check_adversarial(x: torch.Tensor, x_adv: torch.Tensor, *, eps: float,
+                      norm: str) -> dict[str, torch.Tensor]:
+    r"""Check adversarial examples against the threat model, per sample.
+
+    Parameters
+    ----------
+    x, x_adv : torch.Tensor
+        Clean and adversarial batches, same shape.
+    eps : float
+        Radius of the ball.
+    norm : {"linf", "l2"}
+        Which ball.
+
+    Returns
+    -------
+    dict of torch.Tensor (bool, shape (B,))
+        ``finite``, ``in_range`` (inside [0, 1]), ``in_ball``
+        (:math:`\|x_{adv} - x\|_p \le \epsilon` up to a dtype-aware slack of a
+        few ulps of :math:`\max(1, \epsilon)`), and ``valid`` (all three).
+    """
+    if x.shape != x_adv.shape:
+        raise ValueError(f"x_adv has shape {tuple(x_adv.shape)} but x has {tuple(x.shape)}.")
+    flat = (x_adv - x).reshape(x.shape[0], -1).double()
+    finite = torch.isfinite(x_adv.reshape(x.shape[0], -1)).all(dim=1)
+    slack = 8 * torch.finfo(x_adv.dtype).eps * max(1.0, eps)
+    in_range = ((x_adv >= -slack) & (x_adv <= 1 + slack)).reshape(x.shape[0], -1).all(dim=1)
+    if norm == "linf":
+        size = flat.abs().amax(dim=1)
+    elif norm == "l2":
+        size = flat.norm(dim=1)
+    else:
+        raise ValueError(f"norm must be 'linf' or 'l2'; got {norm!r}.")
+    in_ball = size <= eps * (1 + slack) + slack
+    return {"finite": finite, "in_range": in_range, "in_ball": in_ball,
+            "valid": finite & in_range & in_ball}
+
+
+@dataclass
+class AttackRecord:
+    """What one attack did (one row of the report).
+
+    Attributes
+    ----------
+    name : str
+        The attack's label.
+    norm : str
+        ``"linf"`` or ``"l2"``.
+    eps : float
+        Radius.
+    attacked : int
+        Samples the attack was run on.
+    broken : int
+        Samples it turned into valid misclassified examples.
+    robust_after : int
+        Samples robust after this attack (cascade: after all attacks so far).
+    invalid : int
+        Examples that broke the threat model in any way (not counted as broken).
+    violations : dict
+        Counts of non-finite, out-of-range and out-of-ball examples.
+    forward_samples : int
+        Model evaluations (samples) the attack spent.
+    wall_time_s : float
+        Its wall time.
+    """
+
+    name: str
+    norm: str
+    eps: float
+    attacked: int = 0
+    broken: int = 0
+    robust_after: int = 0
+    invalid: int = 0
+    violations: dict[str, int] = field(default_factory=lambda: {
+        "non_finite": 0, "out_of_range": 0, "out_of_ball": 0})
+    forward_samples: int = 0
+    wall_time_s: float = 0.0
+
+
+@dataclass
+class EvaluationReport:
+    """Result of :func:`evaluate`: a table that renders to text, Markdown and JSON.
+
+    Attributes
+    ----------
+    total : int
+        Samples evaluated.
+    clean_correct : int
+        Correctly classified clean samples.
+    attacks : list of AttackRecord
+        One row per attack, in order.
+    robust : numpy.ndarray of bool
+        Per sample: correct and robust to every attack.
+    per_attack_robust : dict of str to numpy.ndarray
+        Per attack and sample: still correct after that attack (cascade: after
+        that attack and every earlier one).
+    cascade : bool
+        The protocol used.
+    meta : dict
+        Free-form context (data set, model, seeds, scale).
+    """
+
+    total: int
+    clean_correct: int
+    attacks: list[AttackRecord]
+    robust: np.ndarray
+    per_attack_robust: dict[str, np.ndarray]
+    cascade: bool
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def clean_accuracy(self) -> float:
+        """Fraction of correctly classified clean samples."""
+        return self.clean_correct / max(self.total, 1)
+
+    @property
+    def robust_accuracy(self) -> float:
+        """Worst-case robust accuracy over all attacks."""
+        return int(self.robust.sum()) / max(self.total, 1)
+
+    def accuracy(self, attack: str) -> float:
+        """Return robust accuracy after ``attack`` (see ``per_attack_robust``)."""
+        return int(self.per_attack_robust[attack].sum()) / max(self.total, 1)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Return the table as rows: clean, one per attack, worst case (with 95 % CIs)."""
+        rows = []
+
+        def add(name: str, norm: str, eps: Any, correct: int, **extra: Any) -> None:
+            low, high = wilson_interval(correct, self.total)
+            rows.append({"attack": name, "norm": norm, "eps": eps,
+                         "accuracy": correct / max(self.total, 1), "ci_low": low,
+                         "ci_high": high, **extra})
+
+        add("clean", "-", "-", self.clean_correct, attacked=self.total, violations=0,
+            forward_per_sample=1.0, wall_time_s=0.0)
+        for rec in self.attacks:
+            add(rec.name, rec.norm, rec.eps, int(self.per_attack_robust[rec.name].sum()),
+                attacked=rec.attacked, violations=rec.invalid,
+                forward_per_sample=rec.forward_samples / max(rec.attacked, 1),
+                wall_time_s=rec.wall_time_s)
+        add("worst case", "-", "-", int(self.robust.sum()), attacked=self.total,
+            violations=sum(r.invalid for r in self.attacks),
+            forward_per_sample=float("nan"),
+            wall_time_s=sum(r.wall_time_s for r in self.attacks))
+        return rows
+
+    def to_markdown(self) -> str:
+        """Render the table as GitHub Markdown."""
+        header = ("| attack | norm | ε | accuracy | 95 % CI | attacked | violations | "
+                  "forward passes / sample | time (s) |")
+        lines = [header, "|" + "---|" * 9]
+        for r in self.rows():
+            eps = r["eps"] if isinstance(r["eps"], str) else f"{r['eps']:g}"
+            fwd = "-" if math.isnan(r["forward_per_sample"]) else f"{r['forward_per_sample']:.1f}"
+            lines.append(
+                f"| {r['attack']} | {r['norm']} | {eps} | {100 * r['accuracy']:.1f} % | "
+                f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] | {r['attacked']} | "
+                f"{r['violations']} | {fwd} | {r['wall_time_s']:.1f} |")
+        mode = "cascade (each attack on still-robust samples)" if self.cascade else \
+            "independent (each attack on all clean-correct samples)"
+        lines.append("")
+        lines.append(f"{self.total} samples; protocol: {mode}.")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict (per-sample flags as lists)."""
+        return {
+            "total": self.total, "clean_correct": self.clean_correct,
+            "clean_accuracy": self.clean_accuracy, "robust_accuracy": self.robust_accuracy,
+            "cascade": self.cascade, "attacks": [asdict(a) for a in self.attacks],
+            "rows": self.rows(), "robust": self.robust.astype(int).tolist(),
+            "per_attack_robust": {k: v.astype(int).tolist()
+                                  for k, v in self.per_attack_robust.items()},
+            "meta": self.meta,
+        }
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """Serialise to JSON; write it atomically to ``path`` if given."""
+        text = json.dumps(self.to_dict(), indent=2, default=_json_default)
+        if path is not None:
+            _atomic_write_text(Path(path), text)
+        return text
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(data, ImageData):
+        return torch.as_tensor(data.images), torch.as_tensor(data.labels, dtype=torch.int64)
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data
+        return torch.as_tensor(x), torch.as_tensor(y, dtype=torch.int64)
+    raise TypeError("data must be an ImageData or a pair (images, labels).")
+
+
+def _attack_list(attacks: Mapping[str, Any] | Sequence[Any]) -> list[tuple[str, Any]]:
+    if isinstance(attacks, Mapping):
+        items = list(attacks.items())
+    else:
+        items = [(getattr(a, "name", type(a).__name__), a) for a in attacks]
+    names = [n for n, _ in items]
+    if len(set(names)) != len(names):
+        raise ValueError(f"attack names must be unique; got {names}.")
+    if not items:
+        raise ValueError("attacks is empty; pass at least one attack.")
+    return items
+
+
+def evaluate(model: nn.Module, data: Any, attacks: Mapping[str, Any] | Sequence[Any], *,
+             batch_size: int = 256, device: str | torch.device | None = None,
+             cascade: bool = True, resume: str | os.PathLike | None = None,
+             progress: bool = False, meta: dict[str, Any] | None = None) -> EvaluationReport:
+    """Evaluate clean and robust accuracy under a list of attacks.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The classifier (inputs in [0, 1]); put in eval mode for the evaluation and
+        restored afterwards.
+    data : ImageData or (images, labels)
+        Images ``(N, C, H, W)`` in [0, 1] and integer labels.
+    attacks : mapping name → attack, or sequence of attacks
+        Each attack is a callable ``attack(x, y) -> x_adv`` with attributes
+        ``eps`` and ``norm`` (``"linf"``/``"l2"``), e.g.
+        :class:`krylovadv.torch.attacks.PGD`, built on the same module object as
+        ``model`` (its forward passes are counted with a hook on ``model``).
+    batch_size : int
+        Samples per attack call.
+    device : str or torch.device, optional
+        Where to run (default: the model's device).
+    cascade : bool
+        AutoAttack protocol (each attack only on still-robust samples) if True;
+        every attack on every clean-correct sample if False.
+    resume : path, optional
+        A JSON file of progress: written atomically after every batch, and read
+        on start to skip finished (attack, batch) pairs.
+    progress : bool
+        Show tqdm progress bars.
+    meta : dict, optional
+        Context stored in the report.
+
+    Returns
+    -------
+    EvaluationReport
+
+    Notes
+    -----
+    The cost column counts the model's forward evaluations per attacked sample
+    (a gradient is one forward and one backward; a double-backward Hessian-vector
+    product reuses the forward of its gradient).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+    x_all, y_all = _as_tensors(data)
+    if x_all.shape[0] != y_all.shape[0]:
+        raise ValueError(f"{x_all.shape[0]} images but {y_all.shape[0]} labels.")
+    if not torch.isfinite(x_all).all() or x_all.min() < 0 or x_all.max() > 1:
+        raise ValueError("images must be finite and in [0, 1]; rescale them first.")
+    items = _attack_list(attacks)
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    device = torch.device(device)
+    dtype = next((p.dtype for p in model.parameters()), torch.float32)
+    total = int(x_all.shape[0])
+
+    state = _load_progress(resume, total, [n for n, _ in items], cascade)
+    was_training = model.training
+    model.eval()
+    try:
+        if state["clean"] is None:
+            correct = np.zeros(total, dtype=bool)
+            with torch.no_grad():
+                for start in range(0, total, batch_size):
+                    xb = x_all[start:start + batch_size].to(device, dtype)
+                    yb = y_all[start:start + batch_size].to(device)
+                    correct[start:start + batch_size] = (
+                        model(xb).argmax(1) == yb).cpu().numpy()
+            state["clean"] = correct.tolist()
+            _save_progress(resume, state)
+        clean = np.asarray(state["clean"], dtype=bool)
+        robust = clean.copy()
+        records, per_attack = [], {}
+        for name, attack in items:
+            norm = _norm_name(attack)
+            eps = float(attack.eps)
+            saved = state["attacks"].get(name)
+            rec = AttackRecord(name=name, norm=norm, eps=eps)
+            still = np.asarray(saved["still"], dtype=bool) if saved else (
+                robust.copy() if cascade else clean.copy())
+            done_batches = set(saved["done_batches"]) if saved else set()
+            if saved:
+                rec = AttackRecord(**saved["record"])
+            targets = np.flatnonzero(robust if cascade else clean)
+            batches = [targets[i:i + batch_size] for i in range(0, targets.size, batch_size)]
+            iterator = _progress(batches, progress, name)
+            for b, index in enumerate(iterator):
+                if b in done_batches:
+                    continue
+                xb = x_all[index].to(device, dtype)
+                yb = y_all[index].to(device)
+                counter = _ForwardCounter(model)
+                started = time.perf_counter()
+                try:
+                    x_adv = attack(xb, yb)
+                finally:
+                    counter.close()
+                rec.wall_time_s += time.perf_counter() - started
+                rec.forward_samples += counter.samples
+                checks = check_adversarial(xb, x_adv.detach(), eps=eps, norm=norm)
+                rec.violations["non_finite"] += int((~checks["finite"]).sum())
+                rec.violations["out_of_range"] += int((~checks["in_range"]).sum())
+                rec.violations["out_of_ball"] += int((~checks["in_ball"]).sum())
+                rec.invalid += int((~checks["valid"]).sum())
+                with torch.no_grad():
+                    safe = torch.where(checks["finite"].view(-1, *([1] * (xb.ndim - 1))),
+                                       x_adv.detach(), xb)
+                    fooled = model(safe).argmax(1) != yb
+                # An invalid example is not a successful attack: the sample stays robust.
+                broken = (fooled & checks["valid"]).cpu().numpy()
+                rec.attacked += int(index.size)
+                rec.broken += int(broken.sum())
+                still[index[broken]] = False
+                done_batches.add(b)
+                state["attacks"][name] = {"still": still.astype(int).tolist(),
+                                          "done_batches": sorted(done_batches),
+                                          "record": asdict(rec)}
+                _save_progress(resume, state)
+            if cascade:
+                robust &= still
+                per_attack[name] = robust.copy()
+            else:
+                per_attack[name] = still.copy()
+                robust &= still
+            rec.robust_after = int(per_attack[name].sum())
+            records.append(rec)
+    finally:
+        model.train(was_training)
+    return EvaluationReport(total=total, clean_correct=int(clean.sum()), attacks=records,
+                            robust=robust, per_attack_robust=per_attack, cascade=cascade,
+                            meta=dict(meta or {}))
+
+
+def _progress(items: list, enabled: bool, label: str) -> Any:
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=label, leave=False)
+
+
+def _load_progress(path: Any, total: int, names: list[str], cascade: bool) -> dict[str, Any]:
+    fresh = {"total": total, "names": names, "cascade": cascade, "clean": None, "attacks": {}}
+    if path is None or not Path(path).is_file():
+        return fresh
+    with open(path, encoding="utf-8") as handle:
+        state = json.load(handle)
+    if (state.get("total"), state.get("names"), state.get("cascade")) != (total, names, cascade):
+        raise ValueError(
+            f"resume file {path} belongs to a different evaluation (samples, attacks or "
+            "protocol differ); delete it or choose another path."
+        )
+    return state
+
+
+def _save_progress(path: Any, state: dict[str, Any]) -> None:
+    if path is not None:
+        _atomic_write_text(Path(path), json.dumps(state))
