@@ -56,8 +56,10 @@ def orthogonalize(xp: Any, basis: Array, j: int, w: Array,
         Daniel-Gragg-Kaufman-Stewart criterion used by ARPACK).  Each pass is one
         matrix-vector product with the whole basis instead of ``j`` dependent
         dot/axpy pairs, and "twice is enough" (Giraud et al. 2005) makes it as
-        stable as MGS; when the first pass cancelled little, the second would
-        change :math:`w` only at rounding level and is skipped.
+        stable as MGS (its basis stays orthogonal to working precision, where
+        MGS's loses orthogonality in proportion to the basis' condition number);
+        when the first pass cancelled little, the second would change :math:`w`
+        only at rounding level and is skipped.
 
     Returns
     -------
@@ -95,6 +97,45 @@ def orthogonalize(xp: Any, basis: Array, j: int, w: Array,
 _DGKS = 0.7071067811865476
 
 
+def direction_lost(norm_before: np.ndarray, norm_after: np.ndarray, eps: float,
+                   j: int, scale: np.ndarray | None = None) -> np.ndarray:
+    r"""Tell, per sample, whether the new Krylov direction is rounding noise (breakdown).
+
+    In exact arithmetic the Arnoldi process breaks down (the Krylov space is
+    invariant) when :math:`h_{j+2,j+1} = 0`.  In floating point, what
+    Gram-Schmidt leaves of an :math:`Av_{j+1}` that lies in the span of the basis
+    is rounding of a few :math:`\varepsilon\|A\|`, growing like
+    :math:`\sqrt{j}`, so the test is
+
+    .. math:: \|w_{\text{after}}\| \le 16\sqrt{j+1}\,\varepsilon\,
+              \max(\|w_{\text{before}}\|, \hat\alpha)
+
+    with :math:`\hat\alpha = \max_i \|Av_i\|` a running estimate of
+    :math:`\|A\|` (``scale``).  Measuring against :math:`\|A\|` rather than
+    :math:`\|Av_{j+1}\|` alone matters when the invariant subspace belongs to
+    small eigenvalues; scipy's :math:`\|w_{\text{after}}\| \le
+    \varepsilon\|w_{\text{before}}\|` misses most exact invariant subspaces.
+
+    Parameters
+    ----------
+    norm_before, norm_after : numpy.ndarray
+        :math:`\|w\|` before and after orthogonalization, per sample.
+    eps : float
+        Machine epsilon of the vectors' dtype.
+    j : int
+        Zero-based index of the newest basis vector.
+    scale : numpy.ndarray, optional
+        :math:`\hat\alpha` per sample.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
+    reference = norm_before if scale is None else np.maximum(norm_before, scale)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(norm_after <= 16.0 * np.sqrt(j + 1) * eps * reference)
+
+
 @dataclass(eq=False)
 class ArnoldiFactorization:
     r"""A (batched) Arnoldi factorization :math:`A V_k = V_{k+1}\bar H_k`.
@@ -122,6 +163,7 @@ class ArnoldiFactorization:
     sizes: np.ndarray  # (B,)
     breakdowns: np.ndarray  # (B,)
     matvec_counts: np.ndarray  # (B,)
+    operator_norm: np.ndarray  # (B,) running max ||A v_i||, the breakdown scale
     orthogonalization: Orthogonalization
     single: bool
 
@@ -240,9 +282,11 @@ def _run_arnoldi(fact: ArnoldiFactorization, start: int, stop: int) -> None:
             w[idx] = w_active
         h, w, norm_before, norm_after = orthogonalize(xp, basis, j, w, fact.orthogonalization)
         mask = xp.asarray(active_np, device=dev)
-        # Exact-arithmetic breakdown is h_{j+1,j} = 0; in floating point the new
-        # direction is lost once cancellation removed all but rounding of w.
-        broke = to_numpy((norm_after <= eps * norm_before) & mask)
+        before_np = to_numpy(norm_before).astype(np.float64)
+        fact.operator_norm = np.where(active_np, np.maximum(fact.operator_norm, before_np),
+                                      fact.operator_norm)
+        broke = direction_lost(before_np, to_numpy(norm_after), eps, j,
+                               fact.operator_norm) & active_np
         keep = mask & ~xp.asarray(broke, device=dev)
         hess[:, : j + 1, j] = xp.where(mask[:, None], h, xp.zeros_like(h))
         hess[:, j + 1, j] = xp.where(keep, norm_after, xp.zeros_like(norm_after))
@@ -253,7 +297,7 @@ def _run_arnoldi(fact: ArnoldiFactorization, start: int, stop: int) -> None:
 
 
 def arnoldi(A: Any, v0: Array, k: int, *,
-            orthogonalization: Orthogonalization = "mgs") -> ArnoldiFactorization:
+            orthogonalization: Orthogonalization = "cgs2") -> ArnoldiFactorization:
     r"""Run ``k`` steps of the Arnoldi process from ``v0``.
 
     Parameters
@@ -266,14 +310,17 @@ def arnoldi(A: Any, v0: Array, k: int, *,
     k : int
         Number of steps (``1 <= k``); fewer are taken where the Krylov space
         becomes invariant (see ``size``/``breakdown``).
-    orthogonalization : {"mgs", "cgs2"}
-        Gram-Schmidt variant; see :func:`orthogonalize`.
+    orthogonalization : {"cgs2", "mgs"}
+        Gram-Schmidt variant; see :func:`orthogonalize`.  ``"cgs2"`` keeps
+        :math:`\|V^TV - I\| = O(\varepsilon)`; with ``"mgs"`` the loss of
+        orthogonality grows with the condition number of the Krylov basis (which
+        is harmless inside GMRES but not for Ritz values).
 
     Returns
     -------
     ArnoldiFactorization
-        With :math:`A V_k = V_{k+1} \bar H_k` and :math:`V_{k+1}^T V_{k+1} = I`
-        up to rounding.
+        With :math:`A V_k = V_{k+1} \bar H_k`, and (for ``"cgs2"``)
+        :math:`V_{k+1}^T V_{k+1} = I` up to rounding.
 
     Raises
     ------
@@ -320,6 +367,7 @@ def arnoldi(A: Any, v0: Array, k: int, *,
     fact = ArnoldiFactorization(
         operator=op, basis=basis, hessenberg=hess, sizes=np.zeros(B, dtype=np.int64),
         breakdowns=np.zeros(B, dtype=bool), matvec_counts=np.zeros(B, dtype=np.int64),
+        operator_norm=np.zeros(B),
         orthogonalization=orthogonalization, single=single,
     )
     _run_arnoldi(fact, start=0, stop=k)

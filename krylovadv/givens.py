@@ -57,17 +57,23 @@ def givens_rotation(xp: Any, a: Array, b: Array) -> tuple[Array, Array, Array]:
 
     Notes
     -----
-    ``hypot`` avoids the overflow and underflow of :math:`\sqrt{a^2+b^2}`.  The
-    sign of ``r`` follows ``a`` (``r`` has the sign of ``a`` when ``a != 0``), as in
-    LAPACK's ``lartg``, so that ``c >= 0``.
+    The inputs are scaled by :math:`\max(|a|, |b|)` first, as LAPACK's
+    ``lartg`` does: for subnormal inputs, ``hypot`` rounds so coarsely that
+    :math:`a/r` and :math:`b/r` would no longer form a rotation
+    (``a = b = 5e-324`` gives ``c = s = 1``).  The sign of ``r`` follows ``a``, so
+    that ``c >= 0``.
     """
-    r = xp.hypot(a, b)
-    r = xp.where(a < 0, -r, r)
-    zero = r == 0
-    safe_r = xp.where(zero, xp.ones_like(r), r)
-    c = xp.where(zero, xp.ones_like(a), a / safe_r)
-    s = xp.where(zero, xp.zeros_like(b), b / safe_r)
-    return c, s, r
+    scale = xp.maximum(xp.abs(a), xp.abs(b))
+    zero = scale == 0
+    safe_scale = xp.where(zero, xp.ones_like(scale), scale)
+    a_scaled = a / safe_scale
+    b_scaled = b / safe_scale
+    rho = xp.hypot(a_scaled, b_scaled)
+    rho = xp.where(a < 0, -rho, rho)
+    safe_rho = xp.where(zero, xp.ones_like(rho), rho)
+    c = xp.where(zero, xp.ones_like(a), a_scaled / safe_rho)
+    s = xp.where(zero, xp.zeros_like(b), b_scaled / safe_rho)
+    return c, s, rho * scale
 
 
 class GivensQR:
@@ -90,17 +96,34 @@ class GivensQR:
         ``B``.
     max_columns : int
         ``m``, the largest number of Hessenberg columns (the restart length).
+    eps : float
+        Machine epsilon of the dtype the Hessenberg entries were computed in;
+        sets the threshold under which a pivot :math:`R_{kk}` is numerically
+        zero (see :meth:`solve`).
+
+    Attributes
+    ----------
+    residual : numpy.ndarray, shape (B,)
+        The current least-squares residual :math:`|\beta q_1(j+1)|` per sample.
+    singular : numpy.ndarray of bool, shape (B,)
+        Set by :meth:`solve`: whether a sample's triangular factor had a
+        numerically zero pivot (its Hessenberg matrix is singular).
     """
 
-    def __init__(self, batch_size: int, max_columns: int) -> None:
+    def __init__(self, batch_size: int, max_columns: int,
+                 eps: float = float(np.finfo(np.float64).eps)) -> None:
         self.batch_size = batch_size
         self.max_columns = max_columns
+        self.eps = float(eps)
         m = max_columns
         self.Q = np.zeros((batch_size, m + 1, m + 1))
         self.R = np.zeros((batch_size, m, m))
         self.cosines = np.zeros((batch_size, m))
         self.sines = np.zeros((batch_size, m))
+        self.used = np.zeros((batch_size, m), dtype=bool)
         self.beta = np.zeros(batch_size)
+        self.residual = np.zeros(batch_size)
+        self.singular = np.zeros(batch_size, dtype=bool)
         self.columns = 0
 
     def reset(self, beta: np.ndarray) -> None:
@@ -115,7 +138,10 @@ class GivensQR:
         self.R[...] = 0.0
         self.cosines[...] = 0.0
         self.sines[...] = 0.0
+        self.used[...] = False
         self.beta = np.asarray(beta, dtype=np.float64).copy()
+        self.residual = np.abs(self.beta)
+        self.singular[...] = False
         self.columns = 0
 
     def add_column(self, h: np.ndarray) -> np.ndarray:
@@ -125,9 +151,10 @@ class GivensQR:
         ----------
         h : numpy.ndarray, shape (B, j+2)
             :math:`(h_{1,j}, \dots, h_{j+1,j})` (zero-based: column ``j`` of
-            :math:`\bar H`, entries ``0..j+1``).  A sample that sits out this
-            step passes an all-zero column: its rotation is the identity and its
-            :math:`R_{jj}` is zero, which :meth:`solve` treats as "no step".
+            :math:`\bar H`, entries ``0..j+1``).  A sample that has stopped passes
+            an all-zero column from then on: its rotation is the identity, its
+            :math:`R_{jj}` is zero (which :meth:`solve` treats as "no step") and
+            its residual estimate stays what it was.
 
         Returns
         -------
@@ -138,17 +165,12 @@ class GivensQR:
         j = self.columns
         if j >= self.max_columns:
             raise RuntimeError("GivensQR is full; reset it (restart) first.")
+        used = np.any(h != 0, axis=1)
+        self.used[:, j] = used
         # Rotate the new column by G_1 ... G_{j-1} at once: rotated = Q_j h.
         Q = self.Q
         rotated = np.matmul(Q[:, : j + 2, : j + 2], h[:, :, None])[:, :, 0]
-        a = rotated[:, j]
-        b = rotated[:, j + 1]
-        # Inlined givens_rotation (this runs once per GMRES step on the host).
-        r = np.copysign(np.hypot(a, b), a)
-        zero = r == 0
-        inv_r = np.divide(1.0, r, out=np.zeros_like(r), where=~zero)
-        c = a * inv_r + zero  # the identity rotation where a = b = 0
-        s = b * inv_r
+        c, s, r = givens_rotation(np, rotated[:, j], rotated[:, j + 1])
         self.cosines[:, j] = c
         self.sines[:, j] = s
         # Column j of R: the rotated entries above the diagonal, then r.
@@ -162,7 +184,8 @@ class GivensQR:
         rows[:, 1, :] *= c[:, None]
         rows[:, 1, :] -= s[:, None] * row_j
         self.columns = j + 1
-        return np.abs(self.beta * Q[:, j + 1, 0])
+        self.residual = np.where(used, np.abs(self.beta * Q[:, j + 1, 0]), self.residual)
+        return self.residual.copy()
 
     def solve(self) -> np.ndarray:
         r"""Solve :math:`R_j \gamma = \beta\, q_1(1{:}j)` for every sample.
@@ -174,19 +197,26 @@ class GivensQR:
 
         Notes
         -----
-        A zero diagonal entry :math:`R_{kk} = 0` (a sample that sat out column
-        ``k``, or an exactly singular Hessenberg matrix after a breakdown on a
-        singular system) gets :math:`\gamma_k = 0`: the minimum-residual problem
-        has no unique solution there and this picks one of its minimisers,
-        instead of dividing by zero.
+        A pivot with :math:`|R_{kk}| \le (k+1)\,\varepsilon\,\max|R|` is
+        numerically zero: the Hessenberg matrix is singular (a breakdown on a
+        singular system leaves such a pivot, of the size of rounding rather than
+        exactly 0).  Its :math:`\gamma_k` is set to 0 — one of the minimisers of
+        the least-squares problem — instead of dividing by rounding noise, and
+        the sample is flagged in :attr:`singular`.  Columns a sample sat out
+        (exact zeros) give :math:`\gamma_k = 0` without the flag.
         """
         j = self.columns
         gamma = np.zeros((self.batch_size, self.max_columns))
+        self.singular = np.zeros(self.batch_size, dtype=bool)
+        if j == 0:
+            return gamma
         rhs = self.beta[:, None] * self.Q[:, :j, 0]
+        scale = np.max(np.abs(self.R[:, :j, :j]), axis=(1, 2))
         for k in range(j - 1, -1, -1):
             acc = rhs[:, k] - np.einsum("bi,bi->b", self.R[:, k, k + 1 : j],
                                         gamma[:, k + 1 : j])
             diag = self.R[:, k, k]
-            nonzero = diag != 0
-            gamma[:, k] = np.where(nonzero, acc / np.where(nonzero, diag, 1.0), 0.0)
+            pivot = np.abs(diag) > (k + 1) * self.eps * scale
+            gamma[:, k] = np.where(pivot, acc / np.where(pivot, diag, 1.0), 0.0)
+            self.singular |= self.used[:, k] & ~pivot
         return gamma

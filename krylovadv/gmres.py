@@ -37,7 +37,7 @@ from ._backend import (
     namespace_of,
     to_numpy,
 )
-from .arnoldi import Orthogonalization, orthogonalize
+from .arnoldi import Orthogonalization, direction_lost, orthogonalize
 from .givens import GivensQR
 from .operators import IdentityOperator, LinearOperator, aslinearoperator
 from .status import SolverStatus
@@ -358,9 +358,10 @@ def gmres(
     best_r_norm = r_norm.copy()
     stalled_cycles = np.zeros(B, dtype=np.int64)
     stop_requested = np.zeros(B, dtype=bool)
+    operator_norm = np.zeros(B)  # running max ||M A v_j||, the breakdown test's scale
 
     basis = xp.zeros((B, restart + 1, n), dtype=dtype, device=dev)
-    qr = GivensQR(B, restart)
+    qr = GivensQR(B, restart, eps=eps)
 
     while running.any():
         cycle_np = running.copy()
@@ -411,8 +412,11 @@ def gmres(
             iterations[idx_np] += 1
             # Orthogonalize only the active samples against their own bases.
             sub_basis = basis if all_in else xp.take(basis[:, : j + 1, :], idx, axis=0)
-            h, w_rows, norm_before, norm_after = orthogonalize(xp, sub_basis, j, w_rows,
-                                                               orthogonalization)
+            # A non-finite operator output is detected below, per sample; numpy must
+            # not also warn about it.
+            with np.errstate(invalid="ignore", over="ignore"):
+                h, w_rows, norm_before, norm_after = orthogonalize(xp, sub_basis, j, w_rows,
+                                                                   orthogonalization)
             h_np = to_numpy(h).astype(np.float64, copy=False)
             nb_np = to_numpy(norm_before).astype(np.float64, copy=False)
             na_np = to_numpy(norm_after).astype(np.float64, copy=False)
@@ -425,9 +429,9 @@ def gmres(
                 cycle_np[bad] = False
                 running[bad] = False
                 h_np = np.where(finite[:, None], h_np, 0.0)
-            # Exact-arithmetic breakdown is h_{j+1,j} = 0; in floating point the new
-            # direction is lost once it is below rounding of ||A v_j|| (scipy's test).
-            broke = finite & (na_np <= eps * nb_np)
+            operator_norm[idx_np] = np.maximum(operator_norm[idx_np],
+                                               np.where(finite, nb_np, 0.0))
+            broke = finite & direction_lost(nb_np, na_np, eps, j, operator_norm[idx_np])
             keep = finite & ~broke
             inv = xp.asarray(np.where(keep, 1.0 / np.where(keep, na_np, 1.0), 0.0),
                              dtype=dtype, device=dev)
@@ -459,6 +463,7 @@ def gmres(
 
         # x <- x + V_m gamma for the samples of this cycle (gamma = 0 elsewhere).
         gamma_np = np.where(cycle_np[:, None], qr.solve(), 0.0)
+        singular_np = qr.singular.copy()
         gamma = xp.asarray(gamma_np, dtype=dtype, device=dev)
         x_new = x + (gamma[:, None, :] @ basis[:, :restart, :])[:, 0, :]
 
@@ -473,9 +478,14 @@ def gmres(
             r_rows = (b2 if all_in else xp.take(b2, idx, axis=0)) - Ax
             r_rows_norm = to_numpy(batched_norm(xp, r_rows)).astype(np.float64)
             finite = np.isfinite(r_rows_norm)
-            ok = idx_np[finite]
             status[idx_np[~finite]] = SolverStatus.NON_FINITE
             running[idx_np[~finite]] = False
+            # GMRES cannot increase the residual in exact arithmetic: a cycle that did
+            # (a solve polluted by rounding, e.g. a near-singular Hessenberg matrix) is
+            # rejected and the previous iterate kept.
+            accepted = finite & (r_rows_norm <= r_before[idx_np])
+            ok = idx_np[accepted]
+            finite = accepted
             if ok.size:
                 ok_x = xp.asarray(ok, device=dev)
                 pos = xp.asarray(np.flatnonzero(finite), device=dev)
@@ -483,12 +493,15 @@ def gmres(
                 r[ok_x] = xp.take(r_rows, pos, axis=0)
                 r_norm[ok] = r_rows_norm[finite]
 
-            for s in ok:
+            for s in idx_np[np.isfinite(r_rows_norm)]:
                 if r_norm[s] <= tol[s]:
                     status[s] = SolverStatus.CONVERGED
                 elif stop_requested[s]:
                     status[s] = SolverStatus.CALLBACK
-                elif breakdown_np[s] and r_norm[s] >= stall_margin * r_before[s]:
+                elif (breakdown_np[s] and singular_np[s]
+                      and r_norm[s] >= stall_margin * r_before[s]):
+                    # An invariant Krylov space whose Hessenberg matrix is singular and
+                    # brought no progress: b has a component outside the range of A.
                     status[s] = SolverStatus.BREAKDOWN
                 else:
                     if r_norm[s] < stall_margin * best_r_norm[s]:

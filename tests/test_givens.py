@@ -1,0 +1,181 @@
+"""Verification tests for krylovadv.givens (plane rotations and the recursive QR)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from array_api_compat import array_namespace
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import seeds
+
+from krylovadv import GivensQR, givens_rotation
+
+finite = st.floats(
+    min_value=-1e300, max_value=1e300, allow_nan=False, allow_infinity=False, width=64
+)
+
+
+@given(a=st.lists(finite, min_size=1, max_size=8), data=st.data())
+def test_rotation_zeroes_b(a, data):
+    b = data.draw(st.lists(finite, min_size=len(a), max_size=len(a)))
+    a, b = np.array(a), np.array(b)
+    c, s, r = givens_rotation(np, a, b)
+    assert np.all(np.isfinite(c)) and np.all(np.isfinite(s)) and np.all(np.isfinite(r))
+    np.testing.assert_allclose(c**2 + s**2, 1.0, rtol=4e-16 * 4)
+    assert np.all(c >= 0)
+    scale = np.maximum(np.abs(a), np.abs(b))
+    # (c s; -s c)(a; b) = (r; 0), evaluated without overflow by scaling.
+    safe = np.where(scale > 0, scale, 1.0)
+    an, bn = a / safe, b / safe
+    assert np.all(np.abs(-s * an + c * bn) <= 4e-16 * 4)
+    np.testing.assert_allclose(c * an + s * bn, r / safe, rtol=1e-15, atol=1e-300)
+    np.testing.assert_allclose(np.abs(r), np.hypot(a, b), rtol=1e-15)
+
+
+def test_rotation_zero_case_is_identity():
+    c, s, r = givens_rotation(np, np.zeros(3), np.zeros(3))
+    assert np.array_equal(c, np.ones(3)) and np.array_equal(s, np.zeros(3))
+    assert np.array_equal(r, np.zeros(3))
+    # Mixed zero cases and huge/tiny values.
+    a = np.array([0.0, 3.0, 0.0, -1e-300, 1e300])
+    b = np.array([2.0, 0.0, -5.0, 1e-300, 1e300])
+    c, s, r = givens_rotation(np, a, b)
+    assert np.all(np.isfinite(np.stack([c, s, r])))
+    assert np.allclose(c**2 + s**2, 1.0)
+    np.testing.assert_allclose(np.abs(r), [2.0, 3.0, 5.0, np.sqrt(2) * 1e-300, np.sqrt(2) * 1e300])
+
+
+def test_rotation_of_subnormal_entries_is_orthogonal():
+    # LAPACK's lartg scales its inputs so that c^2 + s^2 = 1 holds for every finite
+    # pair, subnormal ones included.
+    tiny = np.array([5e-324, 1e-320, 1e-310, -3e-315])
+    for a, b in ((tiny, tiny), (tiny, 2 * tiny), (-tiny, tiny[::-1])):
+        c, s, _ = givens_rotation(np, a, b)
+        np.testing.assert_allclose(c**2 + s**2, 1.0, rtol=1e-15)
+        # The rotation of a pair does not depend on its scale.
+        c_ref, s_ref, _ = givens_rotation(np, a * 2.0**1000, b * 2.0**1000)
+        np.testing.assert_allclose(c, c_ref, rtol=1e-15)
+        np.testing.assert_allclose(s, s_ref, rtol=1e-15)
+
+
+def test_rotation_in_torch():
+    a = torch.tensor([0.0, 3.0, -4.0, 0.0], dtype=torch.float64)
+    b = torch.tensor([0.0, 4.0, 3.0, -2.0], dtype=torch.float64)
+    c, s, r = givens_rotation(array_namespace(a), a, b)
+    assert isinstance(c, torch.Tensor)
+    assert torch.allclose(c**2 + s**2, torch.ones(4, dtype=torch.float64))
+    assert torch.allclose(-s * a + c * b, torch.zeros(4, dtype=torch.float64))
+    assert c[0] == 1 and s[0] == 0 and r[0] == 0
+
+
+def random_hessenberg(rng, B, m, zero_columns=()):
+    H = rng.standard_normal((B, m + 1, m))
+    H = np.triu(H, -1)  # upper Hessenberg (per sample)
+    for j in zero_columns:
+        H[:, :, j] = 0.0
+    beta = rng.uniform(0.1, 10.0, B)
+    return H, beta
+
+
+def lstsq_reference(H, beta, j):
+    """min_y ||beta e_1 - H[:j+2, :j+1] y|| per sample: (solution, residual)."""
+    sols, res = [], []
+    for Hb, bb in zip(H, beta, strict=True):
+        M = Hb[: j + 2, : j + 1]
+        rhs = np.zeros(j + 2)
+        rhs[0] = bb
+        y = np.linalg.lstsq(M, rhs, rcond=None)[0]
+        sols.append(y)
+        res.append(np.linalg.norm(rhs - M @ y))
+    return np.array(sols), np.array(res)
+
+
+@given(seed=seeds, B=st.integers(1, 4), m=st.integers(1, 15))
+def test_incremental_qr_matches_lstsq(seed, B, m):
+    rng = np.random.default_rng(seed)
+    H, beta = random_hessenberg(rng, B, m)
+    qr = GivensQR(B, m)
+    qr.reset(beta)
+    for j in range(m):
+        estimate = qr.add_column(H[:, : j + 2, j])
+        y_ref, res_ref = lstsq_reference(H, beta, j)
+        np.testing.assert_allclose(estimate, res_ref, rtol=1e-9, atol=1e-12 * beta.max())
+        gamma = qr.solve()
+        assert gamma.shape == (B, m)
+        assert np.all(gamma[:, j + 1 :] == 0)
+        np.testing.assert_allclose(
+            gamma[:, : j + 1], y_ref, rtol=1e-8, atol=1e-10 * np.abs(y_ref).max()
+        )
+    # A random Hessenberg matrix has no zero pivot.
+    assert np.all(qr.R[:, np.arange(m), np.arange(m)] != 0)
+
+
+@given(seed=seeds, m=st.integers(2, 10))
+def test_estimates_are_monotone(seed, m):
+    rng = np.random.default_rng(seed)
+    H, beta = random_hessenberg(rng, 2, m)
+    qr = GivensQR(2, m)
+    qr.reset(beta)
+    previous = beta.copy()
+    for j in range(m):
+        estimate = qr.add_column(H[:, : j + 2, j])
+        assert np.all(estimate <= previous * (1 + 1e-14))
+        previous = estimate
+
+
+@given(seed=seeds, m=st.integers(2, 10), data=st.data())
+def test_zero_column_gives_finite_gamma(seed, m, data):
+    j0 = data.draw(st.integers(0, m - 1))
+    rng = np.random.default_rng(seed)
+    H, beta = random_hessenberg(rng, 2, m, zero_columns=(j0,))
+    qr = GivensQR(2, m)
+    qr.reset(beta)
+    for j in range(m):
+        estimate = qr.add_column(H[:, : j + 2, j])
+        assert np.all(np.isfinite(estimate))
+    gamma = qr.solve()
+    assert np.all(np.isfinite(gamma))
+    assert np.all(gamma[:, j0] == 0)
+
+
+@given(seed=seeds, m=st.integers(2, 10), data=st.data())
+def test_trailing_zero_columns_mean_no_step(seed, m, data):
+    # A sample that sits out the rest of a cycle passes all-zero columns: its
+    # solution and estimate stay those of its last real column.
+    last = data.draw(st.integers(0, m - 2))
+    rng = np.random.default_rng(seed)
+    H, beta = random_hessenberg(rng, 1, m, zero_columns=range(last + 1, m))
+    qr = GivensQR(1, m)
+    qr.reset(beta)
+    for j in range(m):
+        estimate = qr.add_column(H[:, : j + 2, j])
+    y_ref, res_ref = lstsq_reference(H, beta, last)
+    gamma = qr.solve()
+    np.testing.assert_allclose(gamma[:, : last + 1], y_ref, rtol=1e-8, atol=1e-12)
+    assert np.all(gamma[:, last + 1 :] == 0)
+    # add_column returns the least-squares residual norm: appending a zero column
+    # leaves the problem, hence its residual, unchanged.
+    np.testing.assert_allclose(estimate, res_ref, rtol=1e-9)
+
+
+def test_zero_beta_sample_sits_out():
+    H = np.zeros((2, 3, 2))
+    H[1] = [[1.0, 2.0], [3.0, 4.0], [0.0, 5.0]]
+    qr = GivensQR(2, 2)
+    qr.reset(np.array([0.0, 1.0]))
+    for j in range(2):
+        est = qr.add_column(H[:, : j + 2, j])
+    assert est[0] == 0.0
+    gamma = qr.solve()
+    assert np.array_equal(gamma[0], [0.0, 0.0])
+    assert np.all(np.isfinite(gamma[1]))
+
+
+def test_full_qr_raises_when_overfilled():
+    qr = GivensQR(1, 1)
+    qr.reset(np.ones(1))
+    qr.add_column(np.array([[1.0, 1.0]]))
+    with pytest.raises(RuntimeError):
+        qr.add_column(np.array([[1.0, 1.0, 1.0]]))
