@@ -92,7 +92,8 @@ class FiniteDifferenceHVP(LinearOperator):
         sample (NaN where a sample was not evaluated).
     step_rounding : numpy.ndarray
         :math:`\|d - \langle d,u\rangle u\| / \langle d,u\rangle` of the last
-        product: the relative part of the perturbation lost to rounding.
+        product: the relative part of the perturbation lost to rounding (1 where
+        the whole step was lost).
     error_estimate : numpy.ndarray or None
         Relative error of the last :meth:`estimate_error` call, per sample.
 
@@ -227,6 +228,8 @@ class FiniteDifferenceHVP(LinearOperator):
         hv = xp.where(lost[:, None], xp.full_like(hv, float("nan")), hv)
         off_axis = batched_norm(xp, d_total - t_total[:, None] * u)
         rounding = to_numpy(off_axis / safe_t).astype(np.float64)
+        # A step that rounded away entirely lost all of the perturbation.
+        rounding = np.where(to_numpy(lost & ~zero), 1.0, rounding)
         t_eff = to_numpy(t_total).astype(np.float64)
         if self.scheme == "central":
             t_eff = t_eff / 2

@@ -499,9 +499,12 @@ def gmres(
                 elif stop_requested[s]:
                     status[s] = SolverStatus.CALLBACK
                 elif (breakdown_np[s] and singular_np[s]
-                      and r_norm[s] >= stall_margin * r_before[s]):
+                      and r_norm[s] >= stall_margin * r_before[s]
+                      and r_norm[s] > np.sqrt(eps) * b_norm[s]):
                     # An invariant Krylov space whose Hessenberg matrix is singular and
-                    # brought no progress: b has a component outside the range of A.
+                    # brought no progress, with a residual far above rounding: b has a
+                    # component outside the range of A.  (A residual already at
+                    # rounding level is an accuracy limit: the stagnation test below.)
                     status[s] = SolverStatus.BREAKDOWN
                 else:
                     if r_norm[s] < stall_margin * best_r_norm[s]:
