@@ -72,11 +72,11 @@ def cd_problem(m: int, *, maxiter: int = 10, seed: int = 0) -> LinearProblem:
     return LinearProblem(f"convection-diffusion n={m * m}", A, b, maxiter)
 
 
-def dense_nonsymmetric(n: int, *, seed: int = 0, center: float = 1.6) -> np.ndarray:
+def dense_nonsymmetric(n: int, *, seed: int = 0, center: float = 1.3) -> np.ndarray:
     """Random nonsymmetric ``center*I + G/sqrt(n)``: eigenvalues in the disk ``|z-center| <= 1``.
 
-    Well conditioned (singular values in about ``[center-2, center+2]``) and
-    far from normal, so GMRES needs a few dozen iterations.
+    Well conditioned (condition number below 20 for the sizes used here) and
+    non-normal; GMRES(30) needs two restart cycles (40-50 iterations).
     """
     rng = np.random.default_rng(seed)
     return center * np.eye(n) + rng.standard_normal((n, n)) / np.sqrt(n)
@@ -113,7 +113,7 @@ def gapped_laplacian(m: int, *, spike: float = 8.0) -> sp.csr_array:
 
 
 def dense_symmetric_gapped(n: int, *, seed: int = 0, top: float = 2.0) -> np.ndarray:
-    """Dense symmetric ``Q diag(lambda) Q^T`` with ``lambda_1 = top`` and the rest in ``[-1, 1]``."""
+    """Dense symmetric ``Q diag(lambda) Q^T``: ``lambda_1 = top``, the others in ``[-1, 1]``."""
     rng = np.random.default_rng(seed)
     Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
     lam = rng.uniform(-1.0, 1.0, n)
