@@ -275,8 +275,11 @@ class FiniteDifferenceHVP(LinearOperator):
         v2, _ = as_batch(xp, v, "v")
         if tuple(v2.shape) != (B, self.n):
             raise ValueError(f"v has shape {tuple(v.shape)}; expected ({B}, {self.n}).")
+        # step/step_rounding describe the last *product*; keep them as they were.
+        saved = self.step.copy(), self.step_rounding.copy()
         hv_full = self._product(v2, None, step_scale=1.0)
         hv_half = self._product(v2, None, step_scale=0.5)
+        self.step, self.step_rounding = saved
         order = 1 if self.scheme == "forward" else 2
         diff = to_numpy(batched_norm(xp, hv_full - hv_half)).astype(np.float64)
         scale = to_numpy(batched_norm(xp, hv_full)).astype(np.float64)

@@ -97,6 +97,11 @@ class LinearOperator:
         array, shape (k, n)
             ``A_{indices[r]} x_r`` in each row, same namespace and device as ``x``.
         """
+        if not is_array_api_obj(x):
+            raise TypeError(
+                f"matvec expects an array (numpy or torch) of shape (k, {self.n}); got "
+                f"{type(x).__name__}. Convert it with numpy.asarray first."
+            )
         if x.ndim != 2 or x.shape[1] != self.n:
             raise ValueError(
                 f"matvec expects x of shape (k, {self.n}); got {tuple(x.shape)}."
