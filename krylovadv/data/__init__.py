@@ -2,7 +2,7 @@
 
 Everything here returns numpy arrays (images as float32 in [0, 1] with shape
 ``(N, C, H, W)``, labels as int64); :mod:`krylovadv.torch.data` wraps them in
-torch ``Dataset``s.  Nothing is ever downloaded: a missing or corrupt file is
+torch ``Dataset`` objects.  Nothing is ever downloaded: a missing or corrupt file is
 an error that names the file and where it was looked for.
 
 Provenance of the embedded digits (``mnist10k.npz``): the 10,000 real MNIST
