@@ -29,8 +29,8 @@ def test_solver_demo_runs_and_agrees_with_scipy():
     done = run_cli("demo", "--solver-only", "--grid", "20", "--batch", "4")
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if "convection-diffusion" in line]
-    ours = [line for line in lines if "krylovadv" in line][0]
-    theirs = [line for line in lines if "scipy" in line][0]
+    ours = next(line for line in lines if "krylovadv" in line)
+    theirs = next(line for line in lines if "scipy" in line)
     assert "CONVERGED" in ours and "info=0" in theirs
     # Same number of products, column 4 of the table.
     assert ours.split("|")[3].strip() == theirs.split("|")[3].strip()
