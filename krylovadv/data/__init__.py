@@ -252,6 +252,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
     _ALLOWED: frozenset[tuple[str, str]] = frozenset({
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("_codecs", "encode"),
