@@ -55,8 +55,9 @@ GMRES_OPTIONS = {"rtol": 1e-6, "restart": 5, "maxiter": 1}
 GMRES_REPEATS = 3
 
 
-def interleaved_min(funcs: Mapping[str, Callable[[], object]], *,
-                    repeats: int = REPEATS) -> dict[str, float]:
+def interleaved_min(
+    funcs: Mapping[str, Callable[[], object]], *, repeats: int = REPEATS
+) -> dict[str, float]:
     """Least CPU time per call of each function, measured interleaved (A, B, B, A, ...).
 
     CPU time of this process (``time.process_time``) with one intra-op thread is
@@ -159,8 +160,12 @@ def gmres_overhead(repeats: int = GMRES_REPEATS) -> dict[str, object]:
             plain_matvec(v)
 
     times = interleaved_min({"gmres": solve, "matvecs": bare}, repeats=repeats)
-    return {"interleaved": times["gmres"] / times["matvecs"] - 1.0, "in_run": in_run,
-            "calls": k, "iterations": np.asarray(result.iterations)}
+    return {
+        "interleaved": times["gmres"] / times["matvecs"] - 1.0,
+        "in_run": in_run,
+        "calls": k,
+        "iterations": np.asarray(result.iterations),
+    }
 
 
 def compaction_speedup(repeats: int = REPEATS) -> float:
@@ -234,20 +239,27 @@ class TorchCompaction:
 def main() -> None:
     """Print every measurement as a Markdown table."""
     torch.set_num_threads(THREADS)
-    print(f"Madry CNN, batch {BATCH}, float32, CPU, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; min of {REPEATS} interleaved repetitions.\n")
+    print(
+        f"Madry CNN, batch {BATCH}, float32, CPU, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; min of {REPEATS} interleaved repetitions.\n"
+    )
     print("| measurement | value |")
     print("|---|---|")
     for product, cost in product_costs().items():
         print(f"| {product} (gradient equivalents) | {cost:.2f} |")
     g = gmres_overhead()
     its = g["iterations"]
-    print(f"| batched GMRES time above {g['calls']} bare matvecs "
-          f"(iterations {its.min()}-{its.max()}) | {100 * g['interleaved']:.1f} % |")
-    print(f"| batched GMRES time above its own operator calls, same run "
-          f"| {100 * g['in_run']:.1f} % |")
-    print(f"| compaction speed-up, {100 * CONVERGED_FRACTION:.0f} % converged, "
-          f"{COMPACTION_PRODUCTS} products | {compaction_speedup():.2f}x |")
+    print(
+        f"| batched GMRES time above {g['calls']} bare matvecs "
+        f"(iterations {its.min()}-{its.max()}) | {100 * g['interleaved']:.1f} % |"
+    )
+    print(
+        f"| batched GMRES time above its own operator calls, same run | {100 * g['in_run']:.1f} % |"
+    )
+    print(
+        f"| compaction speed-up, {100 * CONVERGED_FRACTION:.0f} % converged, "
+        f"{COMPACTION_PRODUCTS} products | {compaction_speedup():.2f}x |"
+    )
 
 
 if __name__ == "__main__":

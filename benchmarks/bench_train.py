@@ -48,8 +48,17 @@ METHODS: dict[str, dict[str, Any]] = {
 @functools.cache
 def get_trainer(name: str) -> Trainer:
     """A trainer of method ``name`` on the fixed 512-digit subset (no evaluation)."""
-    fields = dict(model="small-cnn", epochs=1, batch_size=BATCH, train_size=SUBSET,
-                  optimizer="adam", lr=1e-3, steps=10, eval_subset=0, seed=0)
+    fields = dict(
+        model="small-cnn",
+        epochs=1,
+        batch_size=BATCH,
+        train_size=SUBSET,
+        optimizer="adam",
+        lr=1e-3,
+        steps=10,
+        eval_subset=0,
+        seed=0,
+    )
     fields.update(METHODS[name])
     sources = None
     if fields["method"] == "ensemble":
@@ -64,8 +73,9 @@ def run_epoch(trainer: Trainer) -> None:
         trainer.train_step(trainer.model, trainer.images[index], trainer.labels[index], k)
 
 
-def interleaved_min(funcs: Mapping[str, Callable[[], object]], *,
-                    repeats: int = REPEATS) -> dict[str, float]:
+def interleaved_min(
+    funcs: Mapping[str, Callable[[], object]], *, repeats: int = REPEATS
+) -> dict[str, float]:
     """Least CPU time per call of each function, interleaved, after one warm-up call each."""
     names = list(funcs)
     for name in names:
@@ -91,6 +101,7 @@ def _one_thread(func: Callable[[], Any]) -> Any:
 
 def relative_cost(name: str) -> tuple[float, float]:
     """(CPU seconds per epoch of ``name``, ratio to natural), measured interleaved."""
+
     def measure() -> dict[str, float]:
         funcs = {"natural": lambda: run_epoch(get_trainer("natural"))}
         if name != "natural":
@@ -126,8 +137,10 @@ def main() -> None:
     for name in METHODS:
         seconds, ratio = relative_cost(name)
         rows.append(f"| {name} | {seconds:.2f} | {ratio:.1f} |")
-    print(f"small-cnn, batch {BATCH}, {SUBSET} digits ({SUBSET // BATCH} steps), "
-          f"{THREADS} thread, CPU time, min of {REPEATS} interleaved repetitions")
+    print(
+        f"small-cnn, batch {BATCH}, {SUBSET} digits ({SUBSET // BATCH} steps), "
+        f"{THREADS} thread, CPU time, min of {REPEATS} interleaved repetitions"
+    )
     print()
     print("\n".join(rows))
 

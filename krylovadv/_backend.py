@@ -79,8 +79,11 @@ def batched_norm(xp: Any, a: Array) -> Array:
     """
     if type(a) is np.ndarray:
         # numpy's vector_norm wrapper costs more than the reduction for short rows.
-        return np.sqrt(np.einsum("ij,ij->i", a, a)) if _safe_to_square(a) else np.linalg.norm(
-            a, axis=-1)
+        return (
+            np.sqrt(np.einsum("ij,ij->i", a, a))
+            if _safe_to_square(a)
+            else np.linalg.norm(a, axis=-1)
+        )
     return xp.linalg.vector_norm(a, axis=-1)
 
 
@@ -91,7 +94,8 @@ def _safe_to_square(a: np.ndarray) -> bool:
     largest = float(np.max(np.abs(a)))
     finfo = np.finfo(a.dtype)
     return largest < np.sqrt(finfo.max) / np.sqrt(a.shape[-1]) and (
-        largest == 0 or largest > np.sqrt(finfo.smallest_normal) * 1e3)
+        largest == 0 or largest > np.sqrt(finfo.smallest_normal) * 1e3
+    )
 
 
 def as_batch(xp: Any, a: Array, name: str) -> tuple[Array, bool]:

@@ -34,8 +34,9 @@ Array = Any
 Orthogonalization = Literal["mgs", "cgs2"]
 
 
-def orthogonalize(xp: Any, basis: Array, j: int, w: Array,
-                  method: Orthogonalization) -> tuple[Array, Array, Array, Array]:
+def orthogonalize(
+    xp: Any, basis: Array, j: int, w: Array, method: Orthogonalization
+) -> tuple[Array, Array, Array, Array]:
     r"""Orthogonalize ``w`` against the first ``j + 1`` basis vectors of each sample.
 
     Parameters
@@ -97,8 +98,13 @@ def orthogonalize(xp: Any, basis: Array, j: int, w: Array,
 _DGKS = 0.7071067811865476
 
 
-def direction_lost(norm_before: np.ndarray, norm_after: np.ndarray, eps: float,
-                   j: int, scale: np.ndarray | None = None) -> np.ndarray:
+def direction_lost(
+    norm_before: np.ndarray,
+    norm_after: np.ndarray,
+    eps: float,
+    j: int,
+    scale: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Tell, per sample, whether the new Krylov direction is rounding noise (breakdown).
 
     In exact arithmetic the Arnoldi process breaks down (the Krylov space is
@@ -265,8 +271,7 @@ def _run_arnoldi(fact: ArnoldiFactorization, start: int, stop: int) -> None:
         all_active = idx_np.size == B
         idx = None if all_active else xp.asarray(idx_np, device=dev)
         rows = basis[:, j, :] if all_active else xp.take(basis[:, j, :], idx, axis=0)
-        w_active = fact.operator.matvec(rows, idx if fact.operator.batch_size is not None
-                                        else None)
+        w_active = fact.operator.matvec(rows, idx if fact.operator.batch_size is not None else None)
         fact.matvec_counts[idx_np] += 1
         finite = to_numpy(xp.all(xp.isfinite(w_active), axis=-1))
         if not finite.all():
@@ -283,10 +288,12 @@ def _run_arnoldi(fact: ArnoldiFactorization, start: int, stop: int) -> None:
         h, w, norm_before, norm_after = orthogonalize(xp, basis, j, w, fact.orthogonalization)
         mask = xp.asarray(active_np, device=dev)
         before_np = to_numpy(norm_before).astype(np.float64)
-        fact.operator_norm = np.where(active_np, np.maximum(fact.operator_norm, before_np),
-                                      fact.operator_norm)
-        broke = direction_lost(before_np, to_numpy(norm_after), eps, j,
-                               fact.operator_norm) & active_np
+        fact.operator_norm = np.where(
+            active_np, np.maximum(fact.operator_norm, before_np), fact.operator_norm
+        )
+        broke = (
+            direction_lost(before_np, to_numpy(norm_after), eps, j, fact.operator_norm) & active_np
+        )
         keep = mask & ~xp.asarray(broke, device=dev)
         hess[:, : j + 1, j] = xp.where(mask[:, None], h, xp.zeros_like(h))
         hess[:, j + 1, j] = xp.where(keep, norm_after, xp.zeros_like(norm_after))
@@ -296,8 +303,9 @@ def _run_arnoldi(fact: ArnoldiFactorization, start: int, stop: int) -> None:
         fact.breakdowns |= broke
 
 
-def arnoldi(A: Any, v0: Array, k: int, *,
-            orthogonalization: Orthogonalization = "cgs2") -> ArnoldiFactorization:
+def arnoldi(
+    A: Any, v0: Array, k: int, *, orthogonalization: Orthogonalization = "cgs2"
+) -> ArnoldiFactorization:
     r"""Run ``k`` steps of the Arnoldi process from ``v0``.
 
     Parameters
@@ -339,9 +347,7 @@ def arnoldi(A: Any, v0: Array, k: int, *,
     True
     """
     if orthogonalization not in ("mgs", "cgs2"):
-        raise ValueError(
-            f"orthogonalization must be 'mgs' or 'cgs2'; got {orthogonalization!r}."
-        )
+        raise ValueError(f"orthogonalization must be 'mgs' or 'cgs2'; got {orthogonalization!r}.")
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}.")
     xp = namespace_of(v0)
@@ -365,10 +371,15 @@ def arnoldi(A: Any, v0: Array, k: int, *,
     basis[:, 0, :] = v / norms[:, None]
     hess = xp.zeros((B, k + 1, k), dtype=v.dtype, device=dev)
     fact = ArnoldiFactorization(
-        operator=op, basis=basis, hessenberg=hess, sizes=np.zeros(B, dtype=np.int64),
-        breakdowns=np.zeros(B, dtype=bool), matvec_counts=np.zeros(B, dtype=np.int64),
+        operator=op,
+        basis=basis,
+        hessenberg=hess,
+        sizes=np.zeros(B, dtype=np.int64),
+        breakdowns=np.zeros(B, dtype=bool),
+        matvec_counts=np.zeros(B, dtype=np.int64),
         operator_norm=np.zeros(B),
-        orthogonalization=orthogonalization, single=single,
+        orthogonalization=orthogonalization,
+        single=single,
     )
     _run_arnoldi(fact, start=0, stop=k)
     return fact

@@ -41,8 +41,9 @@ def convection_diffusion(m: int, peclet: float = 20.0) -> sp.csr_matrix:
     return (sp.kron(eye, second) + sp.kron(second, eye) + sp.kron(eye, first)).tocsr()
 
 
-def low_rank_hessian_batch(batch: int, n: int, rank: int, *, seed: int = 0,
-                           dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
+def low_rank_hessian_batch(
+    batch: int, n: int, rank: int, *, seed: int = 0, dtype: Any = np.float64
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Build a batch of consistent singular systems shaped like classifier input Hessians.
 
     Each :math:`H_b = J_b^T S_b J_b` is PSD of rank ``rank`` (:math:`K - 1` for a
@@ -115,31 +116,51 @@ def run_solver_demo(*, grid: int = 100, batch: int = 64, seed: int = 0) -> list[
         return A @ v
 
     counted = spla.LinearOperator(A.shape, matvec=count, dtype=A.dtype)
-    (x_ref, info), t_ref = _timed(lambda: spla.gmres(counted, b, rtol=1e-6, restart=30,
-                                                     maxiter=50))
+    (x_ref, info), t_ref = _timed(lambda: spla.gmres(counted, b, rtol=1e-6, restart=30, maxiter=50))
     label = f"convection-diffusion n={A.shape[0]}"
-    rows.append({"experiment": label, "solver": "krylovadv.gmres", "time_s": t_ours,
-                 "matvecs": ours.matvecs, "relative_residual": ours.residual_norm / b_norm,
-                 "note": ours.status.name})
-    rows.append({"experiment": label, "solver": "scipy gmres", "time_s": t_ref,
-                 "matvecs": products[0],
-                 "relative_residual": float(np.linalg.norm(b - A @ x_ref) / b_norm),
-                 "note": "info=0" if info == 0 else f"info={info}"})
+    rows.append(
+        {
+            "experiment": label,
+            "solver": "krylovadv.gmres",
+            "time_s": t_ours,
+            "matvecs": ours.matvecs,
+            "relative_residual": ours.residual_norm / b_norm,
+            "note": ours.status.name,
+        }
+    )
+    rows.append(
+        {
+            "experiment": label,
+            "solver": "scipy gmres",
+            "time_s": t_ref,
+            "matvecs": products[0],
+            "relative_residual": float(np.linalg.norm(b - A @ x_ref) / b_norm),
+            "note": "info=0" if info == 0 else f"info={info}",
+        }
+    )
     for dtype, rtol in ((np.float64, 1e-10), (np.float32, 1e-4)):
         H, g = low_rank_hessian_batch(batch, 784, 9, seed=seed, dtype=dtype)
-        result, t_batch = _timed(lambda H=H, g=g, rtol=rtol: gmres(H, g, rtol=rtol,
-                                                                   restart=30))
-        loop, t_loop = _timed(lambda H=H, g=g, rtol=rtol: [
-            gmres(H[i], g[i], rtol=rtol, restart=30) for i in range(batch)])
+        result, t_batch = _timed(lambda H=H, g=g, rtol=rtol: gmres(H, g, rtol=rtol, restart=30))
+        loop, t_loop = _timed(
+            lambda H=H, g=g, rtol=rtol: [
+                gmres(H[i], g[i], rtol=rtol, restart=30) for i in range(batch)
+            ]
+        )
         same = all(loop[i].iterations == result.iterations[i] for i in range(batch))
         relative = result.residual_norm / np.linalg.norm(g, axis=1)
         name = np.dtype(dtype).name
-        rows.append({
-            "experiment": f"{batch} rank-9 PSD systems n=784 {name}",
-            "solver": "krylovadv.gmres batched", "time_s": t_batch,
-            "matvecs": int(result.matvecs.sum()), "relative_residual": float(relative.max()),
-            "note": (f"iterations {result.iterations.min()}-{result.iterations.max()}, "
-                     f"{int(result.converged.sum())}/{batch} converged, "
-                     f"loop {t_loop:.2f}s, batch==loop: {same}"),
-        })
+        rows.append(
+            {
+                "experiment": f"{batch} rank-9 PSD systems n=784 {name}",
+                "solver": "krylovadv.gmres batched",
+                "time_s": t_batch,
+                "matvecs": int(result.matvecs.sum()),
+                "relative_residual": float(relative.max()),
+                "note": (
+                    f"iterations {result.iterations.min()}-{result.iterations.max()}, "
+                    f"{int(result.converged.sum())}/{batch} converged, "
+                    f"loop {t_loop:.2f}s, batch==loop: {same}"
+                ),
+            }
+        )
     return rows

@@ -113,9 +113,16 @@ class FiniteDifferenceHVP(LinearOperator):
     True
     """
 
-    def __init__(self, grad: Callable[..., Any], x: Array, *, eta: float | None = None,
-                 scheme: Literal["forward", "central"] = "forward",
-                 grad_x: Array | None = None, pass_indices: bool = False) -> None:
+    def __init__(
+        self,
+        grad: Callable[..., Any],
+        x: Array,
+        *,
+        eta: float | None = None,
+        scheme: Literal["forward", "central"] = "forward",
+        grad_x: Array | None = None,
+        pass_indices: bool = False,
+    ) -> None:
         if scheme not in ("forward", "central"):
             raise ValueError(f"scheme must be 'forward' or 'central'; got {scheme!r}.")
         if eta is not None and not (np.isfinite(eta) and eta > 0):
@@ -169,12 +176,16 @@ class FiniteDifferenceHVP(LinearOperator):
             out = xp.asarray(self.grad(points, indices))
         elif indices is not None and k != self.x.shape[0]:
             full = xp.asarray(self.x, copy=True)
-            out = xp.take(xp.asarray(self.grad(scatter_rows(full, indices, points))),
-                          indices, axis=0)
+            out = xp.take(
+                xp.asarray(self.grad(scatter_rows(full, indices, points))), indices, axis=0
+            )
         else:
             out = xp.asarray(self.grad(points))
-        self.num_grad_evals += k if (self.single or self.pass_indices or indices is None
-                                     or k == self.x.shape[0]) else self.x.shape[0]
+        self.num_grad_evals += (
+            k
+            if (self.single or self.pass_indices or indices is None or k == self.x.shape[0])
+            else self.x.shape[0]
+        )
         out = xp.reshape(out, (k, self.n))
         if out.dtype != points.dtype:
             out = xp.astype(out, points.dtype)
@@ -241,8 +252,9 @@ class FiniteDifferenceHVP(LinearOperator):
             self.step_rounding[0] = rounding[-1]
         return hv
 
-    def estimate_error(self, v: Array | None = None, *,
-                       seed: int | np.random.Generator | None = None) -> np.ndarray:
+    def estimate_error(
+        self, v: Array | None = None, *, seed: int | np.random.Generator | None = None
+    ) -> np.ndarray:
         r"""Estimate the relative error of the product :math:`Hv`, per sample.
 
         Compares the products with steps :math:`t` and :math:`t/2`: with

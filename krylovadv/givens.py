@@ -110,8 +110,9 @@ class GivensQR:
         numerically zero pivot (its Hessenberg matrix is singular).
     """
 
-    def __init__(self, batch_size: int, max_columns: int,
-                 eps: float = float(np.finfo(np.float64).eps)) -> None:
+    def __init__(
+        self, batch_size: int, max_columns: int, eps: float = float(np.finfo(np.float64).eps)
+    ) -> None:
         self.batch_size = batch_size
         self.max_columns = max_columns
         self.eps = float(eps)
@@ -213,8 +214,7 @@ class GivensQR:
         rhs = self.beta[:, None] * self.Q[:, :j, 0]
         scale = np.max(np.abs(self.R[:, :j, :j]), axis=(1, 2))
         for k in range(j - 1, -1, -1):
-            acc = rhs[:, k] - np.einsum("bi,bi->b", self.R[:, k, k + 1 : j],
-                                        gamma[:, k + 1 : j])
+            acc = rhs[:, k] - np.einsum("bi,bi->b", self.R[:, k, k + 1 : j], gamma[:, k + 1 : j])
             diag = self.R[:, k, k]
             pivot = np.abs(diag) > (k + 1) * self.eps * scale
             gamma[:, k] = np.where(pivot, acc / np.where(pivot, diag, 1.0), 0.0)

@@ -140,12 +140,17 @@ class GMRESResult:
 
     def __repr__(self) -> str:
         if not self.batched:
-            return (f"GMRESResult(status={SolverStatus(self.status).name}, "
-                    f"iterations={self.iterations}, residual_norm={self.residual_norm:.3e})")
-        counts = {SolverStatus(s).name: int(np.sum(self.status == s))
-                  for s in np.unique(self.status)}
-        return (f"GMRESResult(batch={len(self)}, status={counts}, "
-                f"iterations={self.iterations.tolist()})")
+            return (
+                f"GMRESResult(status={SolverStatus(self.status).name}, "
+                f"iterations={self.iterations}, residual_norm={self.residual_norm:.3e})"
+            )
+        counts = {
+            SolverStatus(s).name: int(np.sum(self.status == s)) for s in np.unique(self.status)
+        }
+        return (
+            f"GMRESResult(batch={len(self)}, status={counts}, "
+            f"iterations={self.iterations.tolist()})"
+        )
 
 
 def _check_operator(op: LinearOperator, name: str, n: int, B: int, b_shape: tuple) -> None:
@@ -306,9 +311,7 @@ def gmres(
         if callback_type not in ("pr_norm", "x"):
             raise ValueError(f"callback_type must be 'pr_norm' or 'x'; got {callback_type!r}.")
     if orthogonalization not in ("mgs", "cgs2"):
-        raise ValueError(
-            f"orthogonalization must be 'mgs' or 'cgs2'; got {orthogonalization!r}."
-        )
+        raise ValueError(f"orthogonalization must be 'mgs' or 'cgs2'; got {orthogonalization!r}.")
 
     eps = finfo_eps(xp, dtype)
     stall_margin = 1.0 - np.sqrt(eps)
@@ -384,8 +387,11 @@ def gmres(
             running &= ~nonfinite
             beta_np[nonfinite] = 0.0
         usable = np.isfinite(beta_np[idx_np]) & (beta_np[idx_np] > 0)
-        scale = xp.asarray(np.where(usable, 1.0 / np.where(usable, beta_np[idx_np], 1.0), 0.0),
-                           dtype=dtype, device=dev)
+        scale = xp.asarray(
+            np.where(usable, 1.0 / np.where(usable, beta_np[idx_np], 1.0), 0.0),
+            dtype=dtype,
+            device=dev,
+        )
         basis[...] = 0
         if all_in:
             basis[:, 0, :] = z_rows * scale[:, None]
@@ -415,8 +421,9 @@ def gmres(
             # A non-finite operator output is detected below, per sample; numpy must
             # not also warn about it.
             with np.errstate(invalid="ignore", over="ignore"):
-                h, w_rows, norm_before, norm_after = orthogonalize(xp, sub_basis, j, w_rows,
-                                                                   orthogonalization)
+                h, w_rows, norm_before, norm_after = orthogonalize(
+                    xp, sub_basis, j, w_rows, orthogonalization
+                )
             h_np = to_numpy(h).astype(np.float64, copy=False)
             nb_np = to_numpy(norm_before).astype(np.float64, copy=False)
             na_np = to_numpy(norm_after).astype(np.float64, copy=False)
@@ -429,12 +436,12 @@ def gmres(
                 cycle_np[bad] = False
                 running[bad] = False
                 h_np = np.where(finite[:, None], h_np, 0.0)
-            operator_norm[idx_np] = np.maximum(operator_norm[idx_np],
-                                               np.where(finite, nb_np, 0.0))
+            operator_norm[idx_np] = np.maximum(operator_norm[idx_np], np.where(finite, nb_np, 0.0))
             broke = finite & direction_lost(nb_np, na_np, eps, j, operator_norm[idx_np])
             keep = finite & ~broke
-            inv = xp.asarray(np.where(keep, 1.0 / np.where(keep, na_np, 1.0), 0.0),
-                             dtype=dtype, device=dev)
+            inv = xp.asarray(
+                np.where(keep, 1.0 / np.where(keep, na_np, 1.0), 0.0), dtype=dtype, device=dev
+            )
             if all_in:
                 basis[:, j + 1, :] = w_rows * inv[:, None]
             else:
@@ -498,9 +505,12 @@ def gmres(
                     status[s] = SolverStatus.CONVERGED
                 elif stop_requested[s]:
                     status[s] = SolverStatus.CALLBACK
-                elif (breakdown_np[s] and singular_np[s]
-                      and r_norm[s] >= stall_margin * r_before[s]
-                      and r_norm[s] > np.sqrt(eps) * b_norm[s]):
+                elif (
+                    breakdown_np[s]
+                    and singular_np[s]
+                    and r_norm[s] >= stall_margin * r_before[s]
+                    and r_norm[s] > np.sqrt(eps) * b_norm[s]
+                ):
                     # An invariant Krylov space whose Hessenberg matrix is singular and
                     # brought no progress, with a residual far above rounding: b has a
                     # component outside the range of A.  (A residual already at
@@ -545,15 +555,26 @@ def gmres(
     x_out = x[0] if single else x
     if single:
         return GMRESResult(
-            x=x_out, converged=bool(converged[0]), status=SolverStatus(int(status[0])),
-            iterations=int(iterations[0]), cycles=int(cycles[0]), matvecs=int(matvecs[0]),
+            x=x_out,
+            converged=bool(converged[0]),
+            status=SolverStatus(int(status[0])),
+            iterations=int(iterations[0]),
+            cycles=int(cycles[0]),
+            matvecs=int(matvecs[0]),
             residual_norm=float(residual_norm[0]),
-            residual_history=np.asarray(history[0]), batched=False,
+            residual_history=np.asarray(history[0]),
+            batched=False,
         )
     return GMRESResult(
-        x=x_out, converged=converged, status=status, iterations=iterations, cycles=cycles,
-        matvecs=matvecs, residual_norm=residual_norm,
-        residual_history=[np.asarray(h) for h in history], batched=True,
+        x=x_out,
+        converged=converged,
+        status=status,
+        iterations=iterations,
+        cycles=cycles,
+        matvecs=matvecs,
+        residual_norm=residual_norm,
+        residual_history=[np.asarray(h) for h in history],
+        batched=True,
     )
 
 

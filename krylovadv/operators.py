@@ -64,8 +64,9 @@ class LinearOperator:
         counts once, so a batched call on ``k`` rows adds ``k``.
     """
 
-    def __init__(self, shape: tuple[int, int], *, batch_size: int | None = None,
-                 dtype: Any = None) -> None:
+    def __init__(
+        self, shape: tuple[int, int], *, batch_size: int | None = None, dtype: Any = None
+    ) -> None:
         if len(shape) != 2 or shape[0] != shape[1]:
             raise ValueError(f"shape must be square (n, n); got {tuple(shape)}.")
         if batch_size is not None and batch_size < 1:
@@ -103,9 +104,7 @@ class LinearOperator:
                 f"{type(x).__name__}. Convert it with numpy.asarray first."
             )
         if x.ndim != 2 or x.shape[1] != self.n:
-            raise ValueError(
-                f"matvec expects x of shape (k, {self.n}); got {tuple(x.shape)}."
-            )
+            raise ValueError(f"matvec expects x of shape (k, {self.n}); got {tuple(x.shape)}.")
         if indices is None and self.batch_size is not None and x.shape[0] != self.batch_size:
             raise ValueError(
                 f"x has {x.shape[0]} rows but the operator holds {self.batch_size} samples; "
@@ -170,8 +169,7 @@ class DenseOperator(LinearOperator):
             )
         check_real_floating(xp, matrix.dtype, "A")
         batch = None if matrix.ndim == 2 else int(matrix.shape[0])
-        super().__init__((matrix.shape[-1], matrix.shape[-1]), batch_size=batch,
-                         dtype=matrix.dtype)
+        super().__init__((matrix.shape[-1], matrix.shape[-1]), batch_size=batch, dtype=matrix.dtype)
         self.matrix = matrix
         self.xp = xp
 
@@ -204,8 +202,9 @@ class ScipyOperator(LinearOperator):
 
     def _matvec(self, x: Array, indices: Array | None) -> Array:
         if not isinstance(x, np.ndarray):
-            raise TypeError("a scipy operator can only multiply numpy arrays; got "
-                            f"{type(x).__name__}.")
+            raise TypeError(
+                f"a scipy operator can only multiply numpy arrays; got {type(x).__name__}."
+            )
         if x.shape[0] == 1:
             # The common unbatched case: a plain (sparse) matrix-vector product.
             y = self.operator @ x[0] if self._sparse else self.operator.matvec(x[0])
@@ -247,9 +246,16 @@ class FunctionOperator(LinearOperator):
         Whether ``function`` takes the sample numbers as its second argument.
     """
 
-    def __init__(self, function: Callable[..., Any], shape: tuple[int, int], *,
-                 batch_size: int | None = None, dtype: Any = None,
-                 vectorized: bool = False, pass_indices: bool = False) -> None:
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        shape: tuple[int, int],
+        *,
+        batch_size: int | None = None,
+        dtype: Any = None,
+        vectorized: bool = False,
+        pass_indices: bool = False,
+    ) -> None:
         super().__init__(shape, batch_size=batch_size, dtype=dtype)
         if pass_indices and not _accepts_two_args(function):
             raise TypeError("pass_indices=True needs a function taking (x, indices).")
@@ -268,14 +274,19 @@ class FunctionOperator(LinearOperator):
         if self.pass_indices and indices is None:
             indices = xp.arange(k, dtype=xp.int64, device=device(x))
         if self.vectorized:
-            if (self.batch_size is not None and not self.pass_indices and indices is not None
-                    and k != self.batch_size):
+            if (
+                self.batch_size is not None
+                and not self.pass_indices
+                and indices is not None
+                and k != self.batch_size
+            ):
                 # A batched callable that cannot be told which samples it is given:
                 # evaluate the full batch with zero rows for the idle samples.
                 full = xp.zeros((self.batch_size, self.n), dtype=x.dtype, device=device(x))
                 y_full = self._call(scatter_rows(full, indices, x), None)
-                return xp.take(self._as_output(xp, y_full, x, (self.batch_size, self.n)),
-                               indices, axis=0)
+                return xp.take(
+                    self._as_output(xp, y_full, x, (self.batch_size, self.n)), indices, axis=0
+                )
             return self._as_output(xp, self._call(x, indices), x, (k, self.n))
         rows = []
         for r in range(k):
@@ -329,8 +340,7 @@ class ShiftedOperator(LinearOperator):
             self.shift: float | np.ndarray = float(shift)
             batch = operator.batch_size
         else:
-            shift_np = np.asarray(shift.cpu() if hasattr(shift, "cpu") else shift,
-                                  dtype=np.float64)
+            shift_np = np.asarray(shift.cpu() if hasattr(shift, "cpu") else shift, dtype=np.float64)
             if shift_np.ndim != 1:
                 raise ValueError(f"shift must be a scalar or shape (B,); got {shift_np.shape}.")
             if operator.batch_size is not None and shift_np.shape[0] != operator.batch_size:
@@ -359,9 +369,15 @@ def _cpu(indices: Array) -> Any:
     return indices.cpu() if hasattr(indices, "cpu") else indices
 
 
-def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any = None,
-                     batch_size: int | None = None, vectorized: bool = False,
-                     pass_indices: bool = False) -> LinearOperator:
+def aslinearoperator(
+    A: Any,
+    *,
+    shape: tuple[int, int] | None = None,
+    dtype: Any = None,
+    batch_size: int | None = None,
+    vectorized: bool = False,
+    pass_indices: bool = False,
+) -> LinearOperator:
     """Wrap ``A`` as a :class:`LinearOperator`.
 
     Parameters
@@ -392,8 +408,9 @@ def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any
         import scipy.sparse.linalg
     except ImportError:  # pragma: no cover - scipy is a hard dependency
         scipy = None
-    if scipy is not None and (scipy.sparse.issparse(A)
-                              or isinstance(A, scipy.sparse.linalg.LinearOperator)):
+    if scipy is not None and (
+        scipy.sparse.issparse(A) or isinstance(A, scipy.sparse.linalg.LinearOperator)
+    ):
         return ScipyOperator(A)
     if is_array_api_obj(A):
         return DenseOperator(A)
@@ -402,8 +419,14 @@ def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any
     if callable(A):
         if shape is None:
             raise TypeError("aslinearoperator needs shape=(n, n) to wrap a callable.")
-        return FunctionOperator(A, shape, batch_size=batch_size, dtype=dtype,
-                                vectorized=vectorized, pass_indices=pass_indices)
+        return FunctionOperator(
+            A,
+            shape,
+            batch_size=batch_size,
+            dtype=dtype,
+            vectorized=vectorized,
+            pass_indices=pass_indices,
+        )
     raise TypeError(
         f"cannot make a linear operator from {type(A).__name__}; pass an array (n, n) or "
         "(B, n, n), a scipy sparse matrix or LinearOperator, or a callable with shape=."

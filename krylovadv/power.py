@@ -95,9 +95,15 @@ class PowerIterationResult:
         return PowerIterationResult(**values, batched=False)
 
 
-def power_iteration(A: Any, v0: Array | None = None, *, tol: float = 1e-6,
-                    maxiter: int = 1000, seed: int | np.random.Generator | None = None,
-                    batch_size: int | None = None) -> PowerIterationResult:
+def power_iteration(
+    A: Any,
+    v0: Array | None = None,
+    *,
+    tol: float = 1e-6,
+    maxiter: int = 1000,
+    seed: int | np.random.Generator | None = None,
+    batch_size: int | None = None,
+) -> PowerIterationResult:
     r"""Estimate the eigenvalue of largest magnitude and its eigenvector.
 
     Parameters
@@ -227,13 +233,22 @@ def power_iteration(A: Any, v0: Array | None = None, *, tol: float = 1e-6,
     vec = v[0] if single else v
     if single:
         return PowerIterationResult(
-            eigenvalue=float(eigenvalue[0]), eigenvector=vec, converged=bool(converged[0]),
-            status=SolverStatus(int(status[0])), iterations=int(iterations[0]),
-            residual_norm=float(residual[0]), eigenvalue_history=np.asarray(history[0]),
+            eigenvalue=float(eigenvalue[0]),
+            eigenvector=vec,
+            converged=bool(converged[0]),
+            status=SolverStatus(int(status[0])),
+            iterations=int(iterations[0]),
+            residual_norm=float(residual[0]),
+            eigenvalue_history=np.asarray(history[0]),
             batched=False,
         )
     return PowerIterationResult(
-        eigenvalue=eigenvalue, eigenvector=vec, converged=converged, status=status,
-        iterations=iterations, residual_norm=residual,
-        eigenvalue_history=[np.asarray(h) for h in history], batched=True,
+        eigenvalue=eigenvalue,
+        eigenvector=vec,
+        converged=converged,
+        status=status,
+        iterations=iterations,
+        residual_norm=residual,
+        eigenvalue_history=[np.asarray(h) for h in history],
+        batched=True,
     )

@@ -7,8 +7,13 @@ import pytest
 
 
 def run_cli(*args, cwd=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "krylovadv", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "krylovadv", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def test_help_lists_the_demo():
@@ -20,8 +25,17 @@ def test_help_lists_the_demo():
 def test_demo_help_explains_every_option():
     done = run_cli("demo", "--help")
     assert done.returncode == 0
-    for option in ("--grid", "--batch", "--seed", "--samples", "--steps", "--device",
-                   "--output", "--no-progress", "--solver-only"):
+    for option in (
+        "--grid",
+        "--batch",
+        "--seed",
+        "--samples",
+        "--steps",
+        "--device",
+        "--output",
+        "--no-progress",
+        "--solver-only",
+    ):
         assert option in done.stdout
 
 
@@ -52,8 +66,20 @@ def test_unknown_command_fails():
 
 def test_attack_demo_writes_its_report(tmp_path):
     out = tmp_path / "report"
-    done = run_cli("demo", "--grid", "10", "--batch", "2", "--samples", "6", "--steps", "2",
-                   "--no-progress", "--output", str(out))
+    done = run_cli(
+        "demo",
+        "--grid",
+        "10",
+        "--batch",
+        "2",
+        "--samples",
+        "6",
+        "--steps",
+        "2",
+        "--no-progress",
+        "--output",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     for name in ("report.md", "report.json", "robust_accuracy.png", "gradient_norm.png"):
         assert (out / name).stat().st_size > 0

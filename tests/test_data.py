@@ -57,7 +57,8 @@ def test_unknown_split_names_the_valid_ones():
 
 def write_idx(path, array, *, compress=False):
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape)
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
     payload = header + array.astype(np.uint8).tobytes()
     opener = gzip.open if compress else open
     with opener(path, "wb") as handle:

@@ -34,8 +34,14 @@ g = H.gradient  # (64, 784): the flattened input gradients
 # float32 products: a relative tolerance near sqrt(eps) is what they can deliver.
 result = krylovadv.gmres(H, g, rtol=1e-4, restart=30)
 statuses = [krylovadv.SolverStatus(s).name for s in result.status]
-print("GMRES on H delta = g:", {s: statuses.count(s) for s in set(statuses)},
-      "| iterations per sample:", result.iterations.min(), "to", result.iterations.max())
+print(
+    "GMRES on H delta = g:",
+    {s: statuses.count(s) for s in set(statuses)},
+    "| iterations per sample:",
+    result.iterations.min(),
+    "to",
+    result.iterations.max(),
+)
 print("Hessian-vector products spent:", H.num_hvps, "(only unconverged samples are evaluated)")
 
 # A ReLU network's input Hessian has rank <= K - 1 = 9, so GMRES stops after at most

@@ -186,7 +186,7 @@ def _read_idx(path: Path, expected_dims: int) -> np.ndarray:
     header = 4 + 4 * dims
     if len(data) < header:
         raise ValueError(f"{path} is truncated (header incomplete).")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     size = int(np.prod(shape))
     if len(data) != header + size:
         raise ValueError(
@@ -234,8 +234,9 @@ def load_mnist_idx(directory: str | Path, split: Literal["train", "test"] = "tes
             f"{image_path} holds {images.shape[0]} images but {label_path} holds "
             f"{labels.shape[0]} labels."
         )
-    return ImageData((images.astype(np.float32) / 255.0)[:, None], labels.astype(np.int64),
-                     f"mnist-idx-{split}")
+    return ImageData(
+        (images.astype(np.float32) / 255.0)[:, None], labels.astype(np.int64), f"mnist-idx-{split}"
+    )
 
 
 # --- CIFAR-10 python batches ------------------------------------------------
@@ -249,15 +250,17 @@ class _RestrictedUnpickler(pickle.Unpickler):
     allowed.
     """
 
-    _ALLOWED: frozenset[tuple[str, str]] = frozenset({
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),
-    })
+    _ALLOWED: frozenset[tuple[str, str]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),
+        }
+    )
 
     def find_class(self, module: str, name: str) -> type:
         if (module, name) in self._ALLOWED:

@@ -30,8 +30,9 @@ __all__ = [
 _FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
-def check_images(x: Any, name: str = "x", *,
-                 value_range: tuple[float, float] | None = (0.0, 1.0)) -> torch.Tensor:
+def check_images(
+    x: Any, name: str = "x", *, value_range: tuple[float, float] | None = (0.0, 1.0)
+) -> torch.Tensor:
     r"""Check a batch of inputs :math:`x \in [0, 1]^{B \times \dots}`.
 
     Parameters
@@ -58,20 +59,27 @@ def check_images(x: Any, name: str = "x", *,
         On a wrong shape, NaN/Inf, or entries outside ``value_range``.
     """
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, ...); got "
-                        f"{type(x).__name__}. Convert it with torch.as_tensor({name}).")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (B, ...); got "
+            f"{type(x).__name__}. Convert it with torch.as_tensor({name})."
+        )
     if x.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{name} has dtype {x.dtype}; use float32 or float64, e.g. "
-                        f"{name}.float() (integer images: {name}.float() / 255).")
+        raise TypeError(
+            f"{name} has dtype {x.dtype}; use float32 or float64, e.g. "
+            f"{name}.float() (integer images: {name}.float() / 255)."
+        )
     if x.ndim < 2 or x.shape[0] == 0 or x.numel() == 0:
-        raise ValueError(f"{name} must have shape (B, ...) with B >= 1 and at least one "
-                         f"feature dimension; got {tuple(x.shape)}. For one sample use "
-                         f"{name}.unsqueeze(0).")
+        raise ValueError(
+            f"{name} must have shape (B, ...) with B >= 1 and at least one "
+            f"feature dimension; got {tuple(x.shape)}. For one sample use "
+            f"{name}.unsqueeze(0)."
+        )
     finite = torch.isfinite(x.detach()).flatten(1).all(dim=1)
     if not bool(finite.all()):
         bad = torch.nonzero(~finite).flatten().tolist()
-        raise ValueError(f"{name} contains NaN or Inf in sample(s) {bad[:10]}"
-                         f"{' ...' if len(bad) > 10 else ''}.")
+        raise ValueError(
+            f"{name} contains NaN or Inf in sample(s) {bad[:10]}{' ...' if len(bad) > 10 else ''}."
+        )
     if value_range is not None:
         low, high = value_range
         x_min, x_max = float(x.detach().min()), float(x.detach().max())
@@ -84,8 +92,14 @@ def check_images(x: Any, name: str = "x", *,
     return x
 
 
-def check_labels(y: Any, batch: int, name: str = "y", *, num_classes: int | None = None,
-                 device: torch.device | str | None = None) -> torch.Tensor:
+def check_labels(
+    y: Any,
+    batch: int,
+    name: str = "y",
+    *,
+    num_classes: int | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Check integer class labels, one per sample.
 
     Parameters
@@ -114,25 +128,34 @@ def check_labels(y: Any, batch: int, name: str = "y", *, num_classes: int | None
         On a wrong shape, device, or labels out of range.
     """
     if not isinstance(y, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of int64 class labels; got "
-                        f"{type(y).__name__}. Use torch.as_tensor({name}, dtype=torch.int64).")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of int64 class labels; got "
+            f"{type(y).__name__}. Use torch.as_tensor({name}, dtype=torch.int64)."
+        )
     if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
-        raise TypeError(f"{name} has dtype {y.dtype}; class labels must be integers: "
-                        f"{name}.long().")
+        raise TypeError(
+            f"{name} has dtype {y.dtype}; class labels must be integers: {name}.long()."
+        )
     if tuple(y.shape) != (batch,):
-        raise ValueError(f"{name} must have shape ({batch},), one label per sample; got "
-                         f"{tuple(y.shape)}. (One-hot labels: {name}.argmax(dim=1).)")
+        raise ValueError(
+            f"{name} must have shape ({batch},), one label per sample; got "
+            f"{tuple(y.shape)}. (One-hot labels: {name}.argmax(dim=1).)"
+        )
     if device is not None and y.device != torch.device(device):
-        raise ValueError(f"{name} is on {y.device} but the inputs are on {device}; move it "
-                         f"with {name}.to(x.device).")
+        raise ValueError(
+            f"{name} is on {y.device} but the inputs are on {device}; move it "
+            f"with {name}.to(x.device)."
+        )
     y = y.long()
     if batch > 0:
         y_min, y_max = int(y.min()), int(y.max())
         if y_min < 0 or (num_classes is not None and y_max >= num_classes):
             valid = f"[0, {num_classes})" if num_classes is not None else "[0, K)"
-            raise ValueError(f"{name} holds labels in [{y_min}, {y_max}]; they must lie in "
-                             f"{valid} for a model with "
-                             f"{num_classes if num_classes is not None else 'K'} classes.")
+            raise ValueError(
+                f"{name} holds labels in [{y_min}, {y_max}]; they must lie in "
+                f"{valid} for a model with "
+                f"{num_classes if num_classes is not None else 'K'} classes."
+            )
     return y
 
 
@@ -197,13 +220,17 @@ def check_model_input(model: Any, x: torch.Tensor, name: str = "x") -> None:
     if reference is None:
         return
     if reference.device != x.device:
-        raise ValueError(f"{name} is on {x.device} but the model is on {reference.device}; "
-                         f"move one of them, e.g. {name}.to({str(reference.device)!r}).")
+        raise ValueError(
+            f"{name} is on {x.device} but the model is on {reference.device}; "
+            f"move one of them, e.g. {name}.to({str(reference.device)!r})."
+        )
     if reference.dtype != x.dtype:
         cast = {torch.float64: "double", torch.float32: "float"}.get(x.dtype, "to")
-        raise TypeError(f"{name} has dtype {x.dtype} but the model's parameters are "
-                        f"{reference.dtype}; make them equal, e.g. model.{cast}() or "
-                        f"{name}.to({reference.dtype}).")
+        raise TypeError(
+            f"{name} has dtype {x.dtype} but the model's parameters are "
+            f"{reference.dtype}; make them equal, e.g. model.{cast}() or "
+            f"{name}.to({reference.dtype})."
+        )
 
 
 def _tensors(model: nn.Module) -> Iterable[torch.Tensor]:

@@ -156,8 +156,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 # --- optimizer state ----------------------------------------------------------
 
 
-def flatten_optimizer_state(state_dict: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor],
-                                                                     dict[str, Any]]:
+def flatten_optimizer_state(
+    state_dict: Mapping[str, Any],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split ``optimizer.state_dict()`` into flat tensors and JSON-able values.
 
     Parameters
@@ -193,8 +194,9 @@ def flatten_optimizer_state(state_dict: Mapping[str, Any]) -> tuple[dict[str, to
     return tensors, {"param_groups": groups, "scalars": scalars}
 
 
-def unflatten_optimizer_state(tensors: Mapping[str, torch.Tensor],
-                              meta: Mapping[str, Any]) -> dict[str, Any]:
+def unflatten_optimizer_state(
+    tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]
+) -> dict[str, Any]:
     """Inverse of :func:`flatten_optimizer_state`.
 
     Parameters
@@ -213,7 +215,7 @@ def unflatten_optimizer_state(tensors: Mapping[str, torch.Tensor],
     for key, value in tensors.items():
         if not key.startswith(_OPTIM_PREFIX):
             continue
-        index, name = key[len(_OPTIM_PREFIX):].split(".", 1)
+        index, name = key[len(_OPTIM_PREFIX) :].split(".", 1)
         state.setdefault(int(index), {})[name] = value
     for index, entries in meta.get("scalars", {}).items():
         state.setdefault(int(index), {}).update(entries)
@@ -235,8 +237,10 @@ def _check_json(value: Any, what: str) -> None:
     try:
         json.dumps(value)
     except TypeError as error:
-        raise TypeError(f"{what} is neither a tensor nor JSON-serialisable "
-                        f"({type(value).__name__}); it cannot be checkpointed.") from error
+        raise TypeError(
+            f"{what} is neither a tensor nor JSON-serialisable "
+            f"({type(value).__name__}); it cannot be checkpointed."
+        ) from error
 
 
 # --- random number generators -----------------------------------------------
@@ -254,14 +258,21 @@ def capture_rng_state() -> dict[str, Any]:
     name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (the legacy global state)
     state: dict[str, Any] = {
         "python": [version, list(internal), gauss],
-        "numpy": {"name": name, "keys": np.asarray(keys).tolist(), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "name": name,
+            "keys": np.asarray(keys).tolist(),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii"),
         "cuda": [],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = [base64.b64encode(s.numpy().tobytes()).decode("ascii")
-                         for s in torch.cuda.get_rng_state_all()]
+        state["cuda"] = [
+            base64.b64encode(s.numpy().tobytes()).decode("ascii")
+            for s in torch.cuda.get_rng_state_all()
+        ]
     return state
 
 
@@ -277,17 +288,24 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     numpy_state = state["numpy"]
-    legacy = (numpy_state["name"], np.asarray(numpy_state["keys"], dtype=np.uint32),
-              numpy_state["pos"], numpy_state["has_gauss"], numpy_state["cached_gaussian"])
+    legacy = (
+        numpy_state["name"],
+        np.asarray(numpy_state["keys"], dtype=np.uint32),
+        numpy_state["pos"],
+        numpy_state["has_gauss"],
+        numpy_state["cached_gaussian"],
+    )
     np.random.set_state(legacy)  # noqa: NPY002 (the legacy global state)
     torch_bytes = base64.b64decode(state["torch"])
     torch.set_rng_state(torch.frombuffer(bytearray(torch_bytes), dtype=torch.uint8))
     cuda_states = state.get("cuda") or []
     if cuda_states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([
-            torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
-            for s in cuda_states
-        ])
+        torch.cuda.set_rng_state_all(
+            [
+                torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
+                for s in cuda_states
+            ]
+        )
 
 
 # --- saving and loading -----------------------------------------------------
@@ -328,11 +346,15 @@ def _checkpoint_paths(directory: Path, step: int) -> tuple[Path, Path]:
     return directory / f"{stem}.json", directory / f"{stem}.safetensors"
 
 
-def save_checkpoint(directory: str | os.PathLike, *, step: int,
-                    model_state: Mapping[str, torch.Tensor],
-                    optimizer_state: Mapping[str, Any] | None = None,
-                    metadata: Mapping[str, Any] | None = None,
-                    keep_last: int | None = 2) -> Path:
+def save_checkpoint(
+    directory: str | os.PathLike,
+    *,
+    step: int,
+    model_state: Mapping[str, torch.Tensor],
+    optimizer_state: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    keep_last: int | None = 2,
+) -> Path:
     """Write a checkpoint pair atomically; return the metadata path.
 
     Parameters
@@ -370,17 +392,20 @@ def save_checkpoint(directory: str | os.PathLike, *, step: int,
         optim_tensors, optim_meta = flatten_optimizer_state(optimizer_state)
         tensors.update(optim_tensors)
         meta["optimizer"] = optim_meta
-    blob = save_tensors(tensors, metadata={"format": "pt", "krylovadv": "checkpoint",
-                                           "global_step": str(int(step))})
-    meta.update({
-        "checkpoint_format": CHECKPOINT_FORMAT,
-        "global_step": int(step),
-        "weights_file": weights_path.name,
-        "weights_sha256": sha256_bytes(blob),
-        "weights_bytes": len(blob),
-        "krylovadv_version": __version__,
-        "torch_version": torch.__version__,
-    })
+    blob = save_tensors(
+        tensors, metadata={"format": "pt", "krylovadv": "checkpoint", "global_step": str(int(step))}
+    )
+    meta.update(
+        {
+            "checkpoint_format": CHECKPOINT_FORMAT,
+            "global_step": int(step),
+            "weights_file": weights_path.name,
+            "weights_sha256": sha256_bytes(blob),
+            "weights_bytes": len(blob),
+            "krylovadv_version": __version__,
+            "torch_version": torch.__version__,
+        }
+    )
     text = json.dumps(meta, indent=1, sort_keys=True, allow_nan=False)
     # Weights first, metadata last: the metadata names the weights' checksum, so
     # a kill between the two writes leaves a pair that fails verification (or an
@@ -461,16 +486,18 @@ def _read_verified(meta_path: Path) -> tuple[dict[str, Any], Path, bytes]:
     try:
         metadata = json.loads(text)
     except json.JSONDecodeError as error:
-        raise CheckpointError(f"checkpoint metadata {meta_path} is not valid JSON (truncated "
-                              f"or corrupt): {error}") from error
+        raise CheckpointError(
+            f"checkpoint metadata {meta_path} is not valid JSON (truncated or corrupt): {error}"
+        ) from error
     if not isinstance(metadata, dict) or "weights_sha256" not in metadata:
         raise CheckpointError(f"{meta_path} is not a krylovadv checkpoint (no weights_sha256).")
     weights_path = meta_path.parent / metadata["weights_file"]
     try:
         blob = weights_path.read_bytes()
     except FileNotFoundError as error:
-        raise CheckpointError(f"weights file {weights_path} named by {meta_path} is "
-                              "missing.") from error
+        raise CheckpointError(
+            f"weights file {weights_path} named by {meta_path} is missing."
+        ) from error
     digest = sha256_bytes(blob)
     if digest != metadata["weights_sha256"]:
         raise CheckpointError(
@@ -515,12 +542,19 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     try:
         tensors = load_tensors(blob)
     except (SafetensorError, ValueError) as error:
-        raise CheckpointError(f"weights file {weights_path} is not a valid safetensors "
-                              f"file: {error}") from error
-    model_state = {k[len(_MODEL_PREFIX):]: v for k, v in tensors.items()
-                   if k.startswith(_MODEL_PREFIX)}
+        raise CheckpointError(
+            f"weights file {weights_path} is not a valid safetensors file: {error}"
+        ) from error
+    model_state = {
+        k[len(_MODEL_PREFIX) :]: v for k, v in tensors.items() if k.startswith(_MODEL_PREFIX)
+    }
     optimizer_state = None
     if "optimizer" in metadata:
         optimizer_state = unflatten_optimizer_state(tensors, metadata["optimizer"])
-    return Checkpoint(path=path, weights_path=weights_path, metadata=metadata,
-                      model_state=model_state, optimizer_state=optimizer_state)
+    return Checkpoint(
+        path=path,
+        weights_path=weights_path,
+        metadata=metadata,
+        model_state=model_state,
+        optimizer_state=optimizer_state,
+    )

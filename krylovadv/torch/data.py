@@ -33,8 +33,14 @@ class TensorImageDataset(Dataset):
         return self.images[index], self.labels[index]
 
 
-def make_loader(data: ImageData | Dataset, *, batch_size: int = 128, shuffle: bool = False,
-                seed: int = 0, drop_last: bool = False) -> DataLoader:
+def make_loader(
+    data: ImageData | Dataset,
+    *,
+    batch_size: int = 128,
+    shuffle: bool = False,
+    seed: int = 0,
+    drop_last: bool = False,
+) -> DataLoader:
     """Build a seeded ``DataLoader`` (single process: reproducible on CPU).
 
     Parameters
@@ -58,5 +64,11 @@ def make_loader(data: ImageData | Dataset, *, batch_size: int = 128, shuffle: bo
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     dataset = TensorImageDataset(data) if isinstance(data, ImageData) else data
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      drop_last=drop_last, num_workers=0)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        drop_last=drop_last,
+        num_workers=0,
+    )

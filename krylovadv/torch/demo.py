@@ -34,8 +34,7 @@ EPS_LINF = 0.3
 EPS_L2 = 2.0
 
 
-def build_demo_attacks(model: torch.nn.Module, *, steps: int = 20,
-                       seed: int = 0) -> dict[str, Any]:
+def build_demo_attacks(model: torch.nn.Module, *, steps: int = 20, seed: int = 0) -> dict[str, Any]:
     """Build the demo's attacks on ``model``.
 
     Parameters
@@ -59,8 +58,7 @@ def build_demo_attacks(model: torch.nn.Module, *, steps: int = 20,
         "PGD-l2": PGD(model, norm="l2", eps=EPS_L2, steps=steps, seed=seed),
         "SO-linf": SO(model, norm="linf", eps=EPS_LINF, steps=steps, seed=seed),
         "SO-l2": SO(model, norm="l2", eps=EPS_L2, steps=steps, seed=seed),
-        "SOAE-linf": SOAE(model, norm="linf", eps=EPS_LINF, steps=max(1, steps // 2),
-                          seed=seed),
+        "SOAE-linf": SOAE(model, norm="linf", eps=EPS_LINF, steps=max(1, steps // 2), seed=seed),
     }
 
 
@@ -90,18 +88,29 @@ class DemoResult:
         parts = ["# krylovadv demo: attacks on the embedded MNIST test split", ""]
         for name, report in self.reports.items():
             meta = report.meta
-            parts += [f"## Model `{name}`", "",
-                      f"{meta['samples']} test digits (seed {meta['seed']}), "
-                      f"ℓ∞ ε = {EPS_LINF}, ℓ2 ε = {EPS_L2}, {meta['steps']} steps.", "",
-                      report.to_markdown(), ""]
+            parts += [
+                f"## Model `{name}`",
+                "",
+                f"{meta['samples']} test digits (seed {meta['seed']}), "
+                f"ℓ∞ ε = {EPS_LINF}, ℓ2 ε = {EPS_L2}, {meta['steps']} steps.",
+                "",
+                report.to_markdown(),
+                "",
+            ]
         parts.append(f"Total wall time: {self.seconds:.1f} s.")
         return "\n".join(parts)
 
 
-def run_attack_demo(*, samples: int = 200, steps: int = 20, seed: int = 0,
-                    device: str = "cpu", output: str | Path | None = "krylovadv-report",
-                    progress: bool = True,
-                    models: tuple[str, ...] = DEMO_MODELS) -> DemoResult:
+def run_attack_demo(
+    *,
+    samples: int = 200,
+    steps: int = 20,
+    seed: int = 0,
+    device: str = "cpu",
+    output: str | Path | None = "krylovadv-report",
+    progress: bool = True,
+    models: tuple[str, ...] = DEMO_MODELS,
+) -> DemoResult:
     """Attack the zoo's MNIST models and write the report folder.
 
     Parameters
@@ -137,9 +146,20 @@ def run_attack_demo(*, samples: int = 200, steps: int = 20, seed: int = 0,
         model = load_pretrained(name, device=device)
         attacks = build_demo_attacks(model, steps=steps, seed=seed)
         reports[name] = evaluate(
-            model, data, attacks, cascade=False, device=device, progress=progress,
-            meta={"model": name, "samples": samples, "seed": seed, "steps": steps,
-                  "data": data.name, "device": device},
+            model,
+            data,
+            attacks,
+            cascade=False,
+            device=device,
+            progress=progress,
+            meta={
+                "model": name,
+                "samples": samples,
+                "seed": seed,
+                "steps": steps,
+                "data": data.name,
+                "device": device,
+            },
         )
         # Seed 000's Fig. 1: the mean input-gradient norm along the iterations.
         traces[name] = {}
@@ -155,8 +175,11 @@ def run_attack_demo(*, samples: int = 200, steps: int = 20, seed: int = 0,
 def _write_report(result: DemoResult, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(folder / "report.md", result.to_markdown() + "\n")
-    payload = {"seconds": result.seconds, "traces": result.traces,
-               "reports": {k: v.to_dict() for k, v in result.reports.items()}}
+    payload = {
+        "seconds": result.seconds,
+        "traces": result.traces,
+        "reports": {k: v.to_dict() for k, v in result.reports.items()},
+    }
     _atomic_write_text(folder / "report.json", json.dumps(payload, indent=2, default=str))
     _plot(result, folder)
     return folder

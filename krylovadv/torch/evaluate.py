@@ -105,8 +105,9 @@ def _norm_name(attack: Any) -> str:
     raise ValueError(f"unknown attack norm {norm!r}; expected 'linf' or 'l2'.")
 
 
-def check_adversarial(x: torch.Tensor, x_adv: torch.Tensor, *, eps: float,
-                      norm: str) -> dict[str, torch.Tensor]:
+def check_adversarial(
+    x: torch.Tensor, x_adv: torch.Tensor, *, eps: float, norm: str
+) -> dict[str, torch.Tensor]:
     r"""Check adversarial examples against the threat model, per sample.
 
     Parameters
@@ -138,8 +139,12 @@ def check_adversarial(x: torch.Tensor, x_adv: torch.Tensor, *, eps: float,
     else:
         raise ValueError(f"norm must be 'linf' or 'l2'; got {norm!r}.")
     in_ball = size <= eps * (1 + slack) + slack
-    return {"finite": finite, "in_range": in_range, "in_ball": in_ball,
-            "valid": finite & in_range & in_ball}
+    return {
+        "finite": finite,
+        "in_range": in_range,
+        "in_ball": in_ball,
+        "valid": finite & in_range & in_ball,
+    }
 
 
 @dataclass
@@ -177,8 +182,9 @@ class AttackRecord:
     broken: int = 0
     robust_after: int = 0
     invalid: int = 0
-    violations: dict[str, int] = field(default_factory=lambda: {
-        "non_finite": 0, "out_of_range": 0, "out_of_ball": 0})
+    violations: dict[str, int] = field(
+        default_factory=lambda: {"non_finite": 0, "out_of_range": 0, "out_of_ball": 0}
+    )
     forward_samples: int = 0
     wall_time_s: float = 0.0
 
@@ -234,27 +240,57 @@ class EvaluationReport:
 
         def add(name: str, norm: str, eps: Any, correct: int, **extra: Any) -> None:
             low, high = wilson_interval(correct, self.total)
-            rows.append({"attack": name, "norm": norm, "eps": eps,
-                         "accuracy": correct / max(self.total, 1), "ci_low": low,
-                         "ci_high": high, **extra})
+            rows.append(
+                {
+                    "attack": name,
+                    "norm": norm,
+                    "eps": eps,
+                    "accuracy": correct / max(self.total, 1),
+                    "ci_low": low,
+                    "ci_high": high,
+                    **extra,
+                }
+            )
 
-        add("clean", "-", "-", self.clean_correct, attacked=self.total, violations=0,
-            forward_per_sample=1.0, wall_time_s=0.0)
+        add(
+            "clean",
+            "-",
+            "-",
+            self.clean_correct,
+            attacked=self.total,
+            violations=0,
+            forward_per_sample=1.0,
+            wall_time_s=0.0,
+        )
         for rec in self.attacks:
-            add(rec.name, rec.norm, rec.eps, int(self.per_attack_robust[rec.name].sum()),
-                attacked=rec.attacked, violations=rec.invalid,
+            add(
+                rec.name,
+                rec.norm,
+                rec.eps,
+                int(self.per_attack_robust[rec.name].sum()),
+                attacked=rec.attacked,
+                violations=rec.invalid,
                 forward_per_sample=rec.forward_samples / max(rec.attacked, 1),
-                wall_time_s=rec.wall_time_s)
-        add("worst case", "-", "-", int(self.robust.sum()), attacked=self.total,
+                wall_time_s=rec.wall_time_s,
+            )
+        add(
+            "worst case",
+            "-",
+            "-",
+            int(self.robust.sum()),
+            attacked=self.total,
             violations=sum(r.invalid for r in self.attacks),
             forward_per_sample=float("nan"),
-            wall_time_s=sum(r.wall_time_s for r in self.attacks))
+            wall_time_s=sum(r.wall_time_s for r in self.attacks),
+        )
         return rows
 
     def to_markdown(self) -> str:
         """Render the table as GitHub Markdown."""
-        header = ("| attack | norm | ε | accuracy | 95 % CI | attacked | violations | "
-                  "forward passes / sample | time (s) |")
+        header = (
+            "| attack | norm | ε | accuracy | 95 % CI | attacked | violations | "
+            "forward passes / sample | time (s) |"
+        )
         lines = [header, "|" + "---|" * 9]
         for r in self.rows():
             eps = r["eps"] if isinstance(r["eps"], str) else f"{r['eps']:g}"
@@ -262,9 +298,13 @@ class EvaluationReport:
             lines.append(
                 f"| {r['attack']} | {r['norm']} | {eps} | {100 * r['accuracy']:.1f} % | "
                 f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] | {r['attacked']} | "
-                f"{r['violations']} | {fwd} | {r['wall_time_s']:.1f} |")
-        mode = "cascade (each attack on still-robust samples)" if self.cascade else \
-            "independent (each attack on all clean-correct samples)"
+                f"{r['violations']} | {fwd} | {r['wall_time_s']:.1f} |"
+            )
+        mode = (
+            "cascade (each attack on still-robust samples)"
+            if self.cascade
+            else "independent (each attack on all clean-correct samples)"
+        )
         lines.append("")
         lines.append(f"{self.total} samples; protocol: {mode}.")
         return "\n".join(lines)
@@ -275,12 +315,17 @@ class EvaluationReport:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict (per-sample flags as lists)."""
         return {
-            "total": self.total, "clean_correct": self.clean_correct,
-            "clean_accuracy": self.clean_accuracy, "robust_accuracy": self.robust_accuracy,
-            "cascade": self.cascade, "attacks": [asdict(a) for a in self.attacks],
-            "rows": self.rows(), "robust": self.robust.astype(int).tolist(),
-            "per_attack_robust": {k: v.astype(int).tolist()
-                                  for k, v in self.per_attack_robust.items()},
+            "total": self.total,
+            "clean_correct": self.clean_correct,
+            "clean_accuracy": self.clean_accuracy,
+            "robust_accuracy": self.robust_accuracy,
+            "cascade": self.cascade,
+            "attacks": [asdict(a) for a in self.attacks],
+            "rows": self.rows(),
+            "robust": self.robust.astype(int).tolist(),
+            "per_attack_robust": {
+                k: v.astype(int).tolist() for k, v in self.per_attack_robust.items()
+            },
             "meta": self.meta,
         }
 
@@ -339,10 +384,18 @@ def _attack_list(attacks: Mapping[str, Any] | Sequence[Any]) -> list[tuple[str, 
     return items
 
 
-def evaluate(model: nn.Module, data: Any, attacks: Mapping[str, Any] | Sequence[Any], *,
-             batch_size: int = 256, device: str | torch.device | None = None,
-             cascade: bool = True, resume: str | os.PathLike | None = None,
-             progress: bool = False, meta: dict[str, Any] | None = None) -> EvaluationReport:
+def evaluate(
+    model: nn.Module,
+    data: Any,
+    attacks: Mapping[str, Any] | Sequence[Any],
+    *,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    cascade: bool = True,
+    resume: str | os.PathLike | None = None,
+    progress: bool = False,
+    meta: dict[str, Any] | None = None,
+) -> EvaluationReport:
     """Evaluate clean and robust accuracy under a list of attacks.
 
     Parameters
@@ -405,10 +458,9 @@ def evaluate(model: nn.Module, data: Any, attacks: Mapping[str, Any] | Sequence[
             correct = np.zeros(total, dtype=bool)
             with torch.no_grad():
                 for start in range(0, total, batch_size):
-                    xb = x_all[start:start + batch_size].to(device, dtype)
-                    yb = y_all[start:start + batch_size].to(device)
-                    correct[start:start + batch_size] = (
-                        model(xb).argmax(1) == yb).cpu().numpy()
+                    xb = x_all[start : start + batch_size].to(device, dtype)
+                    yb = y_all[start : start + batch_size].to(device)
+                    correct[start : start + batch_size] = (model(xb).argmax(1) == yb).cpu().numpy()
             state["clean"] = correct.tolist()
             _save_progress(resume, state)
         clean = np.asarray(state["clean"], dtype=bool)
@@ -419,13 +471,16 @@ def evaluate(model: nn.Module, data: Any, attacks: Mapping[str, Any] | Sequence[
             eps = float(attack.eps)
             saved = state["attacks"].get(name)
             rec = AttackRecord(name=name, norm=norm, eps=eps)
-            still = np.asarray(saved["still"], dtype=bool) if saved else (
-                robust.copy() if cascade else clean.copy())
+            still = (
+                np.asarray(saved["still"], dtype=bool)
+                if saved
+                else (robust.copy() if cascade else clean.copy())
+            )
             done_batches = set(saved["done_batches"]) if saved else set()
             if saved:
                 rec = AttackRecord(**saved["record"])
             targets = np.flatnonzero(robust if cascade else clean)
-            batches = [targets[i:i + batch_size] for i in range(0, targets.size, batch_size)]
+            batches = [targets[i : i + batch_size] for i in range(0, targets.size, batch_size)]
             iterator = _progress(batches, progress, name)
             for b, index in enumerate(iterator):
                 if b in done_batches:
@@ -446,8 +501,9 @@ def evaluate(model: nn.Module, data: Any, attacks: Mapping[str, Any] | Sequence[
                 rec.violations["out_of_ball"] += int((~checks["in_ball"]).sum())
                 rec.invalid += int((~checks["valid"]).sum())
                 with torch.no_grad():
-                    safe = torch.where(checks["finite"].view(-1, *([1] * (xb.ndim - 1))),
-                                       x_adv.detach(), xb)
+                    safe = torch.where(
+                        checks["finite"].view(-1, *([1] * (xb.ndim - 1))), x_adv.detach(), xb
+                    )
                     fooled = model(safe).argmax(1) != yb
                 # An invalid example is not a successful attack: the sample stays robust.
                 broken = (fooled & checks["valid"]).cpu().numpy()
@@ -455,9 +511,11 @@ def evaluate(model: nn.Module, data: Any, attacks: Mapping[str, Any] | Sequence[
                 rec.broken += int(broken.sum())
                 still[index[broken]] = False
                 done_batches.add(b)
-                state["attacks"][name] = {"still": still.astype(int).tolist(),
-                                          "done_batches": sorted(done_batches),
-                                          "record": asdict(rec)}
+                state["attacks"][name] = {
+                    "still": still.astype(int).tolist(),
+                    "done_batches": sorted(done_batches),
+                    "record": asdict(rec),
+                }
                 _save_progress(resume, state)
             if cascade:
                 robust &= still
@@ -469,9 +527,15 @@ def evaluate(model: nn.Module, data: Any, attacks: Mapping[str, Any] | Sequence[
             records.append(rec)
     finally:
         model.train(was_training)
-    return EvaluationReport(total=total, clean_correct=int(clean.sum()), attacks=records,
-                            robust=robust, per_attack_robust=per_attack, cascade=cascade,
-                            meta=dict(meta or {}))
+    return EvaluationReport(
+        total=total,
+        clean_correct=int(clean.sum()),
+        attacks=records,
+        robust=robust,
+        per_attack_robust=per_attack,
+        cascade=cascade,
+        meta=dict(meta or {}),
+    )
 
 
 def _progress(items: list, enabled: bool, label: str) -> Any:

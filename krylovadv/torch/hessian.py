@@ -61,8 +61,14 @@ class _GradientGraph:
     sample ``b`` (``-1`` if absent; only kept when the rows are distinct).
     """
 
-    def __init__(self, indices: np.ndarray, leaf: torch.Tensor, grad: torch.Tensor,
-                 values: torch.Tensor, batch_size: int) -> None:
+    def __init__(
+        self,
+        indices: np.ndarray,
+        leaf: torch.Tensor,
+        grad: torch.Tensor,
+        values: torch.Tensor,
+        batch_size: int,
+    ) -> None:
         self.indices = indices
         self.leaf = leaf
         self.grad = grad
@@ -211,11 +217,19 @@ class InputHessian(LinearOperator):
     >>> delta = krylovadv.gmres(H, H.gradient, rtol=1e-8).x   # H_b delta_b = g_b
     """
 
-    def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                 y: torch.Tensor, *, loss: str | LossFunction = "ce", method: str = "exact",
-                 eta: float | None = None, kappa: float = 50.0,
-                 exact_variant: str = "double-backward",
-                 rebuild_fraction: float = 0.5) -> None:
+    def __init__(
+        self,
+        model: Callable[[torch.Tensor], torch.Tensor],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        loss: str | LossFunction = "ce",
+        method: str = "exact",
+        eta: float | None = None,
+        kappa: float = 50.0,
+        exact_variant: str = "double-backward",
+        rebuild_fraction: float = 0.5,
+    ) -> None:
         check_choice(method, "method", METHODS)
         check_choice(exact_variant, "exact_variant", EXACT_VARIANTS)
         check_images(x, "x", value_range=None)
@@ -226,8 +240,10 @@ class InputHessian(LinearOperator):
         _warn_if_stochastic(model)
         if eta is not None:
             if method == "exact":
-                raise ValueError("eta is the finite-difference step; it only applies to "
-                                 "method='fd-forward' or 'fd-central' (exact products need none).")
+                raise ValueError(
+                    "eta is the finite-difference step; it only applies to "
+                    "method='fd-forward' or 'fd-central' (exact products need none)."
+                )
             eta = check_positive(eta, "eta")
         kappa = check_nonnegative(kappa, "kappa", allow_inf=True)
         rebuild_fraction = check_nonnegative(rebuild_fraction, "rebuild_fraction")
@@ -259,15 +275,19 @@ class InputHessian(LinearOperator):
             self._full_graph = self._build(np.arange(batch, dtype=np.int64))
             values, grad = self._full_graph.values, self._full_graph.grad
         else:
-            values, grad = _loss_and_gradient(model, self.x, y, loss=loss, kappa=kappa,
-                                              create_graph=False)
+            values, grad = _loss_and_gradient(
+                model, self.x, y, loss=loss, kappa=kappa, create_graph=False
+            )
         self.loss_values = values.detach()
         self.gradient = grad.detach().reshape(batch, d)
         if method != "exact":
             self._fd = FiniteDifferenceHVP(
-                self._fd_gradient, self.x.reshape(batch, d), eta=eta,
+                self._fd_gradient,
+                self.x.reshape(batch, d),
+                eta=eta,
                 scheme="forward" if method == "fd-forward" else "central",
-                grad_x=self.gradient, pass_indices=True,
+                grad_x=self.gradient,
+                pass_indices=True,
             )
 
     # -- public helpers --------------------------------------------------------
@@ -296,8 +316,9 @@ class InputHessian(LinearOperator):
         r"""Per sample, the effective FD step :math:`t` of the last product (``None``: exact)."""
         return None if self._fd is None else self._fd.step
 
-    def fd_error_estimate(self, v: Any = None, *,
-                          seed: int | np.random.Generator | None = None) -> np.ndarray:
+    def fd_error_estimate(
+        self, v: Any = None, *, seed: int | np.random.Generator | None = None
+    ) -> np.ndarray:
         r"""Estimate the relative error of the finite-difference products, per sample.
 
         Compares :math:`H_b v` computed with steps :math:`t` and :math:`t/2`
@@ -325,8 +346,10 @@ class InputHessian(LinearOperator):
             For ``method="exact"`` (no truncation error to estimate).
         """
         if self._fd is None:
-            raise ValueError("fd_error_estimate needs method='fd-forward' or 'fd-central'; "
-                             "exact products have no truncation error.")
+            raise ValueError(
+                "fd_error_estimate needs method='fd-forward' or 'fd-central'; "
+                "exact products have no truncation error."
+            )
         if v is not None and not isinstance(v, torch.Tensor):
             v = torch.as_tensor(np.asarray(v))
         if v is not None:
@@ -339,8 +362,10 @@ class InputHessian(LinearOperator):
 
     def __repr__(self) -> str:
         variant = f" ({self.exact_variant})" if self.method == "exact" else ""
-        return (f"<InputHessian d={self.n} batch_size={self.batch_size} dtype={self.dtype} "
-                f"loss={self.loss!r} method={self.method!r}{variant}>")
+        return (
+            f"<InputHessian d={self.n} batch_size={self.batch_size} dtype={self.dtype} "
+            f"loss={self.loss!r} method={self.method!r}{variant}>"
+        )
 
     # -- the product -------------------------------------------------------------
     def _matvec(self, v: Any, indices: Any) -> Any:
@@ -352,8 +377,9 @@ class InputHessian(LinearOperator):
         if idx_np.shape != (k,):
             raise ValueError(f"indices has {idx_np.size} entries for {k} rows.")
         if k and (idx_np.min() < 0 or idx_np.max() >= self.batch_size):
-            raise IndexError(f"indices must lie in [0, {self.batch_size}); got "
-                             f"[{idx_np.min()}, {idx_np.max()}].")
+            raise IndexError(
+                f"indices must lie in [0, {self.batch_size}); got [{idx_np.min()}, {idx_np.max()}]."
+            )
         v_t, restore = self._as_tensor(v)
         if k == 0:
             return restore(v_t.new_zeros((0, self.n)))
@@ -368,14 +394,19 @@ class InputHessian(LinearOperator):
         """``v`` as a detached tensor on the operator's device and dtype, and the way back."""
         if isinstance(v, torch.Tensor):
             dtype, dev = v.dtype, v.device
-            return (v.detach().to(device=self.x.device, dtype=self.x.dtype),
-                    lambda out: out.to(device=dev, dtype=dtype))
+            return (
+                v.detach().to(device=self.x.device, dtype=self.x.dtype),
+                lambda out: out.to(device=dev, dtype=dtype),
+            )
         if isinstance(v, np.ndarray):
             np_dtype = v.dtype
-            return (torch.as_tensor(v).to(device=self.x.device, dtype=self.x.dtype),
-                    lambda out: out.detach().cpu().numpy().astype(np_dtype, copy=False))
-        raise TypeError(f"InputHessian multiplies torch tensors or numpy arrays; got "
-                        f"{type(v).__name__}.")
+            return (
+                torch.as_tensor(v).to(device=self.x.device, dtype=self.x.dtype),
+                lambda out: out.detach().cpu().numpy().astype(np_dtype, copy=False),
+            )
+        raise TypeError(
+            f"InputHessian multiplies torch tensors or numpy arrays; got {type(v).__name__}."
+        )
 
     def _build(self, idx_np: np.ndarray) -> _GradientGraph:
         """Forward and backward (``create_graph=True``) on samples ``idx_np``."""
@@ -389,8 +420,9 @@ class InputHessian(LinearOperator):
         with torch.enable_grad():
             values = per_sample_loss(self.model(leaf), y_rows, loss=self.loss, kappa=self.kappa)
             if values.requires_grad:
-                (grad,) = torch.autograd.grad(values.sum(), leaf, create_graph=True,
-                                              allow_unused=True, materialize_grads=True)
+                (grad,) = torch.autograd.grad(
+                    values.sum(), leaf, create_graph=True, allow_unused=True, materialize_grads=True
+                )
             else:
                 grad = torch.zeros_like(leaf)
         self.rows_built += int(idx_np.size)
@@ -402,8 +434,11 @@ class InputHessian(LinearOperator):
         distinct = np.unique(idx_np).size == k
         if distinct:
             for graph in (self._subset_graph, self._full_graph):  # the smaller one first
-                if (graph is not None and graph.covers(idx_np)
-                        and k >= self.rebuild_fraction * graph.size):
+                if (
+                    graph is not None
+                    and graph.covers(idx_np)
+                    and k >= self.rebuild_fraction * graph.size
+                ):
                     return graph
         graph = self._build(idx_np)
         if distinct:
@@ -425,10 +460,14 @@ class InputHessian(LinearOperator):
         self.rows_evaluated += m
         if not graph.grad.requires_grad:  # the gradient does not depend on x: H = 0
             return v.new_zeros((k, self.n))
-        (hv,) = torch.autograd.grad(graph.grad, graph.leaf,
-                                    grad_outputs=directions.reshape(graph.grad.shape),
-                                    retain_graph=True, allow_unused=True,
-                                    materialize_grads=True)
+        (hv,) = torch.autograd.grad(
+            graph.grad,
+            graph.leaf,
+            grad_outputs=directions.reshape(graph.grad.shape),
+            retain_graph=True,
+            allow_unused=True,
+            materialize_grads=True,
+        )
         hv = hv.detach().reshape(m, self.n)
         return hv if rows is None else hv.index_select(0, rows)
 
@@ -439,17 +478,18 @@ class InputHessian(LinearOperator):
         y_rows = self.y.index_select(0, idx)
 
         def loss_sum(inputs: torch.Tensor) -> torch.Tensor:
-            return per_sample_loss(self.model(inputs), y_rows, loss=self.loss,
-                                   kappa=self.kappa).sum()
+            return per_sample_loss(
+                self.model(inputs), y_rows, loss=self.loss, kappa=self.kappa
+            ).sum()
 
         # torch.func.grad differentiates w.r.t. the inputs only; the outer no_grad keeps
         # the result off the parameters' autograd graph.
         with torch.no_grad(), warnings.catch_warnings():
             # torch's forward-AD decompositions still call torch.jit.script on first use.
-            warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated",
-                                    category=DeprecationWarning)
-            _, hv = torch.func.jvp(torch.func.grad(loss_sum), (x_rows,),
-                                   (v.reshape(x_rows.shape),))
+            warnings.filterwarnings(
+                "ignore", message=".*torch.jit.script.*deprecated", category=DeprecationWarning
+            )
+            _, hv = torch.func.jvp(torch.func.grad(loss_sum), (x_rows,), (v.reshape(x_rows.shape),))
         self.rows_evaluated += int(idx_np.size)
         return hv.reshape(idx_np.size, self.n)
 
@@ -457,8 +497,14 @@ class InputHessian(LinearOperator):
         """Input gradients at ``points`` ``(k, d)`` of samples ``indices`` (FD callable)."""
         k = int(points.shape[0])
         y_rows = self.y.index_select(0, indices.to(self.y.device))
-        _, grad = _loss_and_gradient(self.model, points.reshape(k, *self.image_shape), y_rows,
-                                     loss=self.loss, kappa=self.kappa, create_graph=False)
+        _, grad = _loss_and_gradient(
+            self.model,
+            points.reshape(k, *self.image_shape),
+            y_rows,
+            loss=self.loss,
+            kappa=self.kappa,
+            create_graph=False,
+        )
         self.rows_evaluated += k
         return grad.reshape(k, self.n)
 
@@ -469,7 +515,11 @@ def _warn_if_stochastic(model: Any) -> None:
         return
     for name, module in model.named_modules():
         if isinstance(module, _DropoutNd) and module.training and module.p > 0:
-            warnings.warn(f"{type(module).__name__} module '{name or 'model'}' is in training "
-                          "mode: the loss is random, so Hessian products are inconsistent. "
-                          "Call model.eval() first.", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"{type(module).__name__} module '{name or 'model'}' is in training "
+                "mode: the loss is random, so Hessian products are inconsistent. "
+                "Call model.eval() first.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             return

@@ -38,16 +38,21 @@ LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def _check_logits(logits: Any, y: Any, *, min_classes: int = 1) -> torch.Tensor:
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"logits must be a tensor of shape (B, K); got {shape}. Does the model "
-                         "return one row of class scores per sample?")
+        raise ValueError(
+            f"logits must be a tensor of shape (B, K); got {shape}. Does the model "
+            "return one row of class scores per sample?"
+        )
     if logits.shape[1] < min_classes:
-        raise ValueError(f"this loss needs at least {min_classes} classes; logits have shape "
-                         f"{tuple(logits.shape)}.")
+        raise ValueError(
+            f"this loss needs at least {min_classes} classes; logits have shape "
+            f"{tuple(logits.shape)}."
+        )
     # Labels are checked on the host: an out-of-range label would otherwise be a
     # device-side assert on CUDA.  (Only y's values are inspected, never the logits',
     # so this also works inside torch.func transforms.)
-    return check_labels(y, int(logits.shape[0]), "y", num_classes=int(logits.shape[1]),
-                        device=logits.device)
+    return check_labels(
+        y, int(logits.shape[0]), "y", num_classes=int(logits.shape[1]), device=logits.device
+    )
 
 
 def ce_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -118,8 +123,9 @@ def cw_loss(logits: torch.Tensor, y: torch.Tensor, kappa: float = 50.0) -> torch
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {"ce": ce_loss, "cw": cw_loss}
 
 
-def per_sample_loss(logits: torch.Tensor, y: torch.Tensor, loss: str | LossFunction = "ce",
-                    kappa: float = 50.0) -> torch.Tensor:
+def per_sample_loss(
+    logits: torch.Tensor, y: torch.Tensor, loss: str | LossFunction = "ce", kappa: float = 50.0
+) -> torch.Tensor:
     r"""Evaluate the per-sample loss :math:`\ell_b = \ell(z_b, y_b)` named ``loss``.
 
     Parameters
@@ -150,8 +156,10 @@ def per_sample_loss(logits: torch.Tensor, y: torch.Tensor, loss: str | LossFunct
         values = loss(logits, y)
         if not isinstance(values, torch.Tensor) or tuple(values.shape) != (logits.shape[0],):
             shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values)
-            raise ValueError(f"the loss callable must return shape ({logits.shape[0]},), one "
-                             f"value per sample (reduction='none'); got {shape}.")
+            raise ValueError(
+                f"the loss callable must return shape ({logits.shape[0]},), one "
+                f"value per sample (reduction='none'); got {shape}."
+            )
         return values
     if loss == "ce":
         return ce_loss(logits, y)
@@ -161,10 +169,16 @@ def per_sample_loss(logits: torch.Tensor, y: torch.Tensor, loss: str | LossFunct
     raise ValueError(f"loss must be one of {valid} (or a callable); got {loss!r}.")
 
 
-def input_gradient(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                   y: torch.Tensor, *, loss: str | LossFunction = "ce", kappa: float = 50.0,
-                   create_graph: bool = False,
-                   check_model: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def input_gradient(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: str | LossFunction = "ce",
+    kappa: float = 50.0,
+    create_graph: bool = False,
+    check_model: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Per-sample losses and their input gradients :math:`g_b = \nabla_{x_b}\ell(f(x_b), y_b)`.
 
     Differentiates :math:`\sum_b \ell_b` (never the mean) with
@@ -218,9 +232,15 @@ def input_gradient(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     return _loss_and_gradient(model, x, y, loss=loss, kappa=kappa, create_graph=create_graph)
 
 
-def _loss_and_gradient(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                       y: torch.Tensor, *, loss: str | LossFunction, kappa: float,
-                       create_graph: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _loss_and_gradient(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: str | LossFunction,
+    kappa: float,
+    create_graph: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`input_gradient` without the checks (the hot path of FD products)."""
     leaf = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
     with torch.enable_grad():
@@ -230,8 +250,9 @@ def _loss_and_gradient(model: Callable[[torch.Tensor], torch.Tensor], x: torch.T
             return values.detach(), grad if create_graph else grad.detach()
         # autograd.grad w.r.t. x only: nothing accumulates in param.grad, and no
         # reference cycle as with backward(create_graph=True).
-        (grad,) = torch.autograd.grad(values.sum(), leaf, create_graph=create_graph,
-                                      allow_unused=True, materialize_grads=True)
+        (grad,) = torch.autograd.grad(
+            values.sum(), leaf, create_graph=create_graph, allow_unused=True, materialize_grads=True
+        )
     if not create_graph:
         values, grad = values.detach(), grad.detach()
     return values, grad

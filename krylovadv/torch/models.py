@@ -62,11 +62,18 @@ class MadryCNN(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, 32, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(64 * 7 * 7, 1024), nn.ReLU(), nn.Linear(1024, num_classes),
+            nn.Flatten(),
+            nn.Linear(64 * 7 * 7, 1024),
+            nn.ReLU(),
+            nn.Linear(1024, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,8 +98,9 @@ class SmallCNN(nn.Module):
         ``"softplus"`` gives a smooth network with a full-rank input Hessian.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1,
-                 activation: str = "relu") -> None:
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 1, activation: str = "relu"
+    ) -> None:
         super().__init__()
         act: Callable[[], nn.Module]
         if activation == "relu":
@@ -102,11 +110,18 @@ class SmallCNN(nn.Module):
         else:
             raise ValueError(f"activation must be 'relu' or 'softplus'; got {activation!r}.")
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 16, 3, padding=1), act(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), act(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, 16, 3, padding=1),
+            act(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            act(),
+            nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(32 * 7 * 7, 64), act(), nn.Linear(64, num_classes),
+            nn.Flatten(),
+            nn.Linear(32 * 7 * 7, 64),
+            act(),
+            nn.Linear(64, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,9 +161,12 @@ class PreActResNet18(nn.Module):
         Input normalization applied inside the model (CIFAR-10 statistics).
     """
 
-    def __init__(self, num_classes: int = 10,
-                 mean: Sequence[float] = (0.4914, 0.4822, 0.4465),
-                 std: Sequence[float] = (0.2471, 0.2435, 0.2616)) -> None:
+    def __init__(
+        self,
+        num_classes: int = 10,
+        mean: Sequence[float] = (0.4914, 0.4822, 0.4465),
+        std: Sequence[float] = (0.2471, 0.2435, 0.2616),
+    ) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.conv1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
@@ -202,9 +220,14 @@ class WideResNet(nn.Module):
         Input normalization applied inside the model.
     """
 
-    def __init__(self, depth: int = 28, width: int = 10, num_classes: int = 10,
-                 mean: Sequence[float] = (0.4914, 0.4822, 0.4465),
-                 std: Sequence[float] = (0.2471, 0.2435, 0.2616)) -> None:
+    def __init__(
+        self,
+        depth: int = 28,
+        width: int = 10,
+        num_classes: int = 10,
+        mean: Sequence[float] = (0.4914, 0.4822, 0.4465),
+        std: Sequence[float] = (0.2471, 0.2435, 0.2616),
+    ) -> None:
         super().__init__()
         if (depth - 4) % 6 != 0:
             raise ValueError(f"depth must be 6k + 4; got {depth}.")

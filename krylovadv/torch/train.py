@@ -118,8 +118,7 @@ ENSEMBLE_ATTACKS = ("fgsm", "pgd")
 SUBSET_SEED = 0
 # Configuration fields that may change between a run and its resumption:
 # they do not affect the computed weights.
-_RESUMABLE_CHANGES = frozenset({"checkpoint_dir", "checkpoint_every", "keep_checkpoints",
-                                "device"})
+_RESUMABLE_CHANGES = frozenset({"checkpoint_dir", "checkpoint_every", "keep_checkpoints", "device"})
 
 
 # --- configuration -----------------------------------------------------------
@@ -278,21 +277,28 @@ class TrainConfig:
 
         def choice(name: str, options: Sequence[str]) -> None:
             if getattr(self, name) not in options:
-                raise ValueError(f"TrainConfig.{name} must be one of {list(options)}; got "
-                                 f"{getattr(self, name)!r}.")
+                raise ValueError(
+                    f"TrainConfig.{name} must be one of {list(options)}; got "
+                    f"{getattr(self, name)!r}."
+                )
 
         def at_least(name: str, low: float, *, allow_none: bool = False) -> None:
             value = getattr(self, name)
             if allow_none and value is None:
                 return
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                    value >= low and math.isfinite(value)):
-                raise ValueError(f"TrainConfig.{name} must be a finite number >= {low}; got "
-                                 f"{value!r}.")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (value >= low and math.isfinite(value))
+            ):
+                raise ValueError(
+                    f"TrainConfig.{name} must be a finite number >= {low}; got {value!r}."
+                )
 
         if self.model not in MODELS:
-            raise ValueError(f"TrainConfig.model must be one of {sorted(MODELS)}; got "
-                             f"{self.model!r}.")
+            raise ValueError(
+                f"TrainConfig.model must be one of {sorted(MODELS)}; got {self.model!r}."
+            )
         choice("method", tuple(METHODS))
         choice("optimizer", OPTIMIZERS)
         choice("lr_schedule", LR_SCHEDULES)
@@ -302,12 +308,30 @@ class TrainConfig:
         choice("soat_step_mode", ("norm", "raw"))
         choice("soat_hvp", ("exact", "fd-forward", "fd-central"))
         choice("dataset", ("mnist10k", "custom"))
-        for name in ("epochs", "batch_size", "steps", "eval_steps", "soat_max_krylov_dim",
-                     "keep_checkpoints"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "steps",
+            "eval_steps",
+            "soat_max_krylov_dim",
+            "keep_checkpoints",
+        ):
             at_least(name, 1)
-        for name in ("lr", "momentum", "weight_decay", "lr_gamma", "eps", "eps_warmup_epochs",
-                     "trades_beta", "mixed_eps_linf", "mixed_eps_l2", "soat_shift",
-                     "eval_subset", "checkpoint_every", "seed"):
+        for name in (
+            "lr",
+            "momentum",
+            "weight_decay",
+            "lr_gamma",
+            "eps",
+            "eps_warmup_epochs",
+            "trades_beta",
+            "mixed_eps_linf",
+            "mixed_eps_l2",
+            "soat_shift",
+            "eval_subset",
+            "checkpoint_every",
+            "seed",
+        ):
             at_least(name, 0)
         at_least("alpha", 0, allow_none=True)
         at_least("soat_eta", 0, allow_none=True)
@@ -315,14 +339,17 @@ class TrainConfig:
         if not 0 < self.soat_tau < 1:
             raise ValueError(f"TrainConfig.soat_tau must lie in (0, 1); got {self.soat_tau}.")
         if not 0 <= self.ensemble_adv_weight <= 1:
-            raise ValueError("TrainConfig.ensemble_adv_weight must lie in [0, 1]; got "
-                             f"{self.ensemble_adv_weight}.")
+            raise ValueError(
+                "TrainConfig.ensemble_adv_weight must lie in [0, 1]; got "
+                f"{self.ensemble_adv_weight}."
+            )
         if self.method == "ensemble" and not self.ensemble_sources:
-            raise ValueError("method 'ensemble' needs TrainConfig.ensemble_sources: zoo names or "
-                             "checkpoint paths of fixed pre-trained models.")
+            raise ValueError(
+                "method 'ensemble' needs TrainConfig.ensemble_sources: zoo names or "
+                "checkpoint paths of fixed pre-trained models."
+            )
         if any(int(m) != m or m < 0 for m in self.milestones):
-            raise ValueError(f"TrainConfig.milestones must be epochs >= 0; got "
-                             f"{self.milestones}.")
+            raise ValueError(f"TrainConfig.milestones must be epochs >= 0; got {self.milestones}.")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the configuration as a plain dict (JSON-serialisable)."""
@@ -395,7 +422,7 @@ def learning_rate(config: TrainConfig, global_step: int, steps_per_epoch: int) -
     if config.lr_schedule == "multistep":
         epoch = global_step // steps_per_epoch
         passed = sum(1 for m in config.milestones if epoch >= m)
-        return float(config.lr * config.lr_gamma ** passed)
+        return float(config.lr * config.lr_gamma**passed)
     total = config.epochs * steps_per_epoch
     return float(0.5 * config.lr * (1.0 + math.cos(math.pi * min(global_step, total) / total)))
 
@@ -483,8 +510,16 @@ def trades_kl(logits_natural: torch.Tensor, logits_adversarial: torch.Tensor) ->
     return (log_p.exp() * (log_p - log_q)).sum(dim=1)
 
 
-def trades_perturb(model: nn.Module, x: torch.Tensor, *, eps: float, steps: int, alpha: float,
-                   norm: str = "linf", generator: torch.Generator | None = None) -> torch.Tensor:
+def trades_perturb(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    eps: float,
+    steps: int,
+    alpha: float,
+    norm: str = "linf",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""TRADES inner maximization, as in Zhang et al.'s reference code.
 
     Approximately solves :math:`\max_{x' \in B_p(x, \varepsilon)}
@@ -549,8 +584,9 @@ def trades_perturb(model: nn.Module, x: torch.Tensor, *, eps: float, steps: int,
             norms = grad.reshape(batch, -1).norm(dim=1)
             zero = norms == 0
             if bool(zero.any()):  # reference: a random direction where g = 0
-                grad[zero] = torch.randn(grad[zero].shape, generator=generator,
-                                         device=x.device, dtype=x.dtype)
+                grad[zero] = torch.randn(
+                    grad[zero].shape, generator=generator, device=x.device, dtype=x.dtype
+                )
                 norms = grad.reshape(batch, -1).norm(dim=1)
             delta = delta.detach() + alpha * grad / norms.view(-1, *([1] * (x.ndim - 1)))
             delta = (x + delta).clamp(0.0, 1.0) - x
@@ -558,8 +594,9 @@ def trades_perturb(model: nn.Module, x: torch.Tensor, *, eps: float, steps: int,
     return (x + delta).detach().clamp(0.0, 1.0)
 
 
-def trades_loss(logits_natural: torch.Tensor, logits_adversarial: torch.Tensor,
-                y: torch.Tensor, beta: float) -> torch.Tensor:
+def trades_loss(
+    logits_natural: torch.Tensor, logits_adversarial: torch.Tensor, y: torch.Tensor, beta: float
+) -> torch.Tensor:
     r"""TRADES outer loss, reduced as in the reference code.
 
     .. math:: \frac1B\sum_b \operatorname{CE}(f(x_b), y_b)
@@ -635,12 +672,15 @@ class StepContext:
 #: ``perturb(ctx, x, y) -> x_adv``.
 Perturb = Callable[[StepContext, torch.Tensor, torch.Tensor], torch.Tensor]
 #: ``loss(ctx, net, x, x_adv, y) -> (scalar loss, logits used for the train accuracy)``.
-OuterLoss = Callable[[StepContext, nn.Module, torch.Tensor, torch.Tensor, torch.Tensor],
-                     tuple[torch.Tensor, torch.Tensor]]
+OuterLoss = Callable[
+    [StepContext, nn.Module, torch.Tensor, torch.Tensor, torch.Tensor],
+    tuple[torch.Tensor, torch.Tensor],
+]
 
 
-def adversarial_ce(ctx: StepContext, net: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
-                   y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def adversarial_ce(
+    ctx: StepContext, net: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Outer loss :math:`\frac1B\sum_b \operatorname{CE}(f(x'_b), y_b)` (Madry; SOAT eq. 15).
 
     Parameters
@@ -665,21 +705,24 @@ def adversarial_ce(ctx: StepContext, net: nn.Module, x: torch.Tensor, x_adv: tor
     return F.cross_entropy(logits, y), logits
 
 
-def _trades_outer(ctx: StepContext, net: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
-                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _trades_outer(
+    ctx: StepContext, net: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     logits_natural = net(x)
     logits_adversarial = net(x_adv)
-    return (trades_loss(logits_natural, logits_adversarial, y, ctx.config.trades_beta),
-            logits_adversarial)
+    return (
+        trades_loss(logits_natural, logits_adversarial, y, ctx.config.trades_beta),
+        logits_adversarial,
+    )
 
 
-def _ensemble_outer(ctx: StepContext, net: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
-                    y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _ensemble_outer(
+    ctx: StepContext, net: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     w = ctx.config.ensemble_adv_weight
     logits_natural = net(x)
     logits_adversarial = net(x_adv)
-    loss = (1 - w) * F.cross_entropy(logits_natural, y) + w * F.cross_entropy(
-        logits_adversarial, y)
+    loss = (1 - w) * F.cross_entropy(logits_natural, y) + w * F.cross_entropy(logits_adversarial, y)
     return loss, logits_adversarial
 
 
@@ -687,27 +730,54 @@ def _natural(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor
     return x
 
 
-def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float,
-         steps: int, alpha: float, random_start: bool, seed: int) -> torch.Tensor:
+def _pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    norm: str,
+    eps: float,
+    steps: int,
+    alpha: float,
+    random_start: bool,
+    seed: int,
+) -> torch.Tensor:
     from .attacks import PGD
 
     if eps == 0:
         return x
-    attack = PGD(model, norm=norm, eps=eps, steps=steps, alpha=alpha,
-                 random_start=random_start, seed=seed)
+    attack = PGD(
+        model, norm=norm, eps=eps, steps=steps, alpha=alpha, random_start=random_start, seed=seed
+    )
     return attack(x, y)
 
 
 def _pgd_at(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     c = ctx.config
-    return _pgd(ctx.model, x, y, norm=c.norm, eps=ctx.eps, steps=c.steps, alpha=ctx.alpha,
-                random_start=c.random_start, seed=ctx.seed)
+    return _pgd(
+        ctx.model,
+        x,
+        y,
+        norm=c.norm,
+        eps=ctx.eps,
+        steps=c.steps,
+        alpha=ctx.alpha,
+        random_start=c.random_start,
+        seed=ctx.seed,
+    )
 
 
 def _trades(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     c = ctx.config
-    return trades_perturb(ctx.model, x, eps=ctx.eps, steps=c.steps, alpha=ctx.alpha,
-                          norm=c.norm, generator=ctx.generator(x.device))
+    return trades_perturb(
+        ctx.model,
+        x,
+        eps=ctx.eps,
+        steps=c.steps,
+        alpha=ctx.alpha,
+        norm=c.norm,
+        generator=ctx.generator(x.device),
+    )
 
 
 def _mixed(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -720,11 +790,13 @@ def _mixed(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return _pgd(ctx.model, x, y, norm="linf", eps=eps_inf, alpha=alpha_inf, **common)
         return _pgd(ctx.model, x, y, norm="l2", eps=eps_two, alpha=alpha_two, **common)
     x_adv = x.clone()
-    x_adv[0::2] = _pgd(ctx.model, x[0::2], y[0::2], norm="linf", eps=eps_inf,
-                       alpha=alpha_inf, **common)
+    x_adv[0::2] = _pgd(
+        ctx.model, x[0::2], y[0::2], norm="linf", eps=eps_inf, alpha=alpha_inf, **common
+    )
     if x.shape[0] > 1:
-        x_adv[1::2] = _pgd(ctx.model, x[1::2], y[1::2], norm="l2", eps=eps_two,
-                           alpha=alpha_two, **common)
+        x_adv[1::2] = _pgd(
+            ctx.model, x[1::2], y[1::2], norm="l2", eps=eps_two, alpha=alpha_two, **common
+        )
     return x_adv
 
 
@@ -734,9 +806,20 @@ def _soat(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     c = ctx.config
     if ctx.eps == 0:
         return x
-    attack = SOAE(ctx.model, norm=c.norm, eps=ctx.eps, steps=c.steps, alpha=ctx.alpha,
-                  tau=c.soat_tau, max_krylov_dim=c.soat_max_krylov_dim, shift=c.soat_shift,
-                  hvp=c.soat_hvp, eta=c.soat_eta, step_mode=c.soat_step_mode, seed=ctx.seed)
+    attack = SOAE(
+        ctx.model,
+        norm=c.norm,
+        eps=ctx.eps,
+        steps=c.steps,
+        alpha=ctx.alpha,
+        tau=c.soat_tau,
+        max_krylov_dim=c.soat_max_krylov_dim,
+        shift=c.soat_shift,
+        hvp=c.soat_hvp,
+        eta=c.soat_eta,
+        step_mode=c.soat_step_mode,
+        seed=ctx.seed,
+    )
     return attack(x, y)
 
 
@@ -751,8 +834,17 @@ def _ensemble(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
         return x
     if c.ensemble_attack == "fgsm":
         return FGSM(source, eps=ctx.eps, norm=c.norm)(x, y)
-    return _pgd(source, x, y, norm=c.norm, eps=ctx.eps, steps=c.steps, alpha=ctx.alpha,
-                random_start=c.random_start, seed=ctx.seed)
+    return _pgd(
+        source,
+        x,
+        y,
+        norm=c.norm,
+        eps=ctx.eps,
+        steps=c.steps,
+        alpha=ctx.alpha,
+        random_start=c.random_start,
+        seed=ctx.seed,
+    )
 
 
 @dataclass(frozen=True)
@@ -782,17 +874,28 @@ class Method:
 METHODS: dict[str, Method] = {
     "natural": Method("natural", _natural, summary="clean examples (ERM)"),
     "pgd-at": Method("pgd-at", _pgd_at, summary="Madry et al. PGD adversarial training"),
-    "trades": Method("trades", _trades, _trades_outer,
-                     summary="Zhang et al. TRADES (KL inner max, CE + β·KL)"),
+    "trades": Method(
+        "trades", _trades, _trades_outer, summary="Zhang et al. TRADES (KL inner max, CE + β·KL)"
+    ),
     "mixed": Method("mixed", _mixed, summary="ℓ2 and ℓ∞ PGD examples (seed 000)"),
     "soat": Method("soat", _soat, summary="Qian et al. SOAT on SOAE examples (eq. 15)"),
-    "ensemble": Method("ensemble", _ensemble, _ensemble_outer,
-                       summary="Tramèr et al. ensemble adversarial training"),
+    "ensemble": Method(
+        "ensemble",
+        _ensemble,
+        _ensemble_outer,
+        summary="Tramèr et al. ensemble adversarial training",
+    ),
 }
 
 
-def register_method(name: str, perturb: Perturb, loss: OuterLoss = adversarial_ce, *,
-                    summary: str = "", overwrite: bool = False) -> Method:
+def register_method(
+    name: str,
+    perturb: Perturb,
+    loss: OuterLoss = adversarial_ce,
+    *,
+    summary: str = "",
+    overwrite: bool = False,
+) -> Method:
     """Add a training method to :data:`METHODS`.
 
     Parameters
@@ -821,10 +924,19 @@ def register_method(name: str, perturb: Perturb, loss: OuterLoss = adversarial_c
 # --- evaluation --------------------------------------------------------------------
 
 
-def evaluate_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
-                      norm: str = "linf", eps: float = 0.3, steps: int = 20,
-                      alpha: float | None = None, batch_size: int = 250, seed: int = 0,
-                      restarts: int = 1) -> dict[str, float | int]:
+def evaluate_accuracy(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    norm: str = "linf",
+    eps: float = 0.3,
+    steps: int = 20,
+    alpha: float | None = None,
+    batch_size: int = 250,
+    seed: int = 0,
+    restarts: int = 1,
+) -> dict[str, float | int]:
     r"""Measure clean and PGD robust accuracy of ``model`` on ``(images, labels)``.
 
     A sample counts as robust if it is classified correctly at the PGD example
@@ -864,21 +976,34 @@ def evaluate_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tens
     clean = robust = 0
     with eval_mode(model):
         for i, start in enumerate(range(0, images.shape[0], batch_size)):
-            x = images[start:start + batch_size]
-            y = labels[start:start + batch_size]
+            x = images[start : start + batch_size]
+            y = labels[start : start + batch_size]
             with torch.no_grad():
                 clean += int((model(x).argmax(1) == y).sum())
             if eps > 0:
-                attack = PGD(model, norm=norm, eps=eps, steps=steps, alpha=alpha,
-                             random_start=True, restarts=restarts, seed=seed + i)
+                attack = PGD(
+                    model,
+                    norm=norm,
+                    eps=eps,
+                    steps=steps,
+                    alpha=alpha,
+                    random_start=True,
+                    restarts=restarts,
+                    seed=seed + i,
+                )
                 x_adv = attack(x, y)
             else:
                 x_adv = x
             with torch.no_grad():
                 robust += int((model(x_adv).argmax(1) == y).sum())
     count = int(images.shape[0])
-    return {"clean_correct": clean, "robust_correct": robust, "count": count,
-            "clean_acc": clean / max(count, 1), "robust_acc": robust / max(count, 1)}
+    return {
+        "clean_correct": clean,
+        "robust_correct": robust,
+        "count": count,
+        "clean_acc": clean / max(count, 1),
+        "robust_acc": robust / max(count, 1),
+    }
 
 
 # --- distributed helpers -----------------------------------------------------------
@@ -989,9 +1114,15 @@ class Trainer:
     2
     """
 
-    def __init__(self, config: TrainConfig, *, train_data: ImageData | None = None,
-                 eval_data: ImageData | None = None, progress: bool = True,
-                 sources: Sequence[nn.Module] | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        train_data: ImageData | None = None,
+        eval_data: ImageData | None = None,
+        progress: bool = True,
+        sources: Sequence[nn.Module] | None = None,
+    ) -> None:
         config.validate()
         self.config = config
         self.dist = _setup_distributed(config.device)
@@ -1001,21 +1132,27 @@ class Trainer:
             torch.cuda.set_device(device)
         self.device = torch.device(device)
         if config.batch_size % self.dist.world_size != 0:
-            raise ValueError(f"batch_size {config.batch_size} must be divisible by the number "
-                             f"of processes {self.dist.world_size}.")
+            raise ValueError(
+                f"batch_size {config.batch_size} must be divisible by the number "
+                f"of processes {self.dist.world_size}."
+            )
         self.progress = bool(progress) and self.dist.is_main
         self.method = METHODS[config.method]
         self.train_data, self.eval_data = self._data(train_data, eval_data)
         self.images = torch.as_tensor(self.train_data.images).to(self.device)
         self.labels = torch.as_tensor(self.train_data.labels, dtype=torch.int64).to(self.device)
-        held_out = self.eval_data.subset(config.eval_subset, seed=SUBSET_SEED) \
-            if config.eval_subset > 0 else None
+        held_out = (
+            self.eval_data.subset(config.eval_subset, seed=SUBSET_SEED)
+            if config.eval_subset > 0
+            else None
+        )
         self.eval_images = torch.as_tensor(
             held_out.images if held_out is not None else self.eval_data.images[:0]
         ).to(self.device)
         self.eval_labels = torch.as_tensor(
             held_out.labels if held_out is not None else self.eval_data.labels[:0],
-            dtype=torch.int64).to(self.device)
+            dtype=torch.int64,
+        ).to(self.device)
         torch.manual_seed(config.seed)
         self.model = build_model(config.model, **config.model_kwargs).to(self.device)
         self.optimizer = self._optimizer()
@@ -1023,8 +1160,9 @@ class Trainer:
         self.steps_per_epoch = len(self.epoch_batches(0))
 
     # -- construction ------------------------------------------------------------------
-    def _data(self, train_data: ImageData | None,
-              eval_data: ImageData | None) -> tuple[ImageData, ImageData]:
+    def _data(
+        self, train_data: ImageData | None, eval_data: ImageData | None
+    ) -> tuple[ImageData, ImageData]:
         config = self.config
         if config.dataset == "custom" and train_data is None:
             raise ValueError("dataset='custom' needs train_data (and eval_data).")
@@ -1040,8 +1178,9 @@ class Trainer:
         c = self.config
         params = self.model.parameters()
         if c.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
-                                   weight_decay=c.weight_decay)
+            return torch.optim.SGD(
+                params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
+            )
         return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
 
     def _load_sources(self) -> list[nn.Module]:
@@ -1059,12 +1198,19 @@ class Trainer:
         """Describe the data of the run (recorded in checkpoints)."""
         info: dict[str, Any] = {
             "dataset": self.config.dataset,
-            "train": self.train_data.name, "train_count": len(self.train_data),
-            "eval": self.eval_data.name, "eval_count": int(self.eval_labels.shape[0]),
+            "train": self.train_data.name,
+            "train_count": len(self.train_data),
+            "eval": self.eval_data.name,
+            "eval_count": int(self.eval_labels.shape[0]),
         }
         if self.config.dataset == "mnist10k":
-            info.update({"split_seed": MNIST10K_SPLIT_SEED, "test_size": MNIST10K_TEST_SIZE,
-                         "split": "krylovadv.data.mnist10k_split (stratified 8000/2000)"})
+            info.update(
+                {
+                    "split_seed": MNIST10K_SPLIT_SEED,
+                    "test_size": MNIST10K_TEST_SIZE,
+                    "split": "krylovadv.data.mnist10k_split (stratified 8000/2000)",
+                }
+            )
         return info
 
     # -- data order ----------------------------------------------------------------------
@@ -1092,9 +1238,14 @@ class Trainer:
         """
         from torch.utils.data import DistributedSampler
 
-        sampler = DistributedSampler(range(len(self.train_data)),  # type: ignore[arg-type]
-                                     num_replicas=self.dist.world_size, rank=self.dist.rank,
-                                     shuffle=True, seed=self.config.seed, drop_last=False)
+        sampler = DistributedSampler(
+            range(len(self.train_data)),  # type: ignore[arg-type]
+            num_replicas=self.dist.world_size,
+            rank=self.dist.rank,
+            shuffle=True,
+            seed=self.config.seed,
+            drop_last=False,
+        )
         sampler.set_epoch(epoch)
         indices = torch.tensor(list(sampler), dtype=torch.int64)
         per_rank = self.config.batch_size // self.dist.world_size
@@ -1104,8 +1255,15 @@ class Trainer:
         return batches
 
     # -- checkpoints ---------------------------------------------------------------------
-    def _save(self, *, epoch: int, step_in_epoch: int, global_step: int,
-              history: list[dict[str, Any]], epoch_stats: dict[str, float]) -> Path | None:
+    def _save(
+        self,
+        *,
+        epoch: int,
+        step_in_epoch: int,
+        global_step: int,
+        history: list[dict[str, Any]],
+        epoch_stats: dict[str, float],
+    ) -> Path | None:
         if self.config.checkpoint_dir is None or not self.dist.is_main:
             return None
         metadata = {
@@ -1122,13 +1280,19 @@ class Trainer:
             "data": self.split_info(),
             "world_size": self.dist.world_size,
         }
-        path = save_checkpoint(self.config.checkpoint_dir, step=global_step,
-                               model_state=self.model.state_dict(),
-                               optimizer_state=self.optimizer.state_dict(), metadata=metadata,
-                               keep_last=self.config.keep_checkpoints)
+        path = save_checkpoint(
+            self.config.checkpoint_dir,
+            step=global_step,
+            model_state=self.model.state_dict(),
+            optimizer_state=self.optimizer.state_dict(),
+            metadata=metadata,
+            keep_last=self.config.keep_checkpoints,
+        )
         log = [json.dumps(record, sort_keys=True) for record in history]
-        atomic_write_bytes(Path(self.config.checkpoint_dir) / "history.jsonl",
-                           ("\n".join(log) + "\n" if log else "").encode("utf-8"))
+        atomic_write_bytes(
+            Path(self.config.checkpoint_dir) / "history.jsonl",
+            ("\n".join(log) + "\n" if log else "").encode("utf-8"),
+        )
         return path
 
     def _restore(self, path: Path) -> dict[str, Any]:
@@ -1136,19 +1300,24 @@ class Trainer:
         meta = checkpoint.metadata
         saved = TrainConfig.from_dict(meta["config"]).to_dict()
         current = self.config.to_dict()
-        differ = sorted(k for k in current if current[k] != saved.get(k)
-                        and k not in _RESUMABLE_CHANGES)
+        differ = sorted(
+            k for k in current if current[k] != saved.get(k) and k not in _RESUMABLE_CHANGES
+        )
         if differ:
             raise CheckpointError(
                 f"cannot resume from {path}: its configuration differs in {differ} "
                 f"(checkpoint: {[saved.get(k) for k in differ]}, now: "
-                f"{[current[k] for k in differ]}). Use another checkpoint_dir for a new run.")
+                f"{[current[k] for k in differ]}). Use another checkpoint_dir for a new run."
+            )
         if meta.get("steps_per_epoch") != self.steps_per_epoch:
-            raise CheckpointError(f"cannot resume from {path}: {meta.get('steps_per_epoch')} "
-                                  f"steps per epoch there, {self.steps_per_epoch} now (different "
-                                  "data or batch size).")
+            raise CheckpointError(
+                f"cannot resume from {path}: {meta.get('steps_per_epoch')} "
+                f"steps per epoch there, {self.steps_per_epoch} now (different "
+                "data or batch size)."
+            )
         self.model.load_state_dict(
-            {k: v.to(self.device) for k, v in checkpoint.model_state.items()})
+            {k: v.to(self.device) for k, v in checkpoint.model_state.items()}
+        )
         if checkpoint.optimizer_state is not None:
             self.optimizer.load_state_dict(checkpoint.optimizer_state)
         restore_rng_state(meta["rng"])
@@ -1159,13 +1328,19 @@ class Trainer:
         c = self.config
         eps = warmup_eps(c.eps, c.eps_warmup_epochs, global_step, self.steps_per_epoch)
         alpha = c.step_size * (eps / c.eps if c.eps > 0 else 1.0)
-        return StepContext(model=self.model, config=c, eps=eps, alpha=alpha,
-                           global_step=global_step,
-                           seed=step_seed(c.seed, global_step, self.dist.rank),
-                           sources=self.sources)
+        return StepContext(
+            model=self.model,
+            config=c,
+            eps=eps,
+            alpha=alpha,
+            global_step=global_step,
+            seed=step_seed(c.seed, global_step, self.dist.rank),
+            sources=self.sources,
+        )
 
-    def train_step(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                   global_step: int) -> tuple[float, int]:
+    def train_step(
+        self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, global_step: int
+    ) -> tuple[float, int]:
         """One optimizer step on a batch; return ``(loss, correct)`` of this rank.
 
         Parameters
@@ -1218,11 +1393,18 @@ class Trainer:
         shard = slice(self.dist.rank, None, self.dist.world_size)
         images, labels = self.eval_images[shard], self.eval_labels[shard]
         if images.shape[0] > 0:
-            counts = evaluate_accuracy(self.model, images, labels, norm=c.norm, eps=c.eps,
-                                       steps=c.eval_steps,
-                                       seed=step_seed(c.seed, epoch, self.dist.rank, 1))
-            tally = torch.tensor([counts["clean_correct"], counts["robust_correct"]],
-                                 dtype=torch.int64)
+            counts = evaluate_accuracy(
+                self.model,
+                images,
+                labels,
+                norm=c.norm,
+                eps=c.eps,
+                steps=c.eval_steps,
+                seed=step_seed(c.seed, epoch, self.dist.rank, 1),
+            )
+            tally = torch.tensor(
+                [counts["clean_correct"], counts["robust_correct"]], dtype=torch.int64
+            )
         else:
             tally = torch.zeros(2, dtype=torch.int64)
         if self.dist.enabled:
@@ -1231,8 +1413,7 @@ class Trainer:
             tally = tally.to(self.device)
             dist.all_reduce(tally)
             tally = tally.cpu()
-        return {"clean_acc": int(tally[0]) / n, "robust_acc": int(tally[1]) / n,
-                "eval_count": n}
+        return {"clean_acc": int(tally[0]) / n, "robust_acc": int(tally[1]) / n, "eval_count": n}
 
     def fit(self, resume: bool = False) -> TrainResult:
         """Train for ``config.epochs`` epochs (or finish a checkpointed run).
@@ -1265,8 +1446,13 @@ class Trainer:
                 stats = dict(meta["epoch_stats"])
                 last_path, resumed_from = path, global_step
                 if self.dist.is_main:
-                    logger.info("resumed from %s (epoch %d, step %d of the epoch, global "
-                                "step %d)", path, epoch, start_k, global_step)
+                    logger.info(
+                        "resumed from %s (epoch %d, step %d of the epoch, global step %d)",
+                        path,
+                        epoch,
+                        start_k,
+                        global_step,
+                    )
         net: nn.Module = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -1288,14 +1474,23 @@ class Trainer:
                 stats["count"] += int(y.shape[0])
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{stats['loss_sum'] / stats['count']:.3f}",
-                                    acc=f"{stats['correct'] / stats['count']:.3f}")
+                    bar.set_postfix(
+                        loss=f"{stats['loss_sum'] / stats['count']:.3f}",
+                        acc=f"{stats['correct'] / stats['count']:.3f}",
+                    )
                 if c.checkpoint_every and global_step % c.checkpoint_every == 0 and k + 1 < S:
                     stats["time_s"] += time.perf_counter() - started
                     started = time.perf_counter()
-                    last_path = self._save(epoch=epoch, step_in_epoch=k + 1,
-                                           global_step=global_step, history=history,
-                                           epoch_stats=stats) or last_path
+                    last_path = (
+                        self._save(
+                            epoch=epoch,
+                            step_in_epoch=k + 1,
+                            global_step=global_step,
+                            history=history,
+                            epoch_stats=stats,
+                        )
+                        or last_path
+                    )
             if bar is not None:
                 bar.close()
             stats["time_s"] += time.perf_counter() - started
@@ -1305,21 +1500,37 @@ class Trainer:
                 logger.info("epoch %d: %s", epoch + 1, json.dumps(record))
             epoch, start_k = epoch + 1, 0
             stats = {"loss_sum": 0.0, "correct": 0, "count": 0, "time_s": 0.0}
-            last_path = self._save(epoch=epoch, step_in_epoch=0, global_step=global_step,
-                                   history=history, epoch_stats=stats) or last_path
+            last_path = (
+                self._save(
+                    epoch=epoch,
+                    step_in_epoch=0,
+                    global_step=global_step,
+                    history=history,
+                    epoch_stats=stats,
+                )
+                or last_path
+            )
         if self.dist.enabled:
             import torch.distributed as dist
 
             dist.barrier()
         self.model.eval()
-        return TrainResult(model=self.model, config=c, history=history, global_step=global_step,
-                           checkpoint=last_path, resumed_from=resumed_from)
+        return TrainResult(
+            model=self.model,
+            config=c,
+            history=history,
+            global_step=global_step,
+            checkpoint=last_path,
+            resumed_from=resumed_from,
+        )
 
-    def _epoch_record(self, epoch: int, global_step: int,
-                      stats: Mapping[str, float]) -> dict[str, Any]:
+    def _epoch_record(
+        self, epoch: int, global_step: int, stats: Mapping[str, float]
+    ) -> dict[str, Any]:
         c = self.config
-        totals = torch.tensor([stats["loss_sum"], stats["correct"], stats["count"]],
-                              dtype=torch.float64)
+        totals = torch.tensor(
+            [stats["loss_sum"], stats["correct"], stats["count"]], dtype=torch.float64
+        )
         if self.dist.enabled:
             import torch.distributed as dist
 
@@ -1333,8 +1544,9 @@ class Trainer:
             "train_loss": float(totals[0]) / count,
             "train_acc": float(totals[1]) / count,
             "lr": learning_rate(c, max(global_step - 1, 0), self.steps_per_epoch),
-            "eps": warmup_eps(c.eps, c.eps_warmup_epochs, max(global_step - 1, 0),
-                              self.steps_per_epoch),
+            "eps": warmup_eps(
+                c.eps, c.eps_warmup_epochs, max(global_step - 1, 0), self.steps_per_epoch
+            ),
             "time_s": float(stats["time_s"]),
         }
         record.update(self.evaluate(epoch))
@@ -1346,8 +1558,13 @@ class Trainer:
         from tqdm import tqdm
 
         # disable=None: tqdm turns itself off when stderr is not a terminal.
-        return tqdm(total=self.steps_per_epoch, initial=initial, leave=False, disable=None,
-                    desc=f"{self.config.method} epoch {epoch + 1}/{self.config.epochs}")
+        return tqdm(
+            total=self.steps_per_epoch,
+            initial=initial,
+            leave=False,
+            disable=None,
+            desc=f"{self.config.method} epoch {epoch + 1}/{self.config.epochs}",
+        )
 
     def close(self) -> None:
         """Leave the process group if this trainer joined it."""
@@ -1384,13 +1601,20 @@ def load_source_model(spec: str, *, device: torch.device | str = "cpu") -> nn.Mo
         model = build_model(config.model, **config.model_kwargs)
         model.load_state_dict(checkpoint.model_state)
         return model.to(device).eval()
-    raise ValueError(f"ensemble source {spec!r} is neither a zoo model "
-                     f"({zoo.available_models()}) nor a checkpoint or .safetensors file.")
+    raise ValueError(
+        f"ensemble source {spec!r} is neither a zoo model "
+        f"({zoo.available_models()}) nor a checkpoint or .safetensors file."
+    )
 
 
-def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
-          train_data: ImageData | None = None,
-          eval_data: ImageData | None = None) -> TrainResult:
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    train_data: ImageData | None = None,
+    eval_data: ImageData | None = None,
+) -> TrainResult:
     """Train a model as configured (convenience wrapper of :class:`Trainer`).
 
     Parameters
@@ -1429,14 +1653,24 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m krylovadv.torch.train",
         description="Adversarial training on the embedded MNIST digits (or resume a run). "
-                    "Under `torchrun --nproc_per_node=N` the same command trains with DDP.")
+        "Under `torchrun --nproc_per_node=N` the same command trains with DDP.",
+    )
     parser.add_argument("--config", type=Path, help="JSON file of TrainConfig fields.")
-    parser.add_argument("--set", metavar="FIELD=VALUE", action="append", default=[],
-                        help="override a field (VALUE parsed as JSON if possible); repeatable.")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the newest valid checkpoint of checkpoint_dir.")
-    parser.add_argument("--out", type=Path,
-                        help="write the final weights here (.safetensors, rank 0).")
+    parser.add_argument(
+        "--set",
+        metavar="FIELD=VALUE",
+        action="append",
+        default=[],
+        help="override a field (VALUE parsed as JSON if possible); repeatable.",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest valid checkpoint of checkpoint_dir.",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="write the final weights here (.safetensors, rank 0)."
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars.")
     return parser
 
@@ -1473,10 +1707,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from .zoo import save_weights_file
 
                 save_weights_file(args.out, result.model, config=config)
-            summary = {"global_step": result.global_step,
-                       "checkpoint": str(result.checkpoint) if result.checkpoint else None,
-                       "resumed_from": result.resumed_from,
-                       "last_epoch": result.history[-1] if result.history else None}
+            summary = {
+                "global_step": result.global_step,
+                "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+                "resumed_from": result.resumed_from,
+                "last_epoch": result.history[-1] if result.history else None,
+            }
             print(json.dumps(summary, sort_keys=True))
     finally:
         trainer.close()

@@ -70,9 +70,17 @@ class ZooError(CheckpointError):
 
 def _base(**changes: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "model": "small-cnn", "optimizer": "adam", "lr": 1e-3, "momentum": 0.0,
-        "batch_size": 100, "seed": 0, "eval_subset": 200, "eval_steps": 10, "steps": 10,
-        "norm": "linf", "eps": 0.3,
+        "model": "small-cnn",
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "momentum": 0.0,
+        "batch_size": 100,
+        "seed": 0,
+        "eval_subset": 200,
+        "eval_steps": 10,
+        "steps": 10,
+        "norm": "linf",
+        "eps": 0.3,
     }
     config.update(changes)
     return config
@@ -83,24 +91,39 @@ def _base(**changes: Any) -> dict[str, Any]:
 #: trains in a few minutes on the CPU (Adam, batch 100, 80 steps per epoch).
 ZOO: dict[str, dict[str, Any]] = {
     "natural": {"config": _base(method="natural", epochs=4), "norms": ["linf"]},
-    "pgd-linf": {"config": _base(method="pgd-at", epochs=6, eps_warmup_epochs=2),
-                 "norms": ["linf"]},
-    "pgd-l2": {"config": _base(method="pgd-at", norm="l2", eps=2.0, epochs=4,
-                               eps_warmup_epochs=1),
-               "norms": ["l2"]},
-    "mixed": {"config": _base(method="mixed", mixed_mode="alternate", mixed_eps_linf=0.3,
-                              mixed_eps_l2=2.0, epochs=6, eps_warmup_epochs=2),
-              "norms": ["linf", "l2"]},
-    "trades": {"config": _base(method="trades", trades_beta=6.0, epochs=4,
-                               eps_warmup_epochs=1),
-               "norms": ["linf"]},
-    "soat": {"config": _base(method="soat", steps=3, soat_max_krylov_dim=9, epochs=2,
-                             eps_warmup_epochs=1),
-             "norms": ["linf"],
-             "note": "At this budget SOAT overfits to its own attack: on 200 test digits "
-                     "SOAE-3 leaves 70% accuracy but FGSM 22% and PGD-40 0% (gradient "
-                     "masking, the 'degenerate minimum' of seed 000); SOAE-3 is also weaker "
-                     "than PGD-3 on the natural and pgd-linf models (7% vs 0%, 84% vs 75%)."},
+    "pgd-linf": {
+        "config": _base(method="pgd-at", epochs=6, eps_warmup_epochs=2),
+        "norms": ["linf"],
+    },
+    "pgd-l2": {
+        "config": _base(method="pgd-at", norm="l2", eps=2.0, epochs=4, eps_warmup_epochs=1),
+        "norms": ["l2"],
+    },
+    "mixed": {
+        "config": _base(
+            method="mixed",
+            mixed_mode="alternate",
+            mixed_eps_linf=0.3,
+            mixed_eps_l2=2.0,
+            epochs=6,
+            eps_warmup_epochs=2,
+        ),
+        "norms": ["linf", "l2"],
+    },
+    "trades": {
+        "config": _base(method="trades", trades_beta=6.0, epochs=4, eps_warmup_epochs=1),
+        "norms": ["linf"],
+    },
+    "soat": {
+        "config": _base(
+            method="soat", steps=3, soat_max_krylov_dim=9, epochs=2, eps_warmup_epochs=1
+        ),
+        "norms": ["linf"],
+        "note": "At this budget SOAT overfits to its own attack: on 200 test digits "
+        "SOAE-3 leaves 70% accuracy but FGSM 22% and PGD-40 0% (gradient "
+        "masking, the 'degenerate minimum' of seed 000); SOAE-3 is also weaker "
+        "than PGD-3 on the natural and pgd-linf models (7% vs 0%, 84% vs 75%).",
+    },
 }
 _EPS = {"linf": 0.3, "l2": 2.0}
 
@@ -111,8 +134,7 @@ EVAL_STEPS = 40
 # --- weights files -------------------------------------------------------------------
 
 
-def save_weights_file(path: str | os.PathLike, model: nn.Module, *,
-                      config: Any = None) -> str:
+def save_weights_file(path: str | os.PathLike, model: nn.Module, *, config: Any = None) -> str:
     """Write a model's weights as safetensors (atomically); return the file's sha256.
 
     The header's metadata records the architecture (``model``, ``model_kwargs``)
@@ -136,12 +158,14 @@ def save_weights_file(path: str | os.PathLike, model: nn.Module, *,
     from safetensors.torch import save as save_tensors
 
     values = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})
-    header = {"format": "pt", "krylovadv": "weights",
-              "model": str(values.get("model", "")),
-              "model_kwargs": json.dumps(values.get("model_kwargs", {}), sort_keys=True),
-              "config": json.dumps(values, sort_keys=True)}
-    tensors = {k: v.detach().to("cpu").contiguous().clone()
-               for k, v in model.state_dict().items()}
+    header = {
+        "format": "pt",
+        "krylovadv": "weights",
+        "model": str(values.get("model", "")),
+        "model_kwargs": json.dumps(values.get("model_kwargs", {}), sort_keys=True),
+        "config": json.dumps(values, sort_keys=True),
+    }
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     blob = save_tensors(tensors, metadata=header)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,9 +173,14 @@ def save_weights_file(path: str | os.PathLike, model: nn.Module, *,
     return sha256_bytes(blob)
 
 
-def _load_blob(blob: bytes, path: Path, *, architecture: str | None = None,
-               model_kwargs: Mapping[str, Any] | None = None,
-               device: torch.device | str = "cpu") -> nn.Module:
+def _load_blob(
+    blob: bytes,
+    path: Path,
+    *,
+    architecture: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    device: torch.device | str = "cpu",
+) -> nn.Module:
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
 
@@ -163,8 +192,10 @@ def _load_blob(blob: bytes, path: Path, *, architecture: str | None = None,
         header = _header_metadata(blob, path)
         architecture = header.get("model") or None
         if architecture is None:
-            raise ZooError(f"{path} does not record its architecture (no 'model' in the "
-                           "safetensors metadata); build the model and load the state dict.")
+            raise ZooError(
+                f"{path} does not record its architecture (no 'model' in the "
+                "safetensors metadata); build the model and load the state dict."
+            )
         model_kwargs = json.loads(header.get("model_kwargs", "{}"))
     model = build_model(architecture, **dict(model_kwargs or {}))
     model.load_state_dict(tensors)
@@ -175,14 +206,15 @@ def _header_metadata(blob: bytes, path: Path) -> dict[str, str]:
     # safetensors layout: 8-byte little-endian header length, then a JSON header.
     size = int.from_bytes(blob[:8], "little")
     try:
-        header = json.loads(blob[8:8 + size])
+        header = json.loads(blob[8 : 8 + size])
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ZooError(f"{path} has an unreadable safetensors header: {error}") from error
     return dict(header.get("__metadata__", {}))
 
 
-def load_weights_file(path: str | os.PathLike, *, device: torch.device | str = "cpu",
-                      sha256: str | None = None) -> nn.Module:
+def load_weights_file(
+    path: str | os.PathLike, *, device: torch.device | str = "cpu", sha256: str | None = None
+) -> nn.Module:
     """Build a model from a ``.safetensors`` file written by :func:`save_weights_file`.
 
     Parameters
@@ -205,8 +237,10 @@ def load_weights_file(path: str | os.PathLike, *, device: torch.device | str = "
     except FileNotFoundError as error:
         raise ZooError(f"weights file {path} does not exist.") from error
     if sha256 is not None and sha256_bytes(blob) != sha256:
-        raise ZooError(f"checksum mismatch for {path}: sha256 {sha256_bytes(blob)}, expected "
-                       f"{sha256}. The file is corrupt or was replaced; rebuild it.")
+        raise ZooError(
+            f"checksum mismatch for {path}: sha256 {sha256_bytes(blob)}, expected "
+            f"{sha256}. The file is corrupt or was replaced; rebuild it."
+        )
     return _load_blob(blob, path, device=device)
 
 
@@ -252,8 +286,9 @@ def available_models(path: str | os.PathLike | None = None) -> list[str]:
     return sorted(load_registry(path)["models"])
 
 
-def load_pretrained(name: str, *, device: torch.device | str = "cpu",
-                    registry: str | os.PathLike | None = None) -> nn.Module:
+def load_pretrained(
+    name: str, *, device: torch.device | str = "cpu", registry: str | os.PathLike | None = None
+) -> nn.Module:
     """Load a zoo model, verifying its sha256 first.
 
     Parameters
@@ -284,23 +319,33 @@ def load_pretrained(name: str, *, device: torch.device | str = "cpu",
     registry_path = Path(registry) if registry is not None else REGISTRY_FILE
     models = load_registry(registry_path)["models"]
     if name not in models:
-        raise ZooError(f"unknown zoo model {name!r}; available: {sorted(models)}. Build it "
-                       f"with `python -m krylovadv.torch.zoo build {name}`.")
+        raise ZooError(
+            f"unknown zoo model {name!r}; available: {sorted(models)}. Build it "
+            f"with `python -m krylovadv.torch.zoo build {name}`."
+        )
     entry = models[name]
     path = registry_path.parent / entry["file"]
     try:
         blob = path.read_bytes()
     except FileNotFoundError as error:
-        raise ZooError(f"weights file {path} of zoo model {name!r} is missing; rebuild it with "
-                       f"`{entry.get('command', 'python -m krylovadv.torch.zoo build ' + name)}`."
-                       ) from error
+        raise ZooError(
+            f"weights file {path} of zoo model {name!r} is missing; rebuild it with "
+            f"`{entry.get('command', 'python -m krylovadv.torch.zoo build ' + name)}`."
+        ) from error
     digest = sha256_bytes(blob)
     if digest != entry["sha256"]:
-        raise ZooError(f"checksum mismatch for zoo model {name!r} ({path}): sha256 {digest}, "
-                       f"registry says {entry['sha256']}. The file is corrupt or was replaced; "
-                       f"rebuild it with `{entry.get('command')}`.")
-    return _load_blob(blob, path, architecture=entry["model"],
-                      model_kwargs=entry.get("model_kwargs", {}), device=device)
+        raise ZooError(
+            f"checksum mismatch for zoo model {name!r} ({path}): sha256 {digest}, "
+            f"registry says {entry['sha256']}. The file is corrupt or was replaced; "
+            f"rebuild it with `{entry.get('command')}`."
+        )
+    return _load_blob(
+        blob,
+        path,
+        architecture=entry["model"],
+        model_kwargs=entry.get("model_kwargs", {}),
+        device=device,
+    )
 
 
 def verify(registry: str | os.PathLike | None = None) -> dict[str, bool]:
@@ -328,13 +373,25 @@ def verify(registry: str | os.PathLike | None = None) -> dict[str, bool]:
 
 
 def _quick(config: dict[str, Any]) -> dict[str, Any]:
-    return dict(config, epochs=1, train_size=500, eval_subset=100, steps=min(config["steps"], 3),
-                eps_warmup_epochs=0.0)
+    return dict(
+        config,
+        epochs=1,
+        train_size=500,
+        eval_subset=100,
+        steps=min(config["steps"], 3),
+        eps_warmup_epochs=0.0,
+    )
 
 
-def build(names: Sequence[str] | None = None, *, quick: bool = False,
-          weights_dir: str | os.PathLike | None = None, eval_count: int | None = None,
-          progress: bool = True, log: Any = None) -> dict[str, Any]:
+def build(
+    names: Sequence[str] | None = None,
+    *,
+    quick: bool = False,
+    weights_dir: str | os.PathLike | None = None,
+    eval_count: int | None = None,
+    progress: bool = True,
+    log: Any = None,
+) -> dict[str, Any]:
     r"""Train, evaluate and register zoo models (``python -m krylovadv.torch.zoo build``).
 
     Each model is trained with :class:`krylovadv.torch.train.Trainer` on the
@@ -394,14 +451,16 @@ def build(names: Sequence[str] | None = None, *, quick: bool = False,
         train_time = time.perf_counter() - started
         cpu_time = time.process_time() - cpu_started
         model = result.model.eval()
-        metrics: dict[str, Any] = {"split": "mnist10k-test", "count": count,
-                                   "subset": "all" if count >= len(test) else
-                                   "ImageData.subset(count, seed=0)",
-                                   "attack": f"PGD-{EVAL_STEPS}, alpha = 2.5 eps / "
-                                             f"{EVAL_STEPS}, 1 random start, seed 0"}
+        metrics: dict[str, Any] = {
+            "split": "mnist10k-test",
+            "count": count,
+            "subset": "all" if count >= len(test) else "ImageData.subset(count, seed=0)",
+            "attack": f"PGD-{EVAL_STEPS}, alpha = 2.5 eps / {EVAL_STEPS}, 1 random start, seed 0",
+        }
         for norm in spec["norms"]:
-            accuracy = evaluate_accuracy(model, images, labels, norm=norm, eps=_EPS[norm],
-                                         steps=EVAL_STEPS, seed=0)
+            accuracy = evaluate_accuracy(
+                model, images, labels, norm=norm, eps=_EPS[norm], steps=EVAL_STEPS, seed=0
+            )
             metrics["clean_acc"] = accuracy["clean_acc"]
             metrics[f"robust_acc_{norm}"] = accuracy["robust_acc"]
             metrics[f"eps_{norm}"] = _EPS[norm]
@@ -435,22 +494,27 @@ def build(names: Sequence[str] | None = None, *, quick: bool = False,
         registry["models"][name] = entry
         text = json.dumps(registry, indent=1, sort_keys=True) + "\n"
         atomic_write_bytes(registry_path, text.encode("utf-8"))
-        robust = ", ".join(f"PGD-{EVAL_STEPS} {n} {metrics[f'robust_acc_{n}']:.4f}"
-                           for n in spec["norms"])
+        robust = ", ".join(
+            f"PGD-{EVAL_STEPS} {n} {metrics[f'robust_acc_{n}']:.4f}" for n in spec["norms"]
+        )
         say(f"[zoo] {name}: clean {metrics['clean_acc']:.4f}, {robust} ({train_time:.0f} s)")
     return registry
 
 
 def _table(registry: Mapping[str, Any]) -> str:
-    rows = ["| name | method | clean | PGD-40 ℓ∞ 0.3 | PGD-40 ℓ2 2.0 | count | KiB | "
-            "train CPU s | train wall s |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| name | method | clean | PGD-40 ℓ∞ 0.3 | PGD-40 ℓ2 2.0 | count | KiB | "
+        "train CPU s | train wall s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, e in sorted(registry["models"].items()):
         m = e["metrics"]
-        linf, l2 = (f"{m[k]:.4f}" if k in m else "—" for k in ("robust_acc_linf",
-                                                                 "robust_acc_l2"))
-        rows.append(f"| {name} | {e['method']} | {m['clean_acc']:.4f} | {linf} | {l2} | "
-                    f"{m['count']} | {e['bytes'] / 1024:.0f} | {e['train_cpu_s']:.0f} | "
-                    f"{e['train_time_s']:.0f} |")
+        linf, l2 = (f"{m[k]:.4f}" if k in m else "—" for k in ("robust_acc_linf", "robust_acc_l2"))
+        rows.append(
+            f"| {name} | {e['method']} | {m['clean_acc']:.4f} | {linf} | {l2} | "
+            f"{m['count']} | {e['bytes'] / 1024:.0f} | {e['train_cpu_s']:.0f} | "
+            f"{e['train_time_s']:.0f} |"
+        )
     return "\n".join(rows)
 
 
@@ -467,19 +531,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         Exit status (1 if ``verify`` finds a bad file).
     """
-    parser = argparse.ArgumentParser(prog="python -m krylovadv.torch.zoo",
-                                     description="Build, list and verify the model zoo.")
+    parser = argparse.ArgumentParser(
+        prog="python -m krylovadv.torch.zoo", description="Build, list and verify the model zoo."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     build_parser = sub.add_parser("build", help="train, evaluate and register models.")
     build_parser.add_argument("names", nargs="*", help=f"models (default: all of {list(ZOO)}).")
-    build_parser.add_argument("--quick", action="store_true",
-                              help="tiny budget (smoke test; recorded in the registry).")
-    build_parser.add_argument("--dir", type=Path, default=None,
-                              help="weights folder (default: the package's).")
-    build_parser.add_argument("--eval-count", type=int, default=None,
-                              help="test digits for the accuracies (default: 2000).")
-    build_parser.add_argument("--threads", type=int, default=None,
-                              help="torch intra-op threads (default: torch's choice).")
+    build_parser.add_argument(
+        "--quick", action="store_true", help="tiny budget (smoke test; recorded in the registry)."
+    )
+    build_parser.add_argument(
+        "--dir", type=Path, default=None, help="weights folder (default: the package's)."
+    )
+    build_parser.add_argument(
+        "--eval-count",
+        type=int,
+        default=None,
+        help="test digits for the accuracies (default: 2000).",
+    )
+    build_parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice).",
+    )
     build_parser.add_argument("--no-progress", action="store_true")
     sub.add_parser("list", help="print the registry as a Markdown table.")
     sub.add_parser("verify", help="check every registered file's sha256.")
@@ -487,8 +562,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "build":
         if args.threads is not None:
             torch.set_num_threads(args.threads)
-        registry = build(args.names, quick=args.quick, weights_dir=args.dir,
-                         eval_count=args.eval_count, progress=not args.no_progress)
+        registry = build(
+            args.names,
+            quick=args.quick,
+            weights_dir=args.dir,
+            eval_count=args.eval_count,
+            progress=not args.no_progress,
+        )
         print(_table(registry))
         return 0
     if args.command == "list":

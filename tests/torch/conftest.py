@@ -35,32 +35,52 @@ class Problem:
 def relu_cnn(seed: int = 0) -> nn.Module:
     """conv 3x3 (3 ch) - ReLU - max-pool 2 - fc 8 - ReLU - fc 4 on 1x6x6 inputs (d = 36)."""
     torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(27, 8), nn.ReLU(), nn.Linear(8, NUM_CLASSES),
-    ).double().eval()
+    return (
+        nn.Sequential(
+            nn.Conv2d(1, 3, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(27, 8),
+            nn.ReLU(),
+            nn.Linear(8, NUM_CLASSES),
+        )
+        .double()
+        .eval()
+    )
 
 
 def softplus_mlp(seed: int = 0, d: int = 12) -> nn.Module:
     """fc 16 - softplus - fc 16 - softplus - fc 4 on flat inputs (smooth, full-rank H)."""
     torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Linear(d, 16), nn.Softplus(), nn.Linear(16, 16), nn.Softplus(),
-        nn.Linear(16, NUM_CLASSES),
-    ).double().eval()
+    return (
+        nn.Sequential(
+            nn.Linear(d, 16),
+            nn.Softplus(),
+            nn.Linear(16, 16),
+            nn.Softplus(),
+            nn.Linear(16, NUM_CLASSES),
+        )
+        .double()
+        .eval()
+    )
 
 
 def batchnorm_cnn(seed: int = 0) -> nn.Module:
     """A CNN with a BatchNorm2d layer, left in training mode."""
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(),
-        nn.Flatten(), nn.Linear(108, NUM_CLASSES),
+        nn.Conv2d(1, 3, 3, padding=1),
+        nn.BatchNorm2d(3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(108, NUM_CLASSES),
     ).double()
 
 
-def inputs(shape: tuple[int, ...], seed: int, batch: int = BATCH,
-           dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+def inputs(
+    shape: tuple[int, ...], seed: int, batch: int = BATCH, dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded uniform inputs in [0, 1] and labels in [0, NUM_CLASSES)."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand((batch, *shape), generator=gen, dtype=dtype)

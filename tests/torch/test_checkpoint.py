@@ -55,9 +55,13 @@ def test_round_trip_weights_optimizer_and_rng(tmp_path, optimizer):
     np.random.seed(2)  # noqa: NPY002 (the legacy global state is what is captured)
     torch.manual_seed(3)
     rng = capture_rng_state()
-    path = save_checkpoint(tmp_path, step=7, model_state=model.state_dict(),
-                           optimizer_state=opt.state_dict(),
-                           metadata={"method": "natural", "epoch": 1, "rng": rng})
+    path = save_checkpoint(
+        tmp_path,
+        step=7,
+        model_state=model.state_dict(),
+        optimizer_state=opt.state_dict(),
+        metadata={"method": "natural", "epoch": 1, "rng": rng},
+    )
     assert path.name == "ckpt-000000007.json"
     expected = (random.random(), np.random.random(), torch.rand(3))  # noqa: NPY002
 
@@ -69,15 +73,17 @@ def test_round_trip_weights_optimizer_and_rng(tmp_path, optimizer):
     fresh_model = build_model("small-cnn")
     fresh_model.load_state_dict(checkpoint.model_state)
     fresh_opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(
-        fresh_model.parameters(), lr=0.5)
+        fresh_model.parameters(), lr=0.5
+    )
     fresh_opt.load_state_dict(checkpoint.optimizer_state)
     original, loaded = opt.state_dict(), fresh_opt.state_dict()
     assert loaded["param_groups"] == original["param_groups"]
     assert original["state"].keys() == loaded["state"].keys()
     for index, entries in original["state"].items():
         for key, value in entries.items():
-            assert torch.equal(torch.as_tensor(loaded["state"][index][key]),
-                               torch.as_tensor(value)), (index, key)
+            assert torch.equal(
+                torch.as_tensor(loaded["state"][index][key]), torch.as_tensor(value)
+            ), (index, key)
 
     random.random(), np.random.random(), torch.rand(5)  # noqa: NPY002 (advance the RNGs)
     restore_rng_state(checkpoint.metadata["rng"])
@@ -88,8 +94,9 @@ def test_round_trip_weights_optimizer_and_rng(tmp_path, optimizer):
 
 def _one_checkpoint(tmp_path: Path) -> Path:
     model, opt = _trained("sgd")
-    return save_checkpoint(tmp_path, step=3, model_state=model.state_dict(),
-                           optimizer_state=opt.state_dict())
+    return save_checkpoint(
+        tmp_path, step=3, model_state=model.state_dict(), optimizer_state=opt.state_dict()
+    )
 
 
 def test_tampered_weights_file_is_a_checksum_error(tmp_path):
@@ -124,8 +131,13 @@ def test_truncated_and_missing_files_are_clear_errors(tmp_path):
 def test_latest_checkpoint_skips_a_half_written_pair(tmp_path):
     model, opt = _trained("sgd")
     for step in (2, 4):
-        save_checkpoint(tmp_path, step=step, model_state=model.state_dict(),
-                        optimizer_state=opt.state_dict(), keep_last=None)
+        save_checkpoint(
+            tmp_path,
+            step=step,
+            model_state=model.state_dict(),
+            optimizer_state=opt.state_dict(),
+            keep_last=None,
+        )
     # What a kill between the two writes of a re-written step 4 leaves: metadata
     # whose recorded sha256 does not match the weights file next to it.
     (tmp_path / "ckpt-000000004.safetensors").write_bytes(b"partial")
@@ -137,8 +149,10 @@ def test_keep_last_prunes_old_pairs(tmp_path):
     model, _ = _trained("sgd")
     for step in range(1, 6):
         save_checkpoint(tmp_path, step=step, model_state=model.state_dict(), keep_last=2)
-    assert [p.name for p in list_checkpoints(tmp_path)] == ["ckpt-000000004.json",
-                                                            "ckpt-000000005.json"]
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
+        "ckpt-000000004.json",
+        "ckpt-000000005.json",
+    ]
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json"] * 2 + [".safetensors"] * 2
 
 
@@ -161,9 +175,15 @@ def test_loading_never_unpickles(tmp_path, monkeypatch):
 
 def _run(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "krylovadv.torch.train", *args,
-                             "--no-progress"], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "krylovadv.torch.train", *args, "--no-progress"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def _final_state(directory: Path) -> tuple[dict, dict]:
@@ -173,10 +193,23 @@ def _final_state(directory: Path) -> tuple[dict, dict]:
 
 
 def test_resume_after_kill_reaches_the_same_weights(tmp_path):
-    config = TrainConfig(method="pgd-at", model="small-cnn", epochs=3, train_size=192,
-                         batch_size=32, optimizer="sgd", lr=0.05, momentum=0.9, eps=0.1,
-                         steps=2, eval_subset=16, eval_steps=2, seed=3, checkpoint_every=1,
-                         keep_checkpoints=3)
+    config = TrainConfig(
+        method="pgd-at",
+        model="small-cnn",
+        epochs=3,
+        train_size=192,
+        batch_size=32,
+        optimizer="sgd",
+        lr=0.05,
+        momentum=0.9,
+        eps=0.1,
+        steps=2,
+        eval_subset=16,
+        eval_steps=2,
+        seed=3,
+        checkpoint_every=1,
+        keep_checkpoints=3,
+    )
     total = 3 * 6
     killed_dir = tmp_path / "killed"
     (tmp_path / "killed.json").write_text(config.replace(checkpoint_dir=str(killed_dir)).to_json())
@@ -202,8 +235,9 @@ def test_resume_after_kill_reaches_the_same_weights(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        reference = Trainer(config.replace(checkpoint_dir=str(tmp_path / "reference")),
-                            progress=False).fit()
+        reference = Trainer(
+            config.replace(checkpoint_dir=str(tmp_path / "reference")), progress=False
+        ).fit()
     finally:
         torch.set_num_threads(threads)
     out, err = resumed.communicate(timeout=240)
@@ -221,8 +255,14 @@ def test_resume_after_kill_reaches_the_same_weights(tmp_path):
 
 
 def test_resume_refuses_a_different_configuration(tmp_path):
-    config = TrainConfig(method="natural", epochs=1, train_size=32, batch_size=16,
-                         eval_subset=0, checkpoint_dir=str(tmp_path))
+    config = TrainConfig(
+        method="natural",
+        epochs=1,
+        train_size=32,
+        batch_size=16,
+        eval_subset=0,
+        checkpoint_dir=str(tmp_path),
+    )
     Trainer(config, progress=False).fit()
     with pytest.raises(CheckpointError, match="differs in \\['lr'\\]"):
         Trainer(config.replace(lr=0.5), progress=False).fit(resume=True)

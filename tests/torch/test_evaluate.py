@@ -51,8 +51,11 @@ class Flaky:
 
 
 def attacks_for(model):
-    return {"fgsm": FGSM(model, eps=0.1), "pgd": PGD(model, eps=0.1, steps=5, seed=1),
-            "pgd-l2": PGD(model, norm="l2", eps=0.4, steps=5, seed=1)}
+    return {
+        "fgsm": FGSM(model, eps=0.1),
+        "pgd": PGD(model, eps=0.1, steps=5, seed=1),
+        "pgd-l2": PGD(model, norm="l2", eps=0.4, steps=5, seed=1),
+    }
 
 
 @pytest.mark.parametrize("cascade", [True, False])
@@ -64,8 +67,9 @@ def test_worst_case_is_at_most_every_attack(problem, cascade):
         assert report.robust_accuracy <= report.accuracy(name)
         assert report.accuracy(name) <= report.clean_accuracy
         # Robust implies correct.
-        assert not np.any(report.per_attack_robust[name] & ~np.asarray(
-            (model(x).argmax(1) == y).numpy()))
+        assert not np.any(
+            report.per_attack_robust[name] & ~np.asarray((model(x).argmax(1) == y).numpy())
+        )
     assert report.robust_accuracy < report.clean_accuracy  # the attacks do something
 
 
@@ -75,9 +79,11 @@ def test_cascade_and_independent_agree_on_the_worst_case(problem):
     model, x, y = problem
 
     def deterministic():
-        return {"fgsm": FGSM(model, eps=0.1),
-                "pgd": PGD(model, eps=0.1, steps=5, random_start=False),
-                "pgd-l2": PGD(model, norm="l2", eps=0.4, steps=5, random_start=False)}
+        return {
+            "fgsm": FGSM(model, eps=0.1),
+            "pgd": PGD(model, eps=0.1, steps=5, random_start=False),
+            "pgd-l2": PGD(model, norm="l2", eps=0.4, steps=5, random_start=False),
+        }
 
     a = evaluate(model, (x, y), deterministic(), cascade=True, batch_size=16)
     b = evaluate(model, (x, y), deterministic(), cascade=False, batch_size=16)
@@ -88,8 +94,7 @@ def test_cascade_and_independent_agree_on_the_worst_case(problem):
 
 def test_planted_violations_are_reported_and_never_count_as_success(problem):
     model, x, y = problem
-    report = evaluate(model, (x, y), {"escape": Shift(model, eps=0.1, amount=0.5)},
-                      cascade=False)
+    report = evaluate(model, (x, y), {"escape": Shift(model, eps=0.1, amount=0.5)}, cascade=False)
     record = report.attacks[0]
     assert record.invalid == record.attacked > 0
     assert record.violations["out_of_ball"] == record.attacked
@@ -111,8 +116,9 @@ def test_check_adversarial_per_sample():
     checks = check_adversarial(x, x_adv, eps=0.2, norm="linf")
     assert checks["valid"].tolist() == [True, False, False]
     assert checks["in_range"].tolist() == [True, True, False]
-    l2 = check_adversarial(x, torch.tensor([[0.6, 0.6], [0.5, 0.5], [0.7, 0.6]]),
-                           eps=0.15, norm="l2")
+    l2 = check_adversarial(
+        x, torch.tensor([[0.6, 0.6], [0.5, 0.5], [0.7, 0.6]]), eps=0.15, norm="l2"
+    )
     assert l2["in_ball"].tolist() == [True, True, False]
     with pytest.raises(ValueError, match="linf"):
         check_adversarial(x, x, eps=0.1, norm="l1")
@@ -133,8 +139,9 @@ def test_resume_skips_finished_work_and_gives_the_same_report(problem, tmp_path)
     resumed = evaluate(model, (x, y), resumed_attacks, batch_size=8, resume=progress)
     np.testing.assert_array_equal(resumed.robust, reference.robust)
     for name in reference.per_attack_robust:
-        np.testing.assert_array_equal(resumed.per_attack_robust[name],
-                                      reference.per_attack_robust[name])
+        np.testing.assert_array_equal(
+            resumed.per_attack_robust[name], reference.per_attack_robust[name]
+        )
     batches = int(np.ceil(reference.attacks[1].attacked / 8))
     assert counting.calls == batches - 1  # the first pgd batch was not redone
 

@@ -32,9 +32,11 @@ def autograd_hessians(problem, loss="ce"):
         return _REFERENCE[key]
     blocks = []
     for i in range(problem.x.shape[0]):
+
         def f(xi, i=i):
             logits = problem.model(xi.reshape(1, *problem.x.shape[1:]))
-            return per_sample_loss(logits, problem.y[i:i + 1], loss).sum()
+            return per_sample_loss(logits, problem.y[i : i + 1], loss).sum()
+
         H = torch.autograd.functional.hessian(f, problem.x[i].reshape(-1), vectorize=True)
         blocks.append(H.reshape(problem.d, problem.d))
     _REFERENCE[key] = torch.stack(blocks)
@@ -99,10 +101,13 @@ def test_variants_agree_in_float32(relu_problem):
 
 
 # -- finite differences ------------------------------------------------------------------
-@pytest.mark.parametrize(("method", "etas", "rate"), [
-    ("fd-forward", (1e-2, 2.5e-3, 6.25e-4), 4.0),   # error O(eta)
-    ("fd-central", (1e-1, 2.5e-2, 6.25e-3), 16.0),  # error O(eta^2)
-])
+@pytest.mark.parametrize(
+    ("method", "etas", "rate"),
+    [
+        ("fd-forward", (1e-2, 2.5e-3, 6.25e-4), 4.0),  # error O(eta)
+        ("fd-central", (1e-1, 2.5e-2, 6.25e-3), 16.0),  # error O(eta^2)
+    ],
+)
 def test_fd_converges_at_its_order(softplus_problem, method, etas, rate):
     p = softplus_problem
     v = random_directions(6, p.d)
@@ -139,8 +144,7 @@ def test_fd_only_evaluates_the_requested_samples(softplus_problem):
     v = random_directions(2, p.d)
     hv = H.matvec(v, torch.tensor([4, 1]))
     assert H.rows_evaluated - before == 4  # two gradients for each of the two samples
-    full = H.matvec(torch.zeros(6, p.d, dtype=torch.float64).index_copy(
-        0, torch.tensor([4, 1]), v))
+    full = H.matvec(torch.zeros(6, p.d, dtype=torch.float64).index_copy(0, torch.tensor([4, 1]), v))
     torch.testing.assert_close(hv, full[[4, 1]], rtol=1e-12, atol=1e-14)
 
 
@@ -156,8 +160,12 @@ def test_batch_hessian_is_block_diagonal(problem):
     assert torch.count_nonzero(hv[1:]) == 0
     assert torch.count_nonzero(hv[0]) > 0
     H = InputHessian(problem.model, problem.x, problem.y)
-    torch.testing.assert_close(H.matvec(v[:1].reshape(1, -1), torch.tensor([0]))[0],
-                               hv[0].reshape(-1), rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(
+        H.matvec(v[:1].reshape(1, -1), torch.tensor([0]))[0],
+        hv[0].reshape(-1),
+        rtol=1e-12,
+        atol=1e-15,
+    )
 
 
 def test_batchnorm_in_train_mode_couples_samples(bn_model):
@@ -273,23 +281,29 @@ def test_matvec_on_subsets_matches_full_products(problem):
 def test_compaction_runs_the_network_on_active_samples_only(softplus_problem):
     p = softplus_problem
     batch_sizes = []
-    hook = p.model[0].register_forward_pre_hook(lambda m, args: batch_sizes.append(
-        args[0].shape[0]))
+    hook = p.model[0].register_forward_pre_hook(
+        lambda m, args: batch_sizes.append(args[0].shape[0])
+    )
     try:
         H = InputHessian(p.model, p.x, p.y)
         v = random_directions(2, p.d)
-        H.matvec(v, torch.tensor([5, 2]))   # 2 < 6 / 2: a graph for these 2 samples
+        H.matvec(v, torch.tensor([5, 2]))  # 2 < 6 / 2: a graph for these 2 samples
         H.matvec(v[:1], torch.tensor([2]))  # reuses it (1 >= 2 / 2)
-        H.matvec(v, torch.tensor([1, 5]))   # not covered: new graph for 2
+        H.matvec(v, torch.tensor([1, 5]))  # not covered: new graph for 2
     finally:
         hook.remove()
     assert batch_sizes == [6, 2, 2]
     assert H.rows_evaluated == 2 + 2 + 2
 
 
-@pytest.mark.parametrize("kwargs", [
-    {}, {"exact_variant": "forward-over-reverse"}, {"method": "fd-central", "eta": 1e-4},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"exact_variant": "forward-over-reverse"},
+        {"method": "fd-central", "eta": 1e-4},
+    ],
+)
 def test_works_inside_no_grad(softplus_problem, kwargs):
     """Attack loops often run under torch.no_grad(); the products must not care."""
     p = softplus_problem
@@ -301,8 +315,9 @@ def test_works_inside_no_grad(softplus_problem, kwargs):
         sub = H.matvec(v[[3, 0]], torch.tensor([3, 0]))
     tol = 1e-6 if "method" in kwargs else 1e-12
     torch.testing.assert_close(out, expected, rtol=tol, atol=tol * float(expected.abs().max()))
-    torch.testing.assert_close(sub, expected[[3, 0]], rtol=tol,
-                               atol=tol * float(expected.abs().max()))
+    torch.testing.assert_close(
+        sub, expected[[3, 0]], rtol=tol, atol=tol * float(expected.abs().max())
+    )
     assert H.gradient.abs().sum() > 0
 
 
@@ -345,10 +360,16 @@ def test_dropout_in_train_mode_warns(softplus_problem):
         InputHessian(model, p.x, p.y)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {}, {"exact_variant": "forward-over-reverse"}, {"method": "fd-forward"},
-    {"method": "fd-central", "eta": 1e-3}, {"loss": "cw"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"exact_variant": "forward-over-reverse"},
+        {"method": "fd-forward"},
+        {"method": "fd-central", "eta": 1e-3},
+        {"loss": "cw"},
+    ],
+)
 def test_no_gradients_left_and_inputs_untouched(relu_problem, kwargs):
     p = relu_problem
     x_before, y_before = p.x.clone(), p.y.clone()

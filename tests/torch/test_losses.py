@@ -44,27 +44,34 @@ def test_ce_equals_torch_cross_entropy(dtype):
 
 # -- Carlini-Wagner margin -------------------------------------------------------
 def test_cw_hand_computed():
-    z = torch.tensor([[1.0, 3.0, 2.0],     # correct class 0 loses by 2: margin +2
-                      [5.0, 0.0, 1.0],     # correct with margin 4: -4
-                      [0.0, 0.0, 100.0],   # wrong by 100: saturates at kappa
-                      [2.0, 2.0, -1.0]],   # tie between true and best other: 0
-                     dtype=torch.float64)
+    z = torch.tensor(
+        [
+            [1.0, 3.0, 2.0],  # correct class 0 loses by 2: margin +2
+            [5.0, 0.0, 1.0],  # correct with margin 4: -4
+            [0.0, 0.0, 100.0],  # wrong by 100: saturates at kappa
+            [2.0, 2.0, -1.0],
+        ],  # tie between true and best other: 0
+        dtype=torch.float64,
+    )
     y = torch.tensor([0, 0, 0, 1])
-    torch.testing.assert_close(cw_loss(z, y), torch.tensor([2.0, -4.0, 50.0, 0.0],
-                                                           dtype=torch.float64))
-    torch.testing.assert_close(cw_loss(z, y, kappa=10.0)[2], torch.tensor(10.0,
-                                                                          dtype=torch.float64))
-    torch.testing.assert_close(cw_loss(z, y, kappa=math.inf)[2], torch.tensor(
-        100.0, dtype=torch.float64))
+    torch.testing.assert_close(
+        cw_loss(z, y), torch.tensor([2.0, -4.0, 50.0, 0.0], dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        cw_loss(z, y, kappa=10.0)[2], torch.tensor(10.0, dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        cw_loss(z, y, kappa=math.inf)[2], torch.tensor(100.0, dtype=torch.float64)
+    )
     # kappa = 0: an attack stops as soon as the sample is misclassified.
-    torch.testing.assert_close(cw_loss(z, y, kappa=0.0), torch.tensor([0.0, -4.0, 0.0, 0.0],
-                                                                      dtype=torch.float64))
+    torch.testing.assert_close(
+        cw_loss(z, y, kappa=0.0), torch.tensor([0.0, -4.0, 0.0, 0.0], dtype=torch.float64)
+    )
     torch.testing.assert_close(per_sample_loss(z, y, "cw", kappa=0.0), cw_loss(z, y, kappa=0.0))
 
 
 def test_cw_gradient_goes_to_true_and_best_other_class():
-    z = torch.tensor([[1.0, 3.0, 2.0], [0.0, 0.0, 100.0]], dtype=torch.float64,
-                     requires_grad=True)
+    z = torch.tensor([[1.0, 3.0, 2.0], [0.0, 0.0, 100.0]], dtype=torch.float64, requires_grad=True)
     y = torch.tensor([0, 0])
     (grad,) = torch.autograd.grad(cw_loss(z, y).sum(), z)
     expected = torch.tensor([[-1.0, 1.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
@@ -105,8 +112,9 @@ def test_unknown_loss_lists_valid_names():
 
 def test_callable_loss():
     z, y = _logits()
-    torch.testing.assert_close(per_sample_loss(z, y, lambda a, b: ce_loss(a, b) * 2),
-                               2 * ce_loss(z, y))
+    torch.testing.assert_close(
+        per_sample_loss(z, y, lambda a, b: ce_loss(a, b) * 2), 2 * ce_loss(z, y)
+    )
     with pytest.raises(ValueError, match="one value per sample"):
         per_sample_loss(z, y, lambda a, b: ce_loss(a, b).mean())
 
@@ -154,8 +162,9 @@ def test_input_gradient_is_per_sample(problem, loss):
     values, grad = input_gradient(problem.model, problem.x, problem.y, loss=loss)
     assert grad.shape == problem.x.shape and values.shape == (problem.x.shape[0],)
     for i in range(problem.x.shape[0]):
-        v_i, g_i = input_gradient(problem.model, problem.x[i:i + 1], problem.y[i:i + 1],
-                                  loss=loss)
+        v_i, g_i = input_gradient(
+            problem.model, problem.x[i : i + 1], problem.y[i : i + 1], loss=loss
+        )
         torch.testing.assert_close(g_i[0], grad[i], rtol=1e-12, atol=1e-15)
         torch.testing.assert_close(v_i[0], values[i], rtol=1e-12, atol=1e-15)
     # A reversed batch gives the reversed rows.
@@ -182,15 +191,17 @@ def test_input_gradient_create_graph_reaches_x(softplus_problem):
     (hv,) = torch.autograd.grad(grad, x, grad_outputs=v)
     for i in range(2):
         H_i = torch.autograd.functional.hessian(
-            lambda xi, i=i: ce_loss(model(xi[None]), y[i:i + 1]).sum(), x[i].detach())
+            lambda xi, i=i: ce_loss(model(xi[None]), y[i : i + 1]).sum(), x[i].detach()
+        )
         torch.testing.assert_close(hv[i], H_i @ v[i])
     assert all(p.grad is None for p in model.parameters())
 
 
 def test_input_gradient_of_a_constant_loss_is_zero():
     x = torch.rand(3, 4, dtype=torch.float64)
-    values, grad = input_gradient(lambda t: torch.zeros(t.shape[0], 2, dtype=t.dtype), x,
-                                  torch.zeros(3, dtype=torch.int64))
+    values, grad = input_gradient(
+        lambda t: torch.zeros(t.shape[0], 2, dtype=t.dtype), x, torch.zeros(3, dtype=torch.int64)
+    )
     assert torch.equal(grad, torch.zeros_like(x))
     torch.testing.assert_close(values, torch.full((3,), math.log(2), dtype=torch.float64))
 

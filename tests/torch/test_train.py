@@ -35,9 +35,20 @@ def _one_thread():
 
 def tiny(**changes) -> TrainConfig:
     """A few steps of small-cnn on 64 embedded digits (seconds on a CPU)."""
-    fields = dict(model="small-cnn", epochs=4, train_size=64, batch_size=16, optimizer="adam",
-                  lr=5e-3, momentum=0.0, eps=0.1, steps=2, eval_subset=20, eval_steps=2,
-                  seed=0)
+    fields = dict(
+        model="small-cnn",
+        epochs=4,
+        train_size=64,
+        batch_size=16,
+        optimizer="adam",
+        lr=5e-3,
+        momentum=0.0,
+        eps=0.1,
+        steps=2,
+        eval_subset=20,
+        eval_steps=2,
+        seed=0,
+    )
     fields.update(changes)
     return TrainConfig(**fields)
 
@@ -49,21 +60,26 @@ def tiny(**changes) -> TrainConfig:
 def source_checkpoint(tmp_path_factory):
     """A naturally trained model saved as a checkpoint: the ensemble's fixed source."""
     directory = tmp_path_factory.mktemp("source")
-    Trainer(tiny(method="natural", epochs=1, seed=7, eval_subset=0,
-                 checkpoint_dir=str(directory)), progress=False).fit()
+    Trainer(
+        tiny(method="natural", epochs=1, seed=7, eval_subset=0, checkpoint_dir=str(directory)),
+        progress=False,
+    ).fit()
     return str(directory)
 
 
-@pytest.mark.parametrize("method, extra", [
-    ("natural", {}),
-    ("pgd-at", {}),
-    ("pgd-at", {"norm": "l2", "eps": 1.0}),
-    ("trades", {}),
-    ("mixed", {"mixed_mode": "alternate", "mixed_eps_linf": 0.1, "mixed_eps_l2": 1.0}),
-    ("mixed", {"mixed_mode": "split", "mixed_eps_linf": 0.1, "mixed_eps_l2": 1.0}),
-    ("soat", {"soat_max_krylov_dim": 4}),
-    ("ensemble", {}),
-])
+@pytest.mark.parametrize(
+    "method, extra",
+    [
+        ("natural", {}),
+        ("pgd-at", {}),
+        ("pgd-at", {"norm": "l2", "eps": 1.0}),
+        ("trades", {}),
+        ("mixed", {"mixed_mode": "alternate", "mixed_eps_linf": 0.1, "mixed_eps_l2": 1.0}),
+        ("mixed", {"mixed_mode": "split", "mixed_eps_linf": 0.1, "mixed_eps_l2": 1.0}),
+        ("soat", {"soat_max_krylov_dim": 4}),
+        ("ensemble", {}),
+    ],
+)
 def test_each_method_loss_falls(method, extra, source_checkpoint):
     if method == "ensemble":
         extra = {"ensemble_sources": [source_checkpoint]}
@@ -110,20 +126,23 @@ def test_trades_outer_loss_is_ce_plus_beta_batchmean_kl():
     loss = trades_loss(natural, adversarial, y, beta=6.0)
     assert loss.item() == pytest.approx(ce + 6.0 * (kl0 + kl1) / 2, rel=1e-12)
     reference = F.cross_entropy(natural, y) + 6.0 * F.kl_div(
-        F.log_softmax(adversarial, 1), F.softmax(natural, 1), reduction="batchmean")
+        F.log_softmax(adversarial, 1), F.softmax(natural, 1), reduction="batchmean"
+    )
     assert loss.item() == pytest.approx(reference.item(), rel=1e-12)
 
 
 @pytest.mark.parametrize("norm, eps", [("linf", 0.1), ("l2", 0.5)])
 def test_trades_inner_max_increases_kl_and_stays_in_ball(norm, eps):
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 12), torch.nn.ReLU(),
-                                torch.nn.Linear(12, 3)).double()
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(16, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3)
+    ).double()
     model.train()
     x = torch.rand(5, 1, 4, 4, dtype=torch.float64)
     generator = torch.Generator().manual_seed(1)
-    x_adv = trades_perturb(model, x, eps=eps, steps=10, alpha=2.5 * eps / 10, norm=norm,
-                           generator=generator)
+    x_adv = trades_perturb(
+        model, x, eps=eps, steps=10, alpha=2.5 * eps / 10, norm=norm, generator=generator
+    )
     assert model.training  # mode restored
     delta = (x_adv - x).flatten(1)
     size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
@@ -133,8 +152,15 @@ def test_trades_inner_max_increases_kl_and_stays_in_ball(norm, eps):
         start = trades_kl(model(x), model(x + 0.001 * torch.randn_like(x))).sum()
         final = trades_kl(model(x), model(x_adv)).sum()
     assert final > 10 * start
-    again = trades_perturb(model, x, eps=eps, steps=10, alpha=2.5 * eps / 10, norm=norm,
-                           generator=torch.Generator().manual_seed(1))
+    again = trades_perturb(
+        model,
+        x,
+        eps=eps,
+        steps=10,
+        alpha=2.5 * eps / 10,
+        norm=norm,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert torch.equal(x_adv, again)
 
 
@@ -153,8 +179,10 @@ def test_eps_warmup_schedule_values():
 
 
 def test_warmup_scales_step_size_in_context():
-    trainer = Trainer(tiny(method="pgd-at", eps=0.3, steps=10, eps_warmup_epochs=1,
-                           batch_size=32, eval_subset=0), progress=False)
+    trainer = Trainer(
+        tiny(method="pgd-at", eps=0.3, steps=10, eps_warmup_epochs=1, batch_size=32, eval_subset=0),
+        progress=False,
+    )
     ctx = trainer._context(0)  # S = 2 steps per epoch: half of ε at step 0
     assert isinstance(ctx, StepContext)
     assert ctx.eps == pytest.approx(0.15) and ctx.alpha == pytest.approx(2.5 * 0.15 / 10)
@@ -164,7 +192,8 @@ def test_warmup_scales_step_size_in_context():
 def test_learning_rate_schedules():
     config = tiny(lr=0.1, lr_schedule="multistep", milestones=[2, 3], lr_gamma=0.1, epochs=4)
     assert [learning_rate(config, s, 10) for s in (0, 19, 20, 30, 39)] == pytest.approx(
-        [0.1, 0.1, 0.01, 0.001, 0.001])
+        [0.1, 0.1, 0.01, 0.001, 0.001]
+    )
     config = tiny(lr=0.1, lr_schedule="cosine", epochs=2)
     assert learning_rate(config, 0, 10) == pytest.approx(0.1)
     assert learning_rate(config, 10, 10) == pytest.approx(0.05)
@@ -186,16 +215,18 @@ def test_data_order_is_seeded_per_epoch_and_covers_the_data():
     assert sorted(torch.cat(first).tolist()) == list(range(70))
     expected = torch.randperm(70, generator=torch.Generator().manual_seed(0 + 1))
     assert torch.equal(torch.cat(trainer.epoch_batches(1)), expected)
-    dropped = Trainer(tiny(train_size=70, batch_size=32, eval_subset=0, drop_last=True),
-                      progress=False)
+    dropped = Trainer(
+        tiny(train_size=70, batch_size=32, eval_subset=0, drop_last=True), progress=False
+    )
     assert dropped.steps_per_epoch == 2
 
 
 def test_training_is_reproducible():
     a = Trainer(tiny(method="pgd-at", epochs=1), progress=False).fit()
     b = Trainer(tiny(method="pgd-at", epochs=1), progress=False).fit()
-    for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values(),
-                            strict=True):
+    for (name, p), q in zip(
+        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(p, q), name
     assert a.history[0]["robust_acc"] == b.history[0]["robust_acc"]
 
@@ -214,8 +245,12 @@ def _sizes(x_adv: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 def test_mixed_examples_respect_both_balls():
     for mode in ("alternate", "split"):
-        trainer = Trainer(tiny(method="mixed", mixed_mode=mode, mixed_eps_linf=0.1,
-                               mixed_eps_l2=1.0, eval_subset=0), progress=False)
+        trainer = Trainer(
+            tiny(
+                method="mixed", mixed_mode=mode, mixed_eps_linf=0.1, mixed_eps_l2=1.0, eval_subset=0
+            ),
+            progress=False,
+        )
         x, y = trainer.images[:8], trainer.labels[:8]
         x0 = METHODS["mixed"].perturb(_ctx(trainer, 0), x, y)
         x1 = METHODS["mixed"].perturb(_ctx(trainer, 1), x, y)
@@ -232,8 +267,9 @@ def test_mixed_examples_respect_both_balls():
 
 
 def test_ensemble_source_draw_is_seeded(source_checkpoint):
-    trainer = Trainer(tiny(method="ensemble", ensemble_sources=[source_checkpoint],
-                           eval_subset=0), progress=False)
+    trainer = Trainer(
+        tiny(method="ensemble", ensemble_sources=[source_checkpoint], eval_subset=0), progress=False
+    )
     assert len(trainer.sources) == 1 and not trainer.sources[0].training
     assert all(not p.requires_grad for p in trainer.sources[0].parameters())
     x, y = trainer.images[:4], trainer.labels[:4]
