@@ -14,6 +14,7 @@ ASV_CONFIG = ("--config", "benchmarks/asv.conf.json")
 def tests(session: nox.Session) -> None:
     """Run the default (non-slow) test suite."""
     session.install(*CONSTRAINTS, "-e", ".[test]")
+    session.install("--no-deps", "torchattacks==3.5.1")
     session.run("python", "-m", "pytest", *session.posargs)
 
 

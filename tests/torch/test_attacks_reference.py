@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchattacks  # installed by the README test command (pip --no-deps)
 from attack_fixtures import one_cpu_thread, test_digits, trained_cnn
 
 from krylovadv.torch.attacks import FGSM, PGD
-
-torchattacks = pytest.importorskip("torchattacks")
 
 N_DIGITS = 200
 STEPS = 10
