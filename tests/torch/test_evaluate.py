@@ -191,3 +191,34 @@ def test_wilson_interval_known_values():
     low, high = wilson_interval(0, 10)
     assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_curvature_diagnostics_match_dense_linear_algebra(problem):
+    from krylovadv.torch.evaluate import curvature_diagnostics
+    from krylovadv.torch.hessian import InputHessian
+
+    model, x, y = problem
+    model64 = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).double()
+    model64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
+    x64 = x[:6].double()
+    diagnostics = curvature_diagnostics(
+        model64, x64, y[:6], tau=1e-8, power_tol=1e-10, power_maxiter=2000, eta=None
+    )
+    dense = np.asarray(InputHessian(model64, x64, y[:6]).to_dense())
+    for b in range(6):
+        eigenvalues = np.linalg.eigvalsh(dense[b])
+        top = eigenvalues[np.argmax(np.abs(eigenvalues))]
+        assert diagnostics["top_eigenvalue"][b] == pytest.approx(top, rel=1e-6)
+        # softmax-CE of a 3-class linear model: rank <= 2, so m <= 2 (+1 for rounding).
+        assert diagnostics["krylov_dim"][b] <= 3
+    assert diagnostics["krylov_converged"].all()
+    assert np.all(diagnostics["fd_gap"] < 1e-5)  # smooth in x: FD is accurate in float64
+
+
+def test_evaluate_reports_curvature_on_request(problem):
+    model, x, y = problem
+    report = evaluate(model, (x, y), {"fgsm": FGSM(model, eps=0.1)}, curvature=True)
+    assert set(report.curvature) >= {"top_eigenvalue", "krylov_dim", "fd_gap"}
+    assert all(len(v) == len(y) for v in report.curvature.values())
+    assert "curvature (clean inputs)" in report.to_markdown()
+    assert evaluate(model, (x, y), {"fgsm": FGSM(model, eps=0.1)}).curvature is None
