@@ -23,8 +23,8 @@ non-finite detection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from ._backend import (
     namespace_of,
     to_numpy,
 )
+from ._results import PerSampleResult
 from .arnoldi import Orthogonalization, direction_lost, orthogonalize
 from .givens import GivensQR
 from .operators import IdentityOperator, LinearOperator, aslinearoperator
@@ -53,7 +54,7 @@ STAGNATION_CYCLES = 3
 
 
 @dataclass(eq=False)
-class GMRESResult:
+class GMRESResult(PerSampleResult):
     r"""Outcome of :func:`gmres`, per sample.
 
     For a single system the fields are scalars; for a batch of ``B`` systems they
@@ -97,6 +98,8 @@ class GMRESResult:
     residual_history: Any
     batched: bool = field(default=True, repr=False)
 
+    batch_field: ClassVar[str] = "x"
+
     @property
     def message(self) -> str | list[str]:
         """Readable status message(s)."""
@@ -114,29 +117,6 @@ class GMRESResult:
     def __iter__(self):
         """Yield ``(x, info)`` so that ``x, info = gmres(...)`` works as in scipy."""
         return iter((self.x, self.info))
-
-    def __len__(self) -> int:
-        """Return the number of samples (``B``); a single system has length 1."""
-        return int(self.x.shape[0]) if self.batched else 1
-
-    def __getitem__(self, i: int) -> GMRESResult:
-        """Return the result of sample ``i`` alone."""
-        if not self.batched:
-            if i in (0, -1):
-                return self
-            raise IndexError("a single-system result only has sample 0.")
-        values = {}
-        for f in fields(self):
-            if f.name == "batched":
-                continue
-            value = getattr(self, f.name)
-            item = value[i]
-            if f.name == "status":
-                item = SolverStatus(int(item))
-            elif isinstance(item, np.generic):
-                item = item.item()
-            values[f.name] = item
-        return GMRESResult(**values, batched=False)
 
     def __repr__(self) -> str:
         if not self.batched:
@@ -552,21 +532,8 @@ def gmres(
             history[s].append(float(residual_norm[s]))
     converged = status == SolverStatus.CONVERGED
 
-    x_out = x[0] if single else x
-    if single:
-        return GMRESResult(
-            x=x_out,
-            converged=bool(converged[0]),
-            status=SolverStatus(int(status[0])),
-            iterations=int(iterations[0]),
-            cycles=int(cycles[0]),
-            matvecs=int(matvecs[0]),
-            residual_norm=float(residual_norm[0]),
-            residual_history=np.asarray(history[0]),
-            batched=False,
-        )
-    return GMRESResult(
-        x=x_out,
+    result = GMRESResult(
+        x=x,
         converged=converged,
         status=status,
         iterations=iterations,
@@ -576,6 +543,7 @@ def gmres(
         residual_history=[np.asarray(h) for h in history],
         batched=True,
     )
+    return result[0] if single else result
 
 
 def _ask_callback(callback: Callable[[Any], Any], argument: Any, B: int) -> np.ndarray:

@@ -14,8 +14,8 @@ the spectrum by :math:`\mathrm{tol}\,|\lambda^t|`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from ._backend import (
     namespace_of,
     to_numpy,
 )
+from ._results import PerSampleResult
 from .operators import DenseOperator, aslinearoperator
 from .status import SolverStatus
 
@@ -38,7 +39,7 @@ Array = Any
 
 
 @dataclass(eq=False)
-class PowerIterationResult:
+class PowerIterationResult(PerSampleResult):
     r"""Outcome of :func:`power_iteration`, per sample.
 
     Scalars for a single operator, arrays of length ``B`` for a batch;
@@ -72,27 +73,7 @@ class PowerIterationResult:
     eigenvalue_history: Any
     batched: bool = field(default=True, repr=False)
 
-    def __len__(self) -> int:
-        """Return the number of samples."""
-        return int(self.eigenvector.shape[0]) if self.batched else 1
-
-    def __getitem__(self, i: int) -> PowerIterationResult:
-        """Return the result of sample ``i`` alone."""
-        if not self.batched:
-            if i in (0, -1):
-                return self
-            raise IndexError("a single-operator result only has sample 0.")
-        values = {}
-        for f in fields(self):
-            if f.name == "batched":
-                continue
-            item = getattr(self, f.name)[i]
-            if f.name == "status":
-                item = SolverStatus(int(item))
-            elif isinstance(item, np.generic):
-                item = item.item()
-            values[f.name] = item
-        return PowerIterationResult(**values, batched=False)
+    batch_field: ClassVar[str] = "eigenvector"
 
 
 def power_iteration(
@@ -230,21 +211,9 @@ def power_iteration(
         running[idx_np] = cont
     status[running] = SolverStatus.MAX_ITERATIONS
     converged = status == SolverStatus.CONVERGED
-    vec = v[0] if single else v
-    if single:
-        return PowerIterationResult(
-            eigenvalue=float(eigenvalue[0]),
-            eigenvector=vec,
-            converged=bool(converged[0]),
-            status=SolverStatus(int(status[0])),
-            iterations=int(iterations[0]),
-            residual_norm=float(residual[0]),
-            eigenvalue_history=np.asarray(history[0]),
-            batched=False,
-        )
-    return PowerIterationResult(
+    result = PowerIterationResult(
         eigenvalue=eigenvalue,
-        eigenvector=vec,
+        eigenvector=v,
         converged=converged,
         status=status,
         iterations=iterations,
@@ -252,3 +221,4 @@ def power_iteration(
         eigenvalue_history=[np.asarray(h) for h in history],
         batched=True,
     )
+    return result[0] if single else result
