@@ -25,8 +25,6 @@ show up as noise of a few percent).  Run ``python benchmarks/bench_attacks.py``
 from __future__ import annotations
 
 import functools
-import gc
-import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -35,6 +33,8 @@ import torch
 from krylovadv.torch import input_gradient
 from krylovadv.torch.attacks import PGD, SO, SOAE, SOPower
 from krylovadv.torch.models import MadryCNN
+
+from .timing import interleaved_cpu_min
 
 BATCH = 128
 REPEATS = 4
@@ -53,24 +53,8 @@ ATTACKS: dict[str, Callable[[torch.nn.Module], object]] = {
 }
 
 
-def interleaved_min(
-    funcs: Mapping[str, Callable[[], object]], *, repeats: int = REPEATS
-) -> dict[str, float]:
-    """Least CPU time per call of each function over ``repeats`` interleaved rounds.
-
-    Rounds alternate the order (A, B, B, A, ...).  There is no separate warm-up
-    call: a first call slowed by lazy initialisation is simply not the minimum,
-    and the slowest contenders (seconds per call) stay well inside asv's limit.
-    """
-    names = list(funcs)
-    best = dict.fromkeys(names, float("inf"))
-    for rep in range(repeats):
-        for name in names if rep % 2 == 0 else names[::-1]:
-            gc.collect()
-            start = time.process_time()
-            funcs[name]()
-            best[name] = min(best[name], time.process_time() - start)
-    return best
+def _cpu_min(funcs: Mapping[str, Callable[[], object]], *, repeats: int = REPEATS) -> dict:
+    return interleaved_cpu_min(funcs, repeats=repeats, warmup=False)
 
 
 @functools.cache
@@ -91,7 +75,7 @@ def step_costs(names=tuple(ATTACKS), repeats: int = REPEATS) -> dict[str, float]
     for name in names:
         attack = ATTACKS[name](model)
         funcs[name] = functools.partial(attack, x, y)
-    times = interleaved_min(funcs, repeats=repeats)
+    times = _cpu_min(funcs, repeats=repeats)
     return {name: times[name] / times["gradient"] for name in names}
 
 
@@ -109,7 +93,7 @@ def pgd_vs_torchattacks(repeats: int = REPEATS) -> dict[str, float]:
     alpha = 2.5 * EPS / PGD_STEPS
     ours = PGD(model, eps=EPS, alpha=alpha, steps=PGD_STEPS)
     theirs = torchattacks.PGD(model, eps=EPS, alpha=alpha, steps=PGD_STEPS, random_start=True)
-    times = interleaved_min(
+    times = _cpu_min(
         {"krylovadv": lambda: ours(x, y), "torchattacks": lambda: theirs(x, y)}, repeats=repeats
     )
     return {**times, "ratio": times["krylovadv"] / times["torchattacks"]}

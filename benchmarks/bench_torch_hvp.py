@@ -24,7 +24,6 @@ Run ``python benchmarks/bench_torch_hvp.py`` for a Markdown table.
 from __future__ import annotations
 
 import functools
-import gc
 import time
 from collections.abc import Callable, Mapping
 
@@ -34,6 +33,8 @@ import torch
 import krylovadv
 from krylovadv.torch import InputHessian, input_gradient
 from krylovadv.torch.models import MadryCNN
+
+from .timing import interleaved_cpu_min
 
 BATCH = 128
 REPEATS = 5
@@ -55,26 +56,8 @@ GMRES_OPTIONS = {"rtol": 1e-6, "restart": 5, "maxiter": 1}
 GMRES_REPEATS = 3
 
 
-def interleaved_min(
-    funcs: Mapping[str, Callable[[], object]], *, repeats: int = REPEATS
-) -> dict[str, float]:
-    """Least CPU time per call of each function, measured interleaved (A, B, B, A, ...).
-
-    CPU time of this process (``time.process_time``) with one intra-op thread is
-    what a product costs, whatever else runs on the machine; wall-clock ratios on a
-    shared machine drift with the other processes' load.  One warm-up call each.
-    """
-    names = list(funcs)
-    for name in names:
-        funcs[name]()
-    best = dict.fromkeys(names, float("inf"))
-    for rep in range(repeats):
-        for name in names if rep % 2 == 0 else names[::-1]:
-            gc.collect()
-            start = time.process_time()
-            funcs[name]()
-            best[name] = min(best[name], time.process_time() - start)
-    return best
+def _cpu_min(funcs: Mapping[str, Callable[[], object]], *, repeats: int = REPEATS) -> dict:
+    return interleaved_cpu_min(funcs, repeats=repeats, warmup=True)
 
 
 @functools.cache
@@ -117,7 +100,7 @@ def product_costs(products=PRODUCTS, repeats: int = REPEATS) -> dict[str, float]
     model, x, y = get_problem()
     funcs = {"gradient": lambda: input_gradient(model, x, y)}
     funcs.update({product: _contender(product) for product in products})
-    times = interleaved_min(funcs, repeats=repeats)
+    times = _cpu_min(funcs, repeats=repeats)
     return {product: times[product] / times["gradient"] for product in products}
 
 
@@ -159,7 +142,7 @@ def gmres_overhead(repeats: int = GMRES_REPEATS) -> dict[str, object]:
         for _ in range(k):
             plain_matvec(v)
 
-    times = interleaved_min({"gmres": solve, "matvecs": bare}, repeats=repeats)
+    times = _cpu_min({"gmres": solve, "matvecs": bare}, repeats=repeats)
     return {
         "interleaved": times["gmres"] / times["matvecs"] - 1.0,
         "in_run": in_run,
@@ -186,7 +169,7 @@ def compaction_speedup(repeats: int = REPEATS) -> float:
         for _ in range(COMPACTION_PRODUCTS):
             full_graph.matvec(v, idx)
 
-    times = interleaved_min({"with": with_compaction, "without": without}, repeats=repeats)
+    times = _cpu_min({"with": with_compaction, "without": without}, repeats=repeats)
     return times["without"] / times["with"]
 
 

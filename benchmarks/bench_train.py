@@ -16,8 +16,6 @@ table.
 from __future__ import annotations
 
 import functools
-import gc
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +23,8 @@ import torch
 
 from krylovadv.torch.models import build_model
 from krylovadv.torch.train import TrainConfig, Trainer
+
+from .timing import interleaved_cpu_min
 
 SUBSET = 512
 BATCH = 128
@@ -43,6 +43,10 @@ METHODS: dict[str, dict[str, Any]] = {
     "soat (3 SOAE steps, m ≤ 9)": {"method": "soat", "steps": 3, "soat_max_krylov_dim": 9},
     "ensemble (FGSM, 1 source)": {"method": "ensemble", "ensemble_sources": ["random"]},
 }
+
+
+def _cpu_min(funcs: Mapping[str, Callable[[], object]], *, repeats: int = REPEATS) -> dict:
+    return interleaved_cpu_min(funcs, repeats=repeats, warmup=True)
 
 
 @functools.cache
@@ -73,23 +77,6 @@ def run_epoch(trainer: Trainer) -> None:
         trainer.train_step(trainer.model, trainer.images[index], trainer.labels[index], k)
 
 
-def interleaved_min(
-    funcs: Mapping[str, Callable[[], object]], *, repeats: int = REPEATS
-) -> dict[str, float]:
-    """Least CPU time per call of each function, interleaved, after one warm-up call each."""
-    names = list(funcs)
-    for name in names:
-        funcs[name]()
-    best = dict.fromkeys(names, float("inf"))
-    for rep in range(repeats):
-        for name in names if rep % 2 == 0 else names[::-1]:
-            gc.collect()
-            start = time.process_time()
-            funcs[name]()
-            best[name] = min(best[name], time.process_time() - start)
-    return best
-
-
 def _one_thread(func: Callable[[], Any]) -> Any:
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
@@ -106,7 +93,7 @@ def relative_cost(name: str) -> tuple[float, float]:
         funcs = {"natural": lambda: run_epoch(get_trainer("natural"))}
         if name != "natural":
             funcs[name] = lambda: run_epoch(get_trainer(name))
-        return interleaved_min(funcs)
+        return _cpu_min(funcs)
 
     times = _one_thread(measure)
     return times[name], times[name] / times["natural"]
