@@ -283,6 +283,37 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from .torch.reproduce import EXPERIMENTS, available, run_experiment
+
+    if args.list or args.experiment is None:
+        ready = set(available())
+        for name, (_, title) in EXPERIMENTS.items():
+            state = "" if name in ready else "  [not implemented yet]"
+            print(f"{name:16s} {title}{state}")
+        return 0 if args.list else _error("reproduce", "name an EXPERIMENT (or --list)", 2)
+    if args.experiment not in EXPERIMENTS:
+        return _error(
+            "reproduce",
+            f"unknown experiment {args.experiment!r}; choose one of {', '.join(EXPERIMENTS)}",
+            2,
+        )
+    try:
+        result = run_experiment(
+            args.experiment,
+            scale=args.scale,
+            seed=args.seed,
+            device=args.device,
+            output=args.output,
+            progress=not args.no_progress,
+        )
+    except NotImplementedError as error:
+        return _error("reproduce", str(error), 1)
+    print(result.to_markdown())
+    print(f"Report written to {args.output}/{args.experiment}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``krylovadv`` command.
 
@@ -620,6 +651,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train.set_defaults(handler=_guarded(_train))
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="reproduce a table or figure of the seed papers, with a verdict",
+        description="Run one of the seeds' experiments and write its table next to the "
+        "paper's numbers, with 95 %% confidence intervals and a one-line verdict (holds / "
+        "does not hold / partly). quick: minutes on 2 CPU cores with the zoo's small "
+        "models; full: the paper's protocol (GPU). --list shows the experiments.",
+    )
+    reproduce.add_argument(
+        "experiment",
+        nargs="?",
+        metavar="EXPERIMENT",
+        help="experiment name, e.g. soae-krylov-dim (see --list)",
+    )
+    reproduce.add_argument("--list", action="store_true", help="list the experiments")
+    reproduce.add_argument(
+        "--scale",
+        choices=("quick", "full"),
+        default="quick",
+        help="quick (default): minutes on CPU; full: the paper's protocol",
+    )
+    reproduce.add_argument(
+        "--seed",
+        type=_nonnegative_int,
+        default=0,
+        help="seed of sample subsets and attacks (default 0)",
+    )
+    reproduce.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    reproduce.add_argument(
+        "--output",
+        default="krylovadv-reproduce",
+        help="parent folder of the report (default ./krylovadv-reproduce)",
+    )
+    reproduce.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    reproduce.set_defaults(handler=_guarded(_reproduce))
     return parser
 
 

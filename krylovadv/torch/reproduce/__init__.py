@@ -172,15 +172,24 @@ def format_accuracy(correct: int, total: int) -> str:
     return f"{100 * correct / max(total, 1):.1f} % [{100 * low:.1f}, {100 * high:.1f}]"
 
 
+def _import_experiment(module: str) -> bool:
+    """Import an experiment module; False only if that module itself does not exist."""
+    qualified = f"{__name__}.{module}"
+    try:
+        importlib.import_module(qualified)
+    except ModuleNotFoundError as error:
+        if error.name != qualified:
+            raise  # a missing dependency inside the module is a real error
+        return False
+    return True
+
+
 def available() -> list[str]:
     """Return the experiments whose module exists in this installation."""
     names = []
     for name, (module, _) in EXPERIMENTS.items():
-        try:
-            importlib.import_module(f"{__name__}.{module}")
-        except ModuleNotFoundError:
-            continue
-        names.append(name)
+        if _import_experiment(module):
+            names.append(name)
     return names
 
 
@@ -219,12 +228,8 @@ def run_experiment(
     if scale not in ("quick", "full"):
         raise ValueError(f"scale must be 'quick' or 'full'; got {scale!r}.")
     module, _ = EXPERIMENTS[name]
-    try:
-        importlib.import_module(f"{__name__}.{module}")
-    except ModuleNotFoundError as error:
-        raise NotImplementedError(
-            f"experiment {name!r} is not implemented yet in this version."
-        ) from error
+    if not _import_experiment(module):
+        raise NotImplementedError(f"experiment {name!r} is not implemented yet in this version.")
     folder = None if output is None else Path(output) / name
     options = ReproduceOptions(
         scale=scale, seed=seed, device=device, output=folder, progress=progress
