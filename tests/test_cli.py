@@ -87,3 +87,25 @@ def test_attack_demo_writes_its_report(tmp_path):
     for attack in ("FGSM-linf", "PGD-linf", "PGD-l2", "SO-linf", "SO-l2", "SOAE-linf"):
         assert attack in text
     assert "Model `natural`" in text and "Model `pgd-linf`" in text
+
+
+def test_reproduce_lists_every_experiment():
+    done = run_cli("reproduce", "--list")
+    assert done.returncode == 0, done.stderr
+    for name in (
+        "so-table1",
+        "so-fig1",
+        "soae-table1",
+        "soae-krylov-dim",
+        "soae-eta",
+        "soae-iters",
+        "soae-psnr",
+    ):
+        assert name in done.stdout
+
+
+def test_reproduce_refuses_unknown_experiments_and_scales():
+    done = run_cli("reproduce", "table-9")
+    assert done.returncode == 2 and "unknown experiment" in done.stderr
+    done = run_cli("reproduce", "so-fig1", "--scale", "huge")
+    assert done.returncode == 2 and "--scale" in done.stderr
