@@ -61,7 +61,7 @@ def test_soae_table1_tiny(monkeypatch: pytest.MonkeyPatch) -> None:
             "so_steps": 2,
             "noise_samples": 1,
             "soae_steps": 1,
-            "restarts": 2,
+            "apgd_steps": 2,
         },
     )
     result = run_experiment("soae-table1", output=None)

@@ -26,6 +26,7 @@ Examples
 """
 
 from . import norms
+from .apgd import APGD
 from .base import DEFAULT_SEED, Attack, AttackResult, AttackTrace, StepState
 from .fgsm import FGSM
 from .norms import L2Norm, LinfNorm, Norm, get_norm
@@ -34,6 +35,7 @@ from .so import SO, PowerDirection, SOPower
 from .soae import SOAE, NewtonDirection
 
 __all__ = [
+    "APGD",
     "DEFAULT_SEED",
     "FGSM",
     "PGD",
