@@ -31,6 +31,11 @@ loss; each is one entry of :data:`METHODS`:
     :math:`\ell_\infty`, odd steps :math:`\ell_2`: the paper's "alternating")
     or ``"split"`` (within every batch, even positions :math:`\ell_\infty`,
     odd positions :math:`\ell_2`).
+``trades-mix``
+    TRADES with seed 000's mixed inner maximization: the TRADES KL ascent
+    (``trades``) on the :math:`\ell_\infty` ball of ``mixed_eps_linf`` and
+    the :math:`\ell_2` ball of ``mixed_eps_l2``, split as ``mixed_mode``
+    splits ``mixed``'s PGD examples; the TRADES outer loss.
 ``soat``
     Qian et al.'s SOAT (seed 004, eq. 15): :math:`x'` from
     :class:`~krylovadv.torch.attacks.SOAE`, loss :math:`\operatorname{CE}(f(x'), y)`.
@@ -134,7 +139,7 @@ class TrainConfig:
         Architecture name of :data:`krylovadv.torch.models.MODELS`.
     model_kwargs : dict
         Keyword arguments of the architecture.
-    method : {"natural", "pgd-at", "trades", "mixed", "soat", "ensemble"}
+    method : {"natural", "pgd-at", "trades", "mixed", "trades-mix", "soat", "ensemble"}
         Inner maximization / outer loss (see the module docstring).
     epochs : int
         Passes over the training data.
@@ -176,7 +181,7 @@ class TrainConfig:
         ``alternate``: a whole batch per norm, alternating per global step;
         ``split``: half of every batch per norm (even/odd positions).
     mixed_eps_linf, mixed_eps_l2 : float
-        Radii of the two norms of ``mixed`` (step sizes
+        Radii of the two norms of ``mixed`` and ``trades-mix`` (step sizes
         :math:`2.5\,\varepsilon/\text{steps}` each).
     ensemble_sources : list of str
         Pre-trained source models of ``ensemble``: model-zoo names
@@ -800,6 +805,33 @@ def _mixed(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return x_adv
 
 
+def _trades_mix(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    c = ctx.config
+    balls = {"linf": ctx.scaled(c.mixed_eps_linf), "l2": ctx.scaled(c.mixed_eps_l2)}
+
+    def perturb(inputs: torch.Tensor, norm: str) -> torch.Tensor:
+        eps, alpha = balls[norm]
+        if eps == 0:
+            return inputs
+        return trades_perturb(
+            ctx.model,
+            inputs,
+            eps=eps,
+            steps=c.steps,
+            alpha=alpha,
+            norm=norm,
+            generator=ctx.generator(x.device),
+        )
+
+    if c.mixed_mode == "alternate":
+        return perturb(x, "linf" if ctx.global_step % 2 == 0 else "l2")
+    x_adv = x.clone()
+    x_adv[0::2] = perturb(x[0::2], "linf")
+    if x.shape[0] > 1:
+        x_adv[1::2] = perturb(x[1::2], "l2")
+    return x_adv
+
+
 def _soat(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     from .attacks import SOAE
 
@@ -878,6 +910,12 @@ METHODS: dict[str, Method] = {
         "trades", _trades, _trades_outer, summary="Zhang et al. TRADES (KL inner max, CE + β·KL)"
     ),
     "mixed": Method("mixed", _mixed, summary="ℓ2 and ℓ∞ PGD examples (seed 000)"),
+    "trades-mix": Method(
+        "trades-mix",
+        _trades_mix,
+        _trades_outer,
+        summary="TRADES on ℓ∞ and ℓ2 KL examples (mixed_mode, seed 000)",
+    ),
     "soat": Method("soat", _soat, summary="Qian et al. SOAT on SOAE examples (eq. 15)"),
     "ensemble": Method(
         "ensemble",

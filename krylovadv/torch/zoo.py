@@ -20,8 +20,12 @@ Models (:data:`ZOO`): ``natural``; ``pgd-linf`` (Madry PGD-AT,
 :math:`\ell_\infty`, ε = 0.3); ``pgd-l2`` (:math:`\ell_2`, ε = 2.0, the
 radius seed 000 calls visually negligible on MNIST); ``mixed`` (alternating
 :math:`\ell_\infty` 0.3 / :math:`\ell_2` 2.0 batches, seed 000);
-``trades`` (β = 6, :math:`\ell_\infty` 0.3); ``soat`` (SOAE examples, seed
-004 eq. 15, :math:`\ell_\infty` 0.3).
+``trades`` (β = 6, :math:`\ell_\infty` 0.3); ``trades-l2`` (β = 6,
+:math:`\ell_2` 2.0); ``trades-mix`` (β = 6, alternating :math:`\ell_\infty`
+0.3 / :math:`\ell_2` 2.0 TRADES batches); ``ensemble`` (Tramèr et al.,
+PGD-10 :math:`\ell_\infty` 0.3 from the current model or the fixed ``natural``
+and ``pgd-l2`` zoo models); ``soat`` (SOAE examples, seed 004 eq. 15,
+:math:`\ell_\infty` 0.3).
 """
 
 from __future__ import annotations
@@ -113,6 +117,41 @@ ZOO: dict[str, dict[str, Any]] = {
     "trades": {
         "config": _base(method="trades", trades_beta=6.0, epochs=4, eps_warmup_epochs=1),
         "norms": ["linf"],
+    },
+    "trades-l2": {
+        "config": _base(
+            method="trades", norm="l2", eps=2.0, trades_beta=6.0, epochs=4, eps_warmup_epochs=1
+        ),
+        "norms": ["l2"],
+    },
+    "trades-mix": {
+        "config": _base(
+            method="trades-mix",
+            trades_beta=6.0,
+            mixed_mode="alternate",
+            mixed_eps_linf=0.3,
+            mixed_eps_l2=2.0,
+            epochs=4,
+            eps_warmup_epochs=1,
+        ),
+        "norms": ["linf", "l2"],
+    },
+    "ensemble": {
+        "config": _base(
+            method="ensemble",
+            ensemble_sources=["natural", "pgd-l2"],
+            ensemble_attack="pgd",
+            ensemble_adv_weight=0.5,
+            epochs=6,
+            eps_warmup_epochs=1,
+        ),
+        "norms": ["linf"],
+        "note": "Tramer et al. ensemble adversarial training: per batch, PGD-10 "
+        "(l_inf 0.3, random start) examples from a source drawn among the current "
+        "model and the fixed zoo models natural and pgd-l2; loss 0.5 CE(clean) + "
+        "0.5 CE(adversarial). With FGSM examples instead (Tramer's single step) the "
+        "same budget gave clean 95.7% but PGD-40 l_inf 0.0% on the 2000 test digits "
+        "(47 CPU s; gradient masking), so the shipped model uses PGD.",
     },
     "soat": {
         "config": _base(

@@ -33,7 +33,15 @@ def test_so_table1_tiny(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     # ours next to the paper's: a CI cell and a paper number on the TRADES rows
     assert "% [" in result.table and "41.04 %" in result.table and "95.6 %" in result.table
     assert "not available" in result.table
-    assert set(result.data["counts"]) == {"pgd-l2", "pgd-linf", "mixed", "trades"}
+    assert set(result.data["counts"]) == {
+        "pgd-l2",
+        "pgd-linf",
+        "mixed",
+        "trades-l2",
+        "trades",
+        "trades-mix",
+        "ensemble",
+    }
     assert (tmp_path / "so-table1" / "report.md").is_file()
 
 

@@ -76,6 +76,7 @@ def source_checkpoint(tmp_path_factory):
         ("trades", {}),
         ("mixed", {"mixed_mode": "alternate", "mixed_eps_linf": 0.1, "mixed_eps_l2": 1.0}),
         ("mixed", {"mixed_mode": "split", "mixed_eps_linf": 0.1, "mixed_eps_l2": 1.0}),
+        ("trades-mix", {"mixed_eps_linf": 0.1, "mixed_eps_l2": 1.0}),
         ("soat", {"soat_max_krylov_dim": 4}),
         ("ensemble", {}),
     ],
@@ -95,7 +96,15 @@ def test_each_method_loss_falls(method, extra, source_checkpoint):
 
 
 def test_methods_registry_names():
-    assert set(METHODS) == {"natural", "pgd-at", "trades", "mixed", "soat", "ensemble"}
+    assert set(METHODS) == {
+        "natural",
+        "pgd-at",
+        "trades",
+        "mixed",
+        "trades-mix",
+        "soat",
+        "ensemble",
+    }
 
 
 # --- TRADES ---------------------------------------------------------------------------
@@ -259,6 +268,34 @@ def test_mixed_examples_respect_both_balls():
         if mode == "alternate":
             assert bool((linf0 <= 0.1 + 1e-6).all()) and float(linf0.max()) > 0.09
             assert bool((l21 <= 1.0 + 1e-5).all()) and float(l21.max()) > 0.9
+            assert float(linf1.max()) > 0.1  # an ℓ2 example leaves the ℓ∞ ball
+        else:
+            assert bool((linf0[0::2] <= 0.1 + 1e-6).all())
+            assert bool((l20[1::2] <= 1.0 + 1e-5).all())
+            assert float(linf0[1::2].max()) > 0.1
+
+
+def test_trades_mix_examples_respect_both_balls_and_use_trades_loss():
+    for mode in ("alternate", "split"):
+        trainer = Trainer(
+            tiny(
+                method="trades-mix",
+                mixed_mode=mode,
+                mixed_eps_linf=0.1,
+                mixed_eps_l2=1.0,
+                eval_subset=0,
+            ),
+            progress=False,
+        )
+        assert METHODS["trades-mix"].loss is METHODS["trades"].loss
+        x, y = trainer.images[:8], trainer.labels[:8]
+        x0 = METHODS["trades-mix"].perturb(_ctx(trainer, 0), x, y)
+        x1 = METHODS["trades-mix"].perturb(_ctx(trainer, 1), x, y)
+        linf0, l20 = _sizes(x0, x)
+        linf1, l21 = _sizes(x1, x)
+        if mode == "alternate":
+            assert bool((linf0 <= 0.1 + 1e-6).all()) and float(linf0.max()) > 0.09
+            assert bool((l21 <= 1.0 + 1e-5).all()) and float(l21.max()) > 0.5
             assert float(linf1.max()) > 0.1  # an ℓ2 example leaves the ℓ∞ ball
         else:
             assert bool((linf0[0::2] <= 0.1 + 1e-6).all())
