@@ -22,6 +22,7 @@ import torch
 from ..data import load_mnist10k
 from .attacks import FGSM, PGD, SO, SOAE
 from .evaluate import EvaluationReport, _atomic_write_text, evaluate
+from .reproduce._common import write_png
 from .zoo import load_pretrained
 
 __all__ = ["DEMO_MODELS", "DemoResult", "build_demo_attacks", "run_attack_demo"]
@@ -223,7 +224,4 @@ def _plot(result: DemoResult, folder: Path) -> None:
 
 
 def _save_figure(fig: Any, path: Path) -> None:
-    # Write next to the target and rename, so a killed run never leaves half a PNG.
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(temporary, dpi=120)
-    temporary.replace(path)
+    write_png(fig, path, dpi=120)

@@ -18,7 +18,7 @@ import torch
 from ..attacks import PGD, SO
 from ..zoo import load_pretrained
 from . import ExperimentResult, ReproduceOptions, experiment
-from .so_table1 import one_thread, save_figure, sizes, test_digits
+from ._common import one_thread, save_figure, sizes, test_digits
 
 __all__ = ["FULL", "QUICK", "run"]
 
@@ -76,10 +76,7 @@ def _plot(curves: dict[str, dict[str, list[float]]], options: ReproduceOptions) 
         ax.set_yscale("log")
         ax.legend()
     fig.tight_layout()
-    try:
-        return [save_figure(fig, options.output, "so_fig1_grad_norm.png")]
-    finally:
-        plt.close(fig)
+    return save_figure(fig, options.output, "so_fig1_grad_norm.png")
 
 
 @experiment("so-fig1")

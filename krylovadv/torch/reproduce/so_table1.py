@@ -13,21 +13,16 @@ This module also holds the small helpers shared by ``so_fig1`` and
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from ...data import ImageData, load_mnist10k
 from ..attacks import PGD, SO
 from ..evaluate import evaluate
 from ..zoo import available_models, load_pretrained
 from . import ExperimentResult, ReproduceOptions, experiment, format_accuracy
+from ._common import one_thread, sizes, test_digits
 
 __all__ = ["FULL", "PAPER", "QUICK", "run"]
 
@@ -119,42 +114,6 @@ PAPER: dict[str, dict[str, float | None]] = {
         "S-O (ℓ2, 2.0)": None,
     },
 }
-
-
-# -- helpers shared with so_fig1 and soae_table1 ------------------------------------------
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one CPU thread (small CNNs on 2 cores), then restore the count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def sizes(options: ReproduceOptions, quick: dict[str, int], full: dict[str, int]) -> dict[str, int]:
-    """Return the size dict of the options' scale (read at call time: tests patch it)."""
-    return dict(full if options.scale == "full" else quick)
-
-
-def test_digits(count: int, seed: int) -> ImageData:
-    """A seeded subset of the mnist10k test split."""
-    return load_mnist10k("test").subset(count, seed=seed)
-
-
-def save_figure(fig: Any, folder: Path, name: str) -> str:
-    """Save a matplotlib figure atomically as ``folder/name``; return ``name``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, folder / name)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return name
 
 
 def paper_cell(value: float | None) -> str:

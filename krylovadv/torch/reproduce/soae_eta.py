@@ -14,7 +14,7 @@ import torch
 
 from ..evaluate import wilson_interval
 from . import EXPERIMENTS, ExperimentResult, ReproduceOptions, experiment, format_accuracy
-from .soae_krylov_dim import digits, model, save_figure, single_thread, sizes
+from ._common import digits, model, one_thread, save_figure, sizes
 
 NAME = "soae-eta"
 ETAS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
@@ -60,7 +60,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
     fb: dict[str, dict[str, list[float]]] = {}
     exact: dict[str, dict[str, int]] = {}
     dtypes = {"float32": torch.float32, "float64": torch.float64}
-    with single_thread(options.device == "cpu"):
+    with one_thread(options.device == "cpu"):
         x, y = digits(n, options.seed, options.device)
         for name in cfg["models"]:
             net = model(name, options.device)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..evaluate import wilson_interval
 from . import EXPERIMENTS, ExperimentResult, ReproduceOptions, experiment, format_accuracy
-from .soae_krylov_dim import digits, model, save_figure, single_thread, sizes
+from ._common import digits, model, one_thread, save_figure, sizes
 
 NAME = "soae-iters"
 
@@ -50,7 +50,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
     start = time.perf_counter()
     curves: dict[str, dict[str, list[int]]] = {}
     n = int(cfg["samples"])
-    with single_thread(options.device == "cpu"):
+    with one_thread(options.device == "cpu"):
         x, y = digits(n, options.seed, options.device)
         for name in cfg["models"]:
             net = model(name, options.device)

@@ -12,18 +12,14 @@ difference at eta = 1e-5, in float32 and in float64.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from . import EXPERIMENTS, ExperimentResult, ReproduceOptions, experiment
+from ._common import digits, model, one_thread, save_figure, sizes
 
 NAME = "soae-krylov-dim"
 PAPER_TAUS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -50,66 +46,6 @@ FULL: dict[str, Any] = {
 }
 
 
-# ---------------------------------------------------------------- shared helpers
-@contextlib.contextmanager
-def single_thread(enabled: bool) -> Iterator[None]:
-    """Run torch on one thread inside the block (restored afterwards)."""
-    before = torch.get_num_threads()
-    if enabled:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def digits(samples: int, seed: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``samples`` MNIST-10k test digits (a seeded subset) as tensors."""
-    from ...data import load_mnist10k
-
-    data = load_mnist10k("test").subset(samples, seed=seed)
-    x = torch.as_tensor(np.asarray(data.images), dtype=torch.float32, device=device)
-    y = torch.as_tensor(np.asarray(data.labels), dtype=torch.long, device=device)
-    return x, y
-
-
-def model(name: str, device: str) -> torch.nn.Module:
-    """Return a zoo model in eval mode."""
-    from ..zoo import load_pretrained
-
-    net = load_pretrained(name, device=device)
-    net.eval()
-    return net
-
-
-def save_figure(fig: Any, folder: Path | None, name: str) -> list[str]:
-    """Save ``fig`` atomically as ``folder/name`` (PNG); return ``[name]`` or ``[]``."""
-    import matplotlib.pyplot as plt
-
-    try:
-        if folder is None:
-            return []
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-            os.replace(tmp, folder / name)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return [name]
-    finally:
-        plt.close(fig)
-
-
-def sizes(options: ReproduceOptions, quick: dict[str, Any], full: dict[str, Any]) -> dict:
-    """Return the size dict of ``options.scale``."""
-    return dict(full if options.scale == "full" else quick)
-
-
-# ---------------------------------------------------------------- experiment
 def m_per_tau(history: Any, iterations: Any, taus: tuple[float, ...]) -> np.ndarray:
     """Krylov dimension per sample and tau from GMRES residual histories.
 
@@ -175,7 +111,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
     taus = tuple(float(t) for t in cfg["taus"])
     start = time.perf_counter()
     cells: dict[str, np.ndarray] = {}
-    with single_thread(options.device == "cpu"):
+    with one_thread(options.device == "cpu"):
         x, y = digits(cfg["samples"], options.seed, options.device)
         net = model(cfg["model"], options.device)
         for hvp in ("exact", "fd-forward"):

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from . import EXPERIMENTS, ExperimentResult, ReproduceOptions, experiment
-from .soae_krylov_dim import digits, model, save_figure, single_thread, sizes
+from ._common import digits, model, one_thread, save_figure, sizes
 
 NAME = "soae-psnr"
 #: Table V, MNIST column: (PSNR dB, SSIM).
@@ -112,7 +112,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
     start = time.perf_counter()
     rows: dict[str, dict[str, float]] = {}
     examples: dict[str, torch.Tensor] = {}
-    with single_thread(options.device == "cpu"):
+    with one_thread(options.device == "cpu"):
         x, y = digits(cfg["samples"], options.seed, options.device)
         net = model(cfg["model"], options.device)
         for eps in cfg["eps"]:

@@ -18,7 +18,7 @@ from ..attacks import APGD, FGSM, PGD, SO, SOAE
 from ..evaluate import evaluate
 from ..zoo import load_pretrained
 from . import ExperimentResult, ReproduceOptions, experiment, format_accuracy
-from .so_table1 import one_thread, sizes, test_digits
+from ._common import one_thread, sizes, test_digits
 
 __all__ = ["FULL", "PAPER", "QUICK", "run"]
 
