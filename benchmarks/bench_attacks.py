@@ -32,11 +32,10 @@ import torch
 
 from krylovadv.torch import input_gradient
 from krylovadv.torch.attacks import PGD, SO, SOAE, SOPower
-from krylovadv.torch.models import MadryCNN
 
 from .timing import interleaved_cpu_min
+from .torch_problem import BATCH, get_problem
 
-BATCH = 128
 REPEATS = 4
 #: Intra-op threads while timing (one thread: ratios insensitive to other processes).
 THREADS = 1
@@ -55,17 +54,6 @@ ATTACKS: dict[str, Callable[[torch.nn.Module], object]] = {
 
 def _cpu_min(funcs: Mapping[str, Callable[[], object]], *, repeats: int = REPEATS) -> dict:
     return interleaved_cpu_min(funcs, repeats=repeats, warmup=False)
-
-
-@functools.cache
-def get_problem() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
-    """The seeded Madry CNN (eval mode, float32) and a batch of random images and labels."""
-    torch.manual_seed(0)
-    model = MadryCNN().eval()
-    gen = torch.Generator().manual_seed(1)
-    x = torch.rand(BATCH, 1, 28, 28, generator=gen)
-    y = torch.randint(0, 10, (BATCH,), generator=gen)
-    return model, x, y
 
 
 def step_costs(names=tuple(ATTACKS), repeats: int = REPEATS) -> dict[str, float]:

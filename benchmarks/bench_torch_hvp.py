@@ -23,7 +23,6 @@ Run ``python benchmarks/bench_torch_hvp.py`` for a Markdown table.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Mapping
 
@@ -32,11 +31,10 @@ import torch
 
 import krylovadv
 from krylovadv.torch import InputHessian, input_gradient
-from krylovadv.torch.models import MadryCNN
 
 from .timing import interleaved_cpu_min
+from .torch_problem import BATCH, get_problem
 
-BATCH = 128
 REPEATS = 5
 #: Intra-op threads while timing: one thread makes the ratios far less sensitive to
 #: other processes on the machine (an OpenMP team waits for its slowest thread).
@@ -58,17 +56,6 @@ GMRES_REPEATS = 3
 
 def _cpu_min(funcs: Mapping[str, Callable[[], object]], *, repeats: int = REPEATS) -> dict:
     return interleaved_cpu_min(funcs, repeats=repeats, warmup=True)
-
-
-@functools.cache
-def get_problem() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
-    """The seeded model (eval mode, float32) and a batch of random images and labels."""
-    torch.manual_seed(0)
-    model = MadryCNN().eval()
-    gen = torch.Generator().manual_seed(1)
-    x = torch.rand(BATCH, 1, 28, 28, generator=gen)
-    y = torch.randint(0, 10, (BATCH,), generator=gen)
-    return model, x, y
 
 
 def _directions(n: int, seed: int = 2) -> torch.Tensor:
