@@ -19,10 +19,9 @@ from typing import Any
 import torch
 
 from ..attacks import PGD, SO
-from ..evaluate import evaluate
-from ..zoo import available_models, load_pretrained
+from ..zoo import available_models
 from . import ExperimentResult, ReproduceOptions, experiment, format_accuracy
-from ._common import one_thread, sizes, test_digits
+from ._common import correct_counts, sizes, test_digits
 
 __all__ = ["FULL", "PAPER", "QUICK", "run"]
 
@@ -144,28 +143,18 @@ def run(options: ReproduceOptions) -> ExperimentResult:
     """Reproduce seed 000's Table 1 on the zoo models that match its columns."""
     size = sizes(options, QUICK, FULL)
     data = test_digits(size["samples"], options.seed)
-    counts: dict[str, dict[str, int]] = {}
     total = len(data)
-    invalid = 0
     start = time.perf_counter()
     registered = set(available_models())
     models = {name: column for name, column in MODELS.items() if name in registered}
     missing = [column for name, column in MODELS.items() if name not in registered] + MISSING
-    with one_thread():
-        for zoo_name in models:
-            model = load_pretrained(zoo_name, device=options.device)
-            report = evaluate(
-                model,
-                data,
-                attacks_for(model, size, options.seed),
-                cascade=False,
-                device=options.device,
-                progress=options.progress,
-            )
-            row = {"Natural": int(report.clean_correct)}
-            row.update({a: int(report.per_attack_robust[a].sum()) for a in ATTACKS[1:]})
-            invalid += sum(rec.invalid for rec in report.attacks)
-            counts[zoo_name] = row
+    counts, invalid = correct_counts(
+        models,
+        data,
+        lambda net: attacks_for(net, size, options.seed),
+        options,
+        clean_label="Natural",
+    )
     seconds = time.perf_counter() - start
 
     header = "| Model (zoo) | Paper column | " + " | ".join(ATTACKS) + " |"

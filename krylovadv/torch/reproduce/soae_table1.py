@@ -15,10 +15,8 @@ import time
 from typing import Any
 
 from ..attacks import APGD, FGSM, PGD, SO, SOAE
-from ..evaluate import evaluate
-from ..zoo import load_pretrained
 from . import ExperimentResult, ReproduceOptions, experiment, format_accuracy
-from ._common import one_thread, sizes, test_digits
+from ._common import correct_counts, sizes, test_digits
 
 __all__ = ["FULL", "PAPER", "QUICK", "run"]
 
@@ -109,24 +107,14 @@ def run(options: ReproduceOptions) -> ExperimentResult:
     size = sizes(options, QUICK, FULL)
     data = test_digits(size["samples"], options.seed)
     total = len(data)
-    counts: dict[str, dict[str, int]] = {}
-    invalid = 0
     start = time.perf_counter()
-    with one_thread():
-        for zoo_name in MODELS:
-            model = load_pretrained(zoo_name, device=options.device)
-            report = evaluate(
-                model,
-                data,
-                attacks_for(model, size, options.seed),
-                cascade=False,
-                device=options.device,
-                progress=options.progress,
-            )
-            row = {"Clean": int(report.clean_correct)}
-            row.update({a: int(report.per_attack_robust[a].sum()) for a in COLUMNS[1:]})
-            invalid += sum(rec.invalid for rec in report.attacks)
-            counts[zoo_name] = row
+    counts, invalid = correct_counts(
+        MODELS,
+        data,
+        lambda net: attacks_for(net, size, options.seed),
+        options,
+        clean_label="Clean",
+    )
     seconds = time.perf_counter() - start
 
     header = "| Model | " + " | ".join(
