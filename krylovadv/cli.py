@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -228,35 +230,86 @@ _TRAIN_OPTIONS = {
 }
 
 
+def _train_values(args: argparse.Namespace) -> tuple[dict, dict]:
+    """TrainConfig fields (--config, then the named options, then --set) and their options."""
+    from .torch.cli_support import UsageError
+
+    values: dict = {}
+    origin: dict = {}  # field -> the option that set it, for error messages
+    if args.config is not None:
+        try:
+            loaded = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise UsageError("--config", f"{args.config}: {error}") from error
+        if not isinstance(loaded, dict):
+            raise UsageError("--config", f"{args.config} must hold a JSON object of fields.")
+        values.update(loaded)
+        origin.update(dict.fromkeys(loaded, "--config"))
+    named = {field: getattr(args, field) for field in _TRAIN_OPTIONS}
+    for field, value in named.items():
+        if value is not None:
+            values[field], origin[field] = value, _TRAIN_OPTIONS[field]
+    for item in args.set:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError("--set", f"needs FIELD=VALUE; got {item!r}.")
+        try:
+            values[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            values[name.strip()] = text  # a bare word: a string field such as method=trades
+        origin[name.strip()] = "--set"
+    for field in ("method", "checkpoint_dir"):
+        if values.get(field) is None:
+            flag = _TRAIN_OPTIONS[field]
+            raise UsageError(flag, f"required (or give {field} in --config or --set).")
+    values["checkpoint_dir"] = str(values["checkpoint_dir"])
+    return values, origin
+
+
 def _train(args: argparse.Namespace) -> int:
     import logging
 
     from .torch.cli_support import UsageError, check_device
-    from .torch.train import TrainConfig, Trainer
+    from .torch.training import TrainConfig, Trainer
 
     if args.device is not None:
         check_device(args.device)
     if args.output is not None and Path(args.output).suffix != ".safetensors":
         raise UsageError("--output", f"{args.output}: the weights file must end in .safetensors.")
-    values = {
-        field: getattr(args, field) for field in _TRAIN_OPTIONS if getattr(args, field) is not None
-    }
-    values["checkpoint_dir"] = str(args.checkpoint_dir)
+    values, origin = _train_values(args)
     try:
         config = TrainConfig.from_dict(values)
     except ValueError as error:
         text = str(error)
-        option = next(
-            (flag for field, flag in _TRAIN_OPTIONS.items() if f"TrainConfig.{field} " in text),
-            "--method",
-        )
+        named = re.search(r"TrainConfig\.(\w+)", text)  # the field the message names
+        if named is not None:
+            field = named.group(1)
+            option = origin.get(field) or _TRAIN_OPTIONS.get(field, "--set")
+        else:  # unknown field names: they came from --set or --config
+            option = "--set" if args.set else "--config"
         raise UsageError(option, text) from error
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     trainer = Trainer(config, progress=not args.no_progress)
     try:
         result = trainer.fit(resume=args.resume)
+        if not trainer.dist.is_main:  # under torchrun only rank 0 reports and writes
+            return 0
     finally:
         trainer.close()
+    if args.output is not None:
+        from .torch.pretrained import save_weights_file
+
+        save_weights_file(args.output, result.model, config=config)
+    if args.json:
+        summary = {
+            "global_step": result.global_step,
+            "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+            "resumed_from": result.resumed_from,
+            "last_epoch": result.history[-1] if result.history else None,
+            "output": args.output,
+        }
+        print(json.dumps(summary, sort_keys=True))
+        return 0
     if result.resumed_from is not None:
         print(f"resumed from {result.checkpoint} (global step {result.resumed_from})")
     print(
@@ -276,11 +329,59 @@ def _train(args: argparse.Namespace) -> int:
         )
     print(f"checkpoint: {result.checkpoint}")
     if args.output is not None:
-        from .torch.zoo import save_weights_file
-
-        save_weights_file(args.output, result.model, config=config)
         print(f"weights written to {args.output} (load with --model {config.model}:{args.output})")
     return 0
+
+
+def _zoo(args: argparse.Namespace) -> int:
+    from .torch.cli_support import UsageError
+    from .torch.zoo import ZOO, run_command
+
+    unknown = [name for name in args.names if name not in ZOO]
+    if args.names and args.action != "build":
+        raise UsageError("NAMES", f"only `build` takes model names; got {args.names}.")
+    if unknown:
+        raise UsageError("NAMES", f"unknown zoo model(s) {unknown}; choose from {list(ZOO)}.")
+    return run_command(
+        args.action,
+        names=args.names,
+        quick=args.quick,
+        weights_dir=args.dir,
+        eval_count=args.eval_count,
+        threads=args.threads,
+        progress=not args.no_progress,
+    )
+
+
+def _add_zoo_parser(commands: argparse._SubParsersAction) -> None:
+    # Declared here, not in krylovadv.torch.zoo: building the parser must not import torch.
+    zoo = commands.add_parser(
+        "zoo",
+        help="build, list or verify the pre-trained model zoo",
+        description="Build (train, evaluate, register), list or verify the small "
+        "pre-trained MNIST models shipped in krylovadv/torch/weights. Exit status: 0 "
+        "done, 1 verify found a missing or corrupt file, 2 a wrong option.",
+    )
+    zoo.add_argument("action", choices=("build", "list", "verify"), help="what to do")
+    zoo.add_argument("names", nargs="*", help="models to build (default: all)")
+    zoo.add_argument(
+        "--quick", action="store_true", help="tiny budget (smoke test; recorded in the registry)"
+    )
+    zoo.add_argument("--dir", default=None, help="weights folder (default: the package's)")
+    zoo.add_argument(
+        "--eval-count",
+        type=_positive_int,
+        default=None,
+        help="test digits for the accuracies (default 2000)",
+    )
+    zoo.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice)",
+    )
+    zoo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    zoo.set_defaults(handler=_guarded(_zoo))
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -542,20 +643,21 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train a model (natural or adversarial) on the embedded MNIST digits",
-        description="Train with krylovadv.torch.train.Trainer on the train split of the "
+        description="Train with krylovadv.torch.training.Trainer on the train split of the "
         "embedded MNIST digits: seeded, checkpointed after every epoch, "
         "resumable to the same final weights. Unset options take "
         "TrainConfig's defaults. Prints per-epoch clean and PGD robust accuracy "
-        "on a fixed held-out subset. Exit status: 0 done, 2 a wrong option, "
-        "1 a failed run.",
+        "on a fixed held-out subset. Under `torchrun --nproc_per_node=N -m krylovadv "
+        "train` the same command trains with DDP. Exit status: 0 done, 2 a wrong "
+        "option, 1 a failed run.",
     )
     train.add_argument(
         "--method",
-        required=True,
-        choices=("natural", "pgd-at", "trades", "mixed", "soat", "ensemble"),
-        help="natural; pgd-at (Madry); trades; mixed (linf/l2 PGD); soat "
+        default=None,
+        choices=("natural", "pgd-at", "trades", "mixed", "trades-mix", "soat", "ensemble"),
+        help="natural; pgd-at (Madry); trades; mixed (linf/l2 PGD); trades-mix; soat "
         "(SOAE examples); ensemble (Tramer et al.; needs "
-        "--ensemble-source)",
+        "--ensemble-source); required unless in --config or --set",
     )
     train.add_argument(
         "--model",
@@ -632,9 +734,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="torch device (default cpu)")
     train.add_argument(
         "--checkpoint-dir",
-        required=True,
+        default=None,
         metavar="DIR",
-        help="where checkpoints are written (after every epoch)",
+        help="where checkpoints are written (after every epoch); required unless in "
+        "--config or --set",
+    )
+    train.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.json",
+        help="a JSON object of TrainConfig fields (named options and --set override it)",
+    )
+    train.add_argument(
+        "--set",
+        metavar="FIELD=VALUE",
+        action="append",
+        default=[],
+        help="set any TrainConfig field (VALUE parsed as JSON if possible); repeatable",
+    )
+    train.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON line (global_step, checkpoint, resumed_from, last_epoch) "
+        "instead of the per-epoch report",
     )
     train.add_argument(
         "--resume",
@@ -651,6 +773,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train.set_defaults(handler=_guarded(_train))
+    _add_zoo_parser(commands)
 
     reproduce = commands.add_parser(
         "reproduce",
