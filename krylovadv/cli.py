@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ._cli_training import add_zoo_parser, run_zoo, train_values
+
 __all__ = ["main"]
 
 
@@ -230,42 +232,6 @@ _TRAIN_OPTIONS = {
 }
 
 
-def _train_values(args: argparse.Namespace) -> tuple[dict, dict]:
-    """TrainConfig fields (--config, then the named options, then --set) and their options."""
-    from .torch.cli_support import UsageError
-
-    values: dict = {}
-    origin: dict = {}  # field -> the option that set it, for error messages
-    if args.config is not None:
-        try:
-            loaded = json.loads(Path(args.config).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise UsageError("--config", f"{args.config}: {error}") from error
-        if not isinstance(loaded, dict):
-            raise UsageError("--config", f"{args.config} must hold a JSON object of fields.")
-        values.update(loaded)
-        origin.update(dict.fromkeys(loaded, "--config"))
-    named = {field: getattr(args, field) for field in _TRAIN_OPTIONS}
-    for field, value in named.items():
-        if value is not None:
-            values[field], origin[field] = value, _TRAIN_OPTIONS[field]
-    for item in args.set:
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            raise UsageError("--set", f"needs FIELD=VALUE; got {item!r}.")
-        try:
-            values[name.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            values[name.strip()] = text  # a bare word: a string field such as method=trades
-        origin[name.strip()] = "--set"
-    for field in ("method", "checkpoint_dir"):
-        if values.get(field) is None:
-            flag = _TRAIN_OPTIONS[field]
-            raise UsageError(flag, f"required (or give {field} in --config or --set).")
-    values["checkpoint_dir"] = str(values["checkpoint_dir"])
-    return values, origin
-
-
 def _train(args: argparse.Namespace) -> int:
     import logging
 
@@ -276,7 +242,7 @@ def _train(args: argparse.Namespace) -> int:
         check_device(args.device)
     if args.output is not None and Path(args.output).suffix != ".safetensors":
         raise UsageError("--output", f"{args.output}: the weights file must end in .safetensors.")
-    values, origin = _train_values(args)
+    values, origin = train_values(args, _TRAIN_OPTIONS)
     try:
         config = TrainConfig.from_dict(values)
     except ValueError as error:
@@ -331,57 +297,6 @@ def _train(args: argparse.Namespace) -> int:
     if args.output is not None:
         print(f"weights written to {args.output} (load with --model {config.model}:{args.output})")
     return 0
-
-
-def _zoo(args: argparse.Namespace) -> int:
-    from .torch.cli_support import UsageError
-    from .torch.zoo import ZOO, run_command
-
-    unknown = [name for name in args.names if name not in ZOO]
-    if args.names and args.action != "build":
-        raise UsageError("NAMES", f"only `build` takes model names; got {args.names}.")
-    if unknown:
-        raise UsageError("NAMES", f"unknown zoo model(s) {unknown}; choose from {list(ZOO)}.")
-    return run_command(
-        args.action,
-        names=args.names,
-        quick=args.quick,
-        weights_dir=args.dir,
-        eval_count=args.eval_count,
-        threads=args.threads,
-        progress=not args.no_progress,
-    )
-
-
-def _add_zoo_parser(commands: argparse._SubParsersAction) -> None:
-    # Declared here, not in krylovadv.torch.zoo: building the parser must not import torch.
-    zoo = commands.add_parser(
-        "zoo",
-        help="build, list or verify the pre-trained model zoo",
-        description="Build (train, evaluate, register), list or verify the small "
-        "pre-trained MNIST models shipped in krylovadv/torch/weights. Exit status: 0 "
-        "done, 1 verify found a missing or corrupt file, 2 a wrong option.",
-    )
-    zoo.add_argument("action", choices=("build", "list", "verify"), help="what to do")
-    zoo.add_argument("names", nargs="*", help="models to build (default: all)")
-    zoo.add_argument(
-        "--quick", action="store_true", help="tiny budget (smoke test; recorded in the registry)"
-    )
-    zoo.add_argument("--dir", default=None, help="weights folder (default: the package's)")
-    zoo.add_argument(
-        "--eval-count",
-        type=_positive_int,
-        default=None,
-        help="test digits for the accuracies (default 2000)",
-    )
-    zoo.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=None,
-        help="torch intra-op threads (default: torch's choice)",
-    )
-    zoo.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    zoo.set_defaults(handler=_guarded(_zoo))
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -773,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train.set_defaults(handler=_guarded(_train))
-    _add_zoo_parser(commands)
+    add_zoo_parser(commands, _positive_int).set_defaults(handler=_guarded(run_zoo))
 
     reproduce = commands.add_parser(
         "reproduce",
