@@ -38,20 +38,22 @@ def test_input_hessian_is_the_gauss_newton_form_with_rank_at_most_k_minus_1(stru
     for row in structure["rows"]:
         # K = 10 classes: diag p - pp^T has rank 9, so H = J^T(diag p - pp^T)J has rank <= 9.
         assert 1 <= row["rank"] <= 9, row
-        assert row["gn_rel"] < 1e-10, row  # a.e. equal to the Gauss-Newton form (float64)
-        assert row["asymmetry"] < 1e-12, row
-        assert row["null_max_rel"] < 1e-12, row  # the other 775 eigenvalues are rounding noise
+        # Bounds: float64 rounding, amplified where H is tiny (a confidently classified digit,
+        # p near one-hot); the page's run has the worst digit at 2e-11.
+        assert row["gn_rel"] < 1e-8, row  # a.e. equal to the Gauss-Newton form
+        assert row["asymmetry"] < 1e-10, row
+        assert row["null_max_rel"] < 1e-10, row  # the other 775 eigenvalues are rounding noise
 
 
 def test_input_hessian_is_psd_and_the_gradient_lies_in_its_range(structure):
     for row in structure["rows"]:
-        assert row["min_eig_rel"] > -1e-12, row
-        assert row["grad_outside_range"] < 1e-10, row  # H delta = g is consistent
+        assert row["min_eig_rel"] > -1e-10, row
+        assert row["grad_outside_range"] < 1e-8, row  # H delta = g is consistent
 
 
 def test_the_library_operator_matches_the_full_hessian(structure):
     for row in structure["rows"]:
-        assert row["library_rel"] < 1e-10, row
+        assert row["library_rel"] < 1e-8, row
 
 
 def test_batch_hessian_is_block_diagonal_in_eval_mode(measure):
