@@ -189,3 +189,28 @@ def test_no_module_over_the_line_limit():
     sizes = {module_name(p): len(p.read_text("utf-8").splitlines()) for p in PACKAGE.rglob("*.py")}
     assert len(sizes) > 30
     assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
+#: Core modules that may reach into the torch adapter: the command line, lazily,
+#: inside its handlers (building the parser imports no torch).
+CLI_MODULES = {"krylovadv.cli", "krylovadv._cli_training", "krylovadv.__main__"}
+
+
+def test_imports_point_one_way_core_then_torch_adapter_then_cli():
+    graph = module_graph()
+    core = {m for m in graph if not m.startswith("krylovadv.torch")} - CLI_MODULES
+    assert {"krylovadv.gmres", "krylovadv.operators"} <= core
+    assert {
+        m: graph[m] for m in core if any(d.startswith("krylovadv.torch") for d in graph[m])
+    } == {}
+    assert [m for m in graph if CLI_MODULES & graph[m] and m not in CLI_MODULES] == []
+
+
+def test_building_the_command_line_parser_does_not_import_torch():
+    code = (
+        "import sys, krylovadv.cli\n"
+        "krylovadv.cli.build_parser()\n"
+        "assert 'torch' not in sys.modules, 'krylovadv --help would pay for importing torch'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

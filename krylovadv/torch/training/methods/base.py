@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from ...attacks import PGD
 
@@ -139,13 +139,8 @@ class TrainingMethod:
         raise NotImplementedError(f"{type(self).__name__} must implement perturb(ctx, x, y).")
 
     def loss(
-        self,
-        ctx: StepContext,
-        net: nn.Module,
-        x: torch.Tensor,
-        x_adv: torch.Tensor,
-        y: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, ctx: StepContext, net: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Return ``(scalar loss, logits)``; default: :func:`adversarial_ce`.
 
         The logits are those the train accuracy is counted on.
@@ -192,22 +187,32 @@ def register_method(method: TrainingMethod, *, overwrite: bool = False) -> Train
 
 
 def pgd_examples(
+    ctx: StepContext,
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    norm: str,
-    eps: float,
-    steps: int,
-    alpha: float,
-    random_start: bool,
-    seed: int,
+    norm: str | None = None,
+    eps: float | None = None,
+    alpha: float | None = None,
 ) -> torch.Tensor:
-    """PGD examples of ``model`` (``x`` itself at ε = 0, e.g. the first warm-up steps)."""
+    """PGD examples of ``model`` for this step (``x`` itself at ε = 0, e.g. early in a warm-up).
+
+    ``norm``, ``eps`` and ``alpha`` default to the configuration's norm and
+    this step's ε and α; steps, random start and seed are the step's.
+    """
+    eps = ctx.eps if eps is None else eps
     if eps == 0:
         return x
+    c = ctx.config
     attack = PGD(
-        model, norm=norm, eps=eps, steps=steps, alpha=alpha, random_start=random_start, seed=seed
+        model,
+        norm=c.norm if norm is None else norm,
+        eps=eps,
+        steps=c.steps,
+        alpha=ctx.alpha if alpha is None else alpha,
+        random_start=c.random_start,
+        seed=ctx.seed,
     )
     return attack(x, y)
 
@@ -216,7 +221,7 @@ def split_by_norm(
     ctx: StepContext,
     x: torch.Tensor,
     y: torch.Tensor,
-    perturb: Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor],
+    perturb: Callable[[torch.Tensor, torch.Tensor, str, float, float], torch.Tensor],
 ) -> torch.Tensor:
     r"""Li et al.'s mixed :math:`\ell_\infty`/:math:`\ell_2` examples, as ``mixed_mode`` says.
 
@@ -232,16 +237,21 @@ def split_by_norm(
     x, y : torch.Tensor
         The batch.
     perturb : callable
-        ``perturb(inputs, labels, norm) -> examples`` on one ball.
+        ``perturb(inputs, labels, norm, eps, alpha) -> examples`` on one ball:
+        ``mixed_eps_linf`` or ``mixed_eps_l2`` and its step size, both scaled
+        by this step's warm-up (:meth:`StepContext.scaled`).
 
     Returns
     -------
     torch.Tensor
     """
-    if ctx.config.mixed_mode == "alternate":
-        return perturb(x, y, "linf" if ctx.global_step % 2 == 0 else "l2")
+    c = ctx.config
+    balls = {"linf": ctx.scaled(c.mixed_eps_linf), "l2": ctx.scaled(c.mixed_eps_l2)}
+    if c.mixed_mode == "alternate":
+        norm = "linf" if ctx.global_step % 2 == 0 else "l2"
+        return perturb(x, y, norm, *balls[norm])
     x_adv = x.clone()
-    x_adv[0::2] = perturb(x[0::2], y[0::2], "linf")
+    x_adv[0::2] = perturb(x[0::2], y[0::2], "linf", *balls["linf"])
     if x.shape[0] > 1:
-        x_adv[1::2] = perturb(x[1::2], y[1::2], "l2")
+        x_adv[1::2] = perturb(x[1::2], y[1::2], "l2", *balls["l2"])
     return x_adv

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from ...attacks import FGSM
 from .base import StepContext, TrainingMethod, pgd_examples, register_method
@@ -49,26 +49,11 @@ class Ensemble(TrainingMethod):
             return x
         if c.ensemble_attack == "fgsm":
             return FGSM(source, eps=ctx.eps, norm=c.norm)(x, y)
-        return pgd_examples(
-            source,
-            x,
-            y,
-            norm=c.norm,
-            eps=ctx.eps,
-            steps=c.steps,
-            alpha=ctx.alpha,
-            random_start=c.random_start,
-            seed=ctx.seed,
-        )
+        return pgd_examples(ctx, source, x, y)
 
     def loss(
-        self,
-        ctx: StepContext,
-        net: nn.Module,
-        x: torch.Tensor,
-        x_adv: torch.Tensor,
-        y: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, ctx: StepContext, net: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor
+    ) -> tuple[Tensor, Tensor]:
         r""":math:`(1 - w)\,\mathrm{CE}(f(x), y) + w\,\mathrm{CE}(f(x'), y)`."""
         w = ctx.config.ensemble_adv_weight
         logits_natural = net(x)

@@ -3,6 +3,7 @@ r"""``mixed``: Li et al.'s mixed training on :math:`\ell_\infty` and :math:`\ell
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from .base import StepContext, TrainingMethod, pgd_examples, register_method, split_by_norm
 
@@ -23,22 +24,9 @@ class Mixed(TrainingMethod):
 
     def perturb(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """PGD examples on the two balls, split by ``mixed_mode``."""
-        c = ctx.config
-        balls = {"linf": ctx.scaled(c.mixed_eps_linf), "l2": ctx.scaled(c.mixed_eps_l2)}
 
-        def pgd(inputs: torch.Tensor, labels: torch.Tensor, norm: str) -> torch.Tensor:
-            eps, alpha = balls[norm]
-            return pgd_examples(
-                ctx.model,
-                inputs,
-                labels,
-                norm=norm,
-                eps=eps,
-                alpha=alpha,
-                steps=c.steps,
-                random_start=c.random_start,
-                seed=ctx.seed,
-            )
+        def pgd(inputs: Tensor, labels: Tensor, norm: str, eps: float, alpha: float) -> Tensor:
+            return pgd_examples(ctx, ctx.model, inputs, labels, norm=norm, eps=eps, alpha=alpha)
 
         return split_by_norm(ctx, x, y, pgd)
 

@@ -20,18 +20,7 @@ class PGDAT(TrainingMethod):
 
     def perturb(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """PGD examples on the ``norm`` ball of this step's ε."""
-        c = ctx.config
-        return pgd_examples(
-            ctx.model,
-            x,
-            y,
-            norm=c.norm,
-            eps=ctx.eps,
-            steps=c.steps,
-            alpha=ctx.alpha,
-            random_start=c.random_start,
-            seed=ctx.seed,
-        )
+        return pgd_examples(ctx, ctx.model, x, y)
 
 
 register_method(PGDAT())

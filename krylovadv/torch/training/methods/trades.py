@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..trades import trades_loss, trades_perturb
 from .base import StepContext, TrainingMethod, register_method
@@ -24,25 +24,28 @@ class TRADES(TrainingMethod):
 
     def perturb(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """TRADES' KL ascent on the ``norm`` ball of this step's ε."""
-        c = ctx.config
+        return self.kl_examples(ctx, x, ctx.config.norm, ctx.eps, ctx.alpha)
+
+    @staticmethod
+    def kl_examples(
+        ctx: StepContext, x: torch.Tensor, norm: str, eps: float, alpha: float
+    ) -> torch.Tensor:
+        """:func:`~krylovadv.torch.training.trades_perturb` on one ball (``x`` itself at ε = 0)."""
+        if eps == 0:
+            return x
         return trades_perturb(
             ctx.model,
             x,
-            eps=ctx.eps,
-            steps=c.steps,
-            alpha=ctx.alpha,
-            norm=c.norm,
+            eps=eps,
+            steps=ctx.config.steps,
+            alpha=alpha,
+            norm=norm,
             generator=ctx.generator(x.device),
         )
 
     def loss(
-        self,
-        ctx: StepContext,
-        net: nn.Module,
-        x: torch.Tensor,
-        x_adv: torch.Tensor,
-        y: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, ctx: StepContext, net: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor
+    ) -> tuple[Tensor, Tensor]:
         r"""TRADES' outer loss :math:`\operatorname{CE}(f(x), y) + \beta\,\mathrm{KL}`."""
         logits_natural = net(x)
         logits_adversarial = net(x_adv)

@@ -3,8 +3,8 @@ r"""``trades-mix``: TRADES with Li et al.'s mixed :math:`\ell_\infty`/:math:`\el
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
-from ..trades import trades_perturb
 from .base import StepContext, register_method, split_by_norm
 from .trades import TRADES
 
@@ -24,22 +24,11 @@ class TRADESMix(TRADES):
 
     def perturb(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """TRADES' KL ascent on the two balls, split by ``mixed_mode``."""
-        c = ctx.config
-        balls = {"linf": ctx.scaled(c.mixed_eps_linf), "l2": ctx.scaled(c.mixed_eps_l2)}
 
-        def kl_ascent(inputs: torch.Tensor, labels: torch.Tensor, norm: str) -> torch.Tensor:
-            eps, alpha = balls[norm]
-            if eps == 0:
-                return inputs
-            return trades_perturb(
-                ctx.model,
-                inputs,
-                eps=eps,
-                steps=c.steps,
-                alpha=alpha,
-                norm=norm,
-                generator=ctx.generator(x.device),
-            )
+        def kl_ascent(
+            inputs: Tensor, _labels: Tensor, norm: str, eps: float, alpha: float
+        ) -> Tensor:
+            return self.kl_examples(ctx, inputs, norm, eps, alpha)
 
         return split_by_norm(ctx, x, y, kl_ascent)
 
