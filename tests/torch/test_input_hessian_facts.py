@@ -60,6 +60,7 @@ def test_batch_hessian_is_block_diagonal_in_eval_mode(measure):
     result = measure.block_diagonality(batch=3)
     assert result["own_block_norm"] > 0
     assert result["other_blocks_max_abs"] == 0.0  # exactly: no coupling between samples
+    assert result["batchnorm_leak"] > 1e-3  # BatchNorm in training mode couples them
 
 
 def test_qian_newton_step_is_an_ascent_direction(measure):
