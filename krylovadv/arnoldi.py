@@ -4,7 +4,7 @@ The Arnoldi process builds an orthonormal basis :math:`v_1, \dots, v_{k+1}` of
 the Krylov space :math:`\mathcal K_{k+1}(A, v_1) =
 \operatorname{span}\{v_1, Av_1, \dots, A^k v_1\}` and the
 :math:`(k+1)\times k` upper Hessenberg matrix :math:`\bar H_k` with
-:math:`h_{ij} = \langle A v_j, v_i\rangle` (seed 004, Algorithm 1, lines 5–11).
+:math:`h_{ij} = \langle A v_j, v_i\rangle` (Qian et al., Algorithm 1, lines 5–11).
 It is a public object here, as in KrylovKit.jl, not a hidden helper of GMRES:
 its Ritz values approximate the extreme eigenvalues of :math:`A`, and it can be
 expanded step by step.
@@ -51,7 +51,7 @@ def orthogonalize(
         :math:`A v_{j+1}` per sample.
     method : {"mgs", "cgs2"}
         ``"mgs"``: modified Gram-Schmidt, one vector at a time (as scipy and the
-        seed's Algorithm 1).  ``"cgs2"``: classical Gram-Schmidt with
+        Qian et al.'s Algorithm 1).  ``"cgs2"``: classical Gram-Schmidt with
         reorthogonalization: a second classical pass whenever the first removed
         more than :math:`1 - 1/\sqrt 2` of :math:`\|w\|` (the
         Daniel-Gragg-Kaufman-Stewart criterion used by ARPACK).  Each pass is one

@@ -8,8 +8,8 @@ For a twice differentiable :math:`f` with gradient :math:`\nabla f`,
     H v \approx \|v\|\,\frac{\nabla f(x + t u) - \nabla f(x - t u)}{2t}
     \quad\text{(central)},
 
-with :math:`u = v/\|v\|`.  This is step 3 of seed 004's Algorithm 1 and the
-appendix of seed 000.  The truncation error is :math:`O(t)` (forward) or
+with :math:`u = v/\|v\|`.  This is step 3 of Qian et al.'s Algorithm 1 and the
+appendix of Li et al.  The truncation error is :math:`O(t)` (forward) or
 :math:`O(t^2)` (central); the rounding error is :math:`O(\varepsilon/t)`, so
 the default step balances the two:
 

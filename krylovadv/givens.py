@@ -3,7 +3,7 @@ r"""Recursive (incremental) Givens QR of an upper Hessenberg matrix.
 GMRES minimises :math:`\|\beta e_1 - \bar H_j \gamma\|_2` over
 :math:`\gamma \in \mathbb{R}^j`, where :math:`\bar H_j` is the
 :math:`(j+1)\times j` Hessenberg matrix of the Arnoldi relation
-:math:`A V_j = V_{j+1} \bar H_j` (seed 004, eqs. 9–11, where it is called
+:math:`A V_j = V_{j+1} \bar H_j` (Qian et al., eqs. 9–11, where it is called
 :math:`D_{j+1,j}`).  Writing :math:`\bar H_j = Q_{j+1}^T R_{j+1,j}` with
 :math:`Q_{j+1} = G_j G_{j-1}\cdots G_1` a product of Givens rotations turns
 the problem into the triangular system :math:`R_j\gamma = \beta\, q_1(1{:}j)`

@@ -1,6 +1,6 @@
 r"""Power iteration for the dominant eigenpair, batched.
 
-The iteration :math:`d^{t+1} = A d^t / \|A d^t\|_2` (seed 000, appendix A)
+The iteration :math:`d^{t+1} = A d^t / \|A d^t\|_2` (Li et al., appendix A)
 converges to the eigenvector of the eigenvalue of largest magnitude when that
 eigenvalue is simple and real.  The eigenvalue estimate is the Rayleigh quotient
 :math:`\lambda^t = \langle d^t, A d^t\rangle` (for unit :math:`d^t`), and a
