@@ -19,10 +19,13 @@ import numpy as np
 
 from ._backend import (
     as_batch,
+    batched_dot,
     batched_norm,
-    check_real_floating,
+    check_floating,
+    complex_if,
     device,
     finfo_eps,
+    is_complex,
     namespace_of,
     to_numpy,
 )
@@ -65,7 +68,8 @@ def orthogonalize(
     Returns
     -------
     h : array, shape (B, j+1)
-        The coefficients :math:`h_{i,j+1} = \langle w, v_i \rangle`.
+        The coefficients :math:`h_{i,j+1} = \langle w, v_i \rangle = v_i^H w`
+        (Hermitian for complex arrays).
     w : array, shape (B, n)
         The orthogonalized, *unnormalized* vector.
     norm_before, norm_after : array, shape (B,)
@@ -74,12 +78,22 @@ def orthogonalize(
     """
     norm_before = batched_norm(xp, w)
     V = basis[:, : j + 1, :]
+    if is_complex(xp, w.dtype):
+        # Hermitian coefficients <w, v_i> = v_i^H w = conj(v_i^T conj(w)): conjugating
+        # the one vector w costs O(n), conjugating the basis O(jn).
+        def coefficients(w: Array) -> Array:
+            return xp.conj((V @ xp.conj(w)[:, :, None])[:, :, 0])
+    else:
+
+        def coefficients(w: Array) -> Array:
+            return (V @ w[:, :, None])[:, :, 0]
+
     if method == "cgs2":
-        h = (V @ w[:, :, None])[:, :, 0]
+        h = coefficients(w)
         w = w - (h[:, None, :] @ V)[:, 0, :]
         norm_after = batched_norm(xp, w)
         if bool(xp.any(norm_after < _DGKS * norm_before)):
-            correction = (V @ w[:, :, None])[:, :, 0]
+            correction = coefficients(w)
             w = w - (correction[:, None, :] @ V)[:, 0, :]
             h = h + correction
             norm_after = batched_norm(xp, w)
@@ -87,7 +101,7 @@ def orthogonalize(
     if method == "mgs":
         columns = []
         for i in range(j + 1):
-            hij = xp.sum(w * V[:, i, :], axis=-1)
+            hij = batched_dot(xp, V[:, i, :], w)
             w = w - hij[:, None] * V[:, i, :]
             columns.append(hij)
         return xp.stack(columns, axis=1), w, norm_before, batched_norm(xp, w)
@@ -351,9 +365,10 @@ def arnoldi(
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}.")
     xp = namespace_of(v0)
-    check_real_floating(xp, v0.dtype, "v0")
+    check_floating(xp, v0.dtype, "v0")
     v, single = as_batch(xp, v0, "v0")
     op = aslinearoperator(A)
+    v = complex_if(xp, v, op.dtype)  # a complex operator makes the basis complex
     B, n = v.shape
     if op.n != n:
         raise ValueError(f"A has shape {op.shape} but v0 has shape {tuple(v0.shape)}.")

@@ -22,25 +22,19 @@ non-finite detection.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ._backend import (
-    as_batch,
-    batched_norm,
-    check_real_floating,
-    device,
-    finfo_eps,
-    namespace_of,
-    to_numpy,
-)
+from ._backend import batched_norm, device, finfo_eps, host_dtype, to_numpy
 from ._results import PerSampleResult
+from ._system import check_tolerances, make_system
 from .arnoldi import Orthogonalization, direction_lost, orthogonalize
 from .givens import GivensQR
-from .operators import LinearOperator, aslinearoperator
+from .operators import LinearOperator
 from .status import SolverStatus
 
 __all__ = ["GMRESResult", "gmres"]
@@ -59,10 +53,12 @@ class GMRESResult(PerSampleResult):
 
     For a single system the fields are scalars; for a batch of ``B`` systems they
     are arrays of length ``B`` (numpy on the host, except ``x``, which is in the
-    caller's array type, dtype and device).  ``result[i]`` is sample ``i``'s own
-    result, equal to what solving that system alone returns.  Unpacking gives
-    scipy's pair: ``x, info = gmres(A, b)``, with ``info = 0`` on convergence
-    and otherwise the number of iterations taken.
+    caller's array type, dtype and device).  ``result.sample(i)`` is sample
+    ``i``'s own result, equal to what solving that system alone returns.
+
+    The result is also scipy's pair ``(x, info)``: ``x, info = gmres(A, b)``,
+    ``result[0]`` is ``x`` and ``result[1]`` is ``info`` (0 on convergence,
+    otherwise ``maxiter``, as in scipy; ``status`` says why).
 
     Attributes
     ----------
@@ -86,6 +82,9 @@ class GMRESResult(PerSampleResult):
         Residual *estimates* :math:`\|\tilde r\|` of the (preconditioned) least
         squares problem: the initial :math:`\|M r_0\|`, then one per inner
         iteration (restarts start again from the true preconditioned residual).
+    maxiter : int or numpy.ndarray of int
+        The iteration budget the solve ran with (restart cycles, or inner
+        iterations for ``callback_type="legacy"``); scipy's ``info`` on failure.
     """
 
     x: Array
@@ -96,6 +95,7 @@ class GMRESResult(PerSampleResult):
     matvecs: Any
     residual_norm: Any
     residual_history: Any
+    maxiter: Any = field(default=None, repr=False)
     batched: bool = field(default=True, repr=False)
 
     batch_field: ClassVar[str] = "x"
@@ -109,14 +109,27 @@ class GMRESResult(PerSampleResult):
 
     @property
     def info(self) -> int | np.ndarray:
-        """Return scipy's ``info``: 0 on convergence, else the number of iterations."""
+        """Return scipy's ``info``: 0 on convergence, else ``maxiter`` (per sample)."""
         if not self.batched:
-            return 0 if self.converged else int(self.iterations)
-        return np.where(self.converged, 0, self.iterations)
+            return 0 if self.converged else int(self.maxiter)
+        return np.where(self.converged, 0, self.maxiter)
 
     def __iter__(self):
         """Yield ``(x, info)`` so that ``x, info = gmres(...)`` works as in scipy."""
         return iter((self.x, self.info))
+
+    def __len__(self) -> int:
+        """Return 2, the length of scipy's ``(x, info)``; the batch size is :attr:`batch_size`."""
+        return 2
+
+    def __getitem__(self, k: int) -> Any:
+        """Return ``(x, info)[k]`` as scipy's tuple; per-sample results are :meth:`sample`."""
+        if not isinstance(k, (int, np.integer)):
+            raise TypeError(
+                f"GMRESResult indexes like scipy's (x, info) pair with 0 or 1; got {k!r}. "
+                "Use result.sample(i) for sample i of a batch."
+            )
+        return (self.x, self.info)[k]
 
     def __repr__(self) -> str:
         if not self.batched:
@@ -128,7 +141,7 @@ class GMRESResult(PerSampleResult):
             SolverStatus(s).name: int(np.sum(self.status == s)) for s in np.unique(self.status)
         }
         return (
-            f"GMRESResult(batch={len(self)}, status={counts}, "
+            f"GMRESResult(batch={self.batch_size}, status={counts}, "
             f"iterations={self.iterations.tolist()})"
         )
 
@@ -233,17 +246,6 @@ class _Cycle:
 # ---------------------------------------------------------------------------
 
 
-def _check_operator(op: LinearOperator, name: str, n: int, B: int, b_shape: tuple) -> None:
-    if op.shape != (n, n):
-        raise ValueError(
-            f"{name} has shape {op.shape} but b has shape {b_shape}; {name} must be ({n}, {n})."
-        )
-    if op.batch_size is not None and op.batch_size != B:
-        raise ValueError(
-            f"{name} holds {op.batch_size} operators but b has {B} rows (shape {b_shape})."
-        )
-
-
 def _apply(op: LinearOperator, x: Array, active: _Active) -> Array:
     """``op`` on rows ``x`` belonging to the samples ``active``."""
     return op.matvec(x, active.idx if op.batch_size is not None else None)
@@ -293,8 +295,13 @@ class _GMRES:
         # A cycle "improves" only by more than a relative sqrt(eps): below that the
         # change is rounding in ||b - Ax||, not progress.
         self.stall_margin = 1.0 - np.sqrt(self.eps)
+        # scipy's legacy callback: maxiter counts inner iterations, not cycles.
+        self.iteration_limit = maxiter if callback_type == "legacy" else None
         self.basis = xp.zeros((B, restart + 1, n), dtype=self.dtype, device=self.dev)
-        self.qr = GivensQR(B, restart, eps=self.eps)
+        # The small least-squares problem is solved on the host in double precision,
+        # complex (unitary rotations) for complex systems.
+        self.host = host_dtype(xp, self.dtype)
+        self.qr = GivensQR(B, restart, eps=self.eps, dtype=self.host)
         self.r = xp.asarray(b, copy=True)
 
     def _norms(self, a: Array) -> np.ndarray:
@@ -384,7 +391,7 @@ class _GMRES:
             h, w, norm_before, norm_after = orthogonalize(
                 xp, sub_basis, j, w, self.orthogonalization
             )
-        h_np = to_numpy(h).astype(np.float64, copy=False)
+        h_np = to_numpy(h).astype(self.host, copy=False)
         nb_np = to_numpy(norm_before).astype(np.float64, copy=False)
         na_np = to_numpy(norm_after).astype(np.float64, copy=False)
         finite = np.isfinite(nb_np) & np.isfinite(na_np) & np.isfinite(h_np).all(axis=1)
@@ -403,7 +410,7 @@ class _GMRES:
             np.where(keep, 1.0 / np.where(keep, na_np, 1.0), 0.0), dtype=self.dtype, device=self.dev
         )
         self.basis[active.rows, j + 1, :] = w * inv[:, None]
-        column = np.zeros((self.B, j + 2))
+        column = np.zeros((self.B, j + 2), dtype=self.host)
         column[idx_np, : j + 1] = h_np
         column[idx_np, j + 1] = np.where(keep, na_np, 0.0)
         cycle.breakdown[idx_np[broke]] = True
@@ -435,7 +442,9 @@ class _GMRES:
         finished = np.zeros(self.B, dtype=bool)
         finished[stepped] = (cycle.presid[stepped] <= s.ptol[stepped]) | broke[finite]
         finished[idx_np[~finite]] = True
-        if self.callback is not None and self.callback_type == "pr_norm":
+        if self.iteration_limit is not None:
+            finished[stepped] |= s.iterations[stepped] >= self.iteration_limit
+        if self.callback is not None and self.callback_type in ("pr_norm", "legacy"):
             in_use = np.zeros(self.B, dtype=bool)
             in_use[stepped] = True
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -499,6 +508,8 @@ class _GMRES:
             s.stop(i, SolverStatus.CONVERGED)
         elif s.stop_requested[i]:
             s.stop(i, SolverStatus.CALLBACK)
+        elif self.iteration_limit is not None and s.iterations[i] >= self.iteration_limit:
+            s.stop(i, SolverStatus.MAX_ITERATIONS)
         elif (
             cycle.breakdown[i]
             and singular
@@ -553,6 +564,7 @@ class _GMRES:
             matvecs=s.matvecs,
             residual_norm=residual_norm,
             residual_history=[np.asarray(h) for h in s.history],
+            maxiter=np.full(self.B, self.maxiter, dtype=np.int64),
             batched=True,
         )
 
@@ -568,8 +580,9 @@ def gmres(
     maxiter: int | None = None,
     M: Any = None,
     callback: Callable[[Any], Any] | None = None,
-    callback_type: Literal["pr_norm", "x"] | None = None,
+    callback_type: Literal["pr_norm", "x", "legacy"] | None = None,
     orthogonalization: Orthogonalization = "cgs2",
+    **unexpected: Any,
 ) -> GMRESResult:
     r"""Solve :math:`A x = b` (or a batch :math:`A_i x_i = b_i`) by restarted GMRES.
 
@@ -580,33 +593,45 @@ def gmres(
         :class:`~krylovadv.operators.LinearOperator` gives ``B`` independent
         systems; an ``(n, n)`` operator with ``b`` of shape ``(B, n)`` solves
         ``B`` right-hand sides of the same operator, still independently.
-    b : array, shape (n,) or (B, n)
-        Right-hand side(s), float32 or float64, numpy or torch (any device).
-    x0 : array, optional
-        Starting guess, same shape as ``b``; zeros by default.  Never modified.
+    b : array or list, shape (n,), (n, 1) or (B, n)
+        Right-hand side(s), numpy (also ``numpy.matrix`` or a list) or torch
+        (any device).  float32, float64, complex64 or complex128; integer, bool
+        and float16 data are upcast to float64, and the working dtype joins
+        ``A``'s and ``b``'s as scipy does (float32 ``A`` with float64 ``b``
+        solves in float64, a complex ``A`` makes the solve complex).  A 2-D
+        ``b`` whose last axis has length ``n`` is a batch; ``(n, 1)`` with a
+        shared operator is scipy's column vector (see ``docs/contract.rst``).
+    x0 : array, list or "Mb", optional
+        Starting guess, shaped like ``b`` (``(n,)`` or ``(n, 1)`` for one
+        system); zeros by default; ``"Mb"`` starts from :math:`Mb`.  Never
+        modified.
     rtol, atol : float
         Convergence test on the **true** residual, per sample:
         :math:`\|b - Ax\|_2 \le \max(\mathrm{rtol}\,\|b\|_2,\ \mathrm{atol})`.
-        Checked at the end of every restart cycle (and at the start).
+        Checked at the end of every restart cycle (and at the start).  Must be
+        ``>= 0``; ``inf`` accepts any iterate.
     restart : int, optional
         Krylov dimension of a cycle (``min(20, n)`` by default, as scipy).
     maxiter : int, optional
-        Maximum number of restart cycles (``10 n`` by default, as scipy).
+        Maximum number of restart cycles (``10 n`` by default, as scipy); inner
+        iterations with ``callback_type="legacy"``.
     M : operator, optional
         Inverse of the preconditioner, applied on the left
         (:math:`MAx = Mb`): the inner iteration minimises the preconditioned
         residual, the final test uses the unpreconditioned one (as scipy).
+        When ``M`` is None and ``A`` has a ``psolve`` method, that is ``M``.
     callback : callable, optional
-        With ``callback_type="pr_norm"`` (the default when a callback is given),
-        called after every inner iteration with the relative preconditioned
-        residual estimate :math:`\|\tilde r\|/\|b\|` (a float, or an array of
-        length ``B``, NaN for samples not iterating).  With ``"x"``, called after
-        every restart cycle with the current iterate.  Returning ``True`` stops
-        every sample; returning a boolean array of length ``B`` stops those
-        samples.  Stopped, unconverged samples get status ``CALLBACK``.
-    callback_type : {"pr_norm", "x"}, optional
-        See ``callback``.  (scipy's ``"legacy"`` is not supported: ``maxiter``
-        always counts restart cycles here.)
+        With ``callback_type="pr_norm"``, called after every inner iteration
+        with the relative preconditioned residual estimate
+        :math:`\|\tilde r\|/\|b\|` (a float, or an array of length ``B``,
+        NaN for samples not iterating).  With ``"x"``, called after every
+        restart cycle with the current iterate.  Returning ``True`` stops every
+        sample; returning a boolean array of length ``B`` stops those samples.
+        Stopped, unconverged samples get status ``CALLBACK``.
+    callback_type : {"pr_norm", "x", "legacy"}, optional
+        See ``callback``.  ``"legacy"`` is scipy's old meaning: ``"pr_norm"``
+        calls, with ``maxiter`` counting inner iterations.  A callback without
+        ``callback_type`` gets ``"legacy"`` and scipy's ``DeprecationWarning``.
     orthogonalization : {"cgs2", "mgs"}
         Gram-Schmidt variant for the Arnoldi basis; ``"cgs2"`` (classical,
         twice) is as stable as scipy's ``"mgs"`` and much faster.
@@ -623,7 +648,9 @@ def gmres(
         On shape mismatches (naming both shapes), NaN/Inf in ``b`` or ``x0``, or
         invalid tolerances, ``restart`` or ``maxiter``.
     TypeError
-        On non-floating or mismatched dtypes.
+        On unsupported types, a complex ``x0`` for a real system, positional
+        tolerances, or an unknown keyword (``tol=`` names its replacement,
+        ``rtol``).
 
     Notes
     -----
@@ -638,7 +665,7 @@ def gmres(
     accuracy); ``MAX_ITERATIONS`` after ``maxiter`` cycles.  A sample whose
     operator output is not finite stops with ``NON_FINITE`` and keeps its last
     finite iterate.  Samples never mix: each has its own Krylov space,
-    rotations and stopping decisions, so ``gmres(A, b)[i]`` equals
+    rotations and stopping decisions, so ``gmres(A, b).sample(i)`` equals
     ``gmres(A[i], b[i])``.  Only unfinished samples are passed to the operator
     (with their ``indices``), so an expensive batched operator evaluates only
     the active set.
@@ -654,57 +681,42 @@ def gmres(
     (True, True)
     >>> x, info = gmres(A, b)   # scipy-style unpacking
     """
-    xp = namespace_of(b)
-    check_real_floating(xp, b.dtype, "b")
-    b_shape = tuple(b.shape)
-    b2, single = as_batch(xp, b, "b")
+    if unexpected:
+        _reject_unexpected(unexpected)
+    rtol, atol = check_tolerances(rtol, atol)
+    system = make_system(A, b, x0, M)
+    xp, b2, x, x0_nonzero, single = system.xp, system.b, system.x, system.x0_nonzero, system.single
     B, n = b2.shape
-    dtype = b2.dtype
     dev = device(b2)
-    if n == 0:
-        raise ValueError("b is empty (n = 0).")
-
-    op = aslinearoperator(A)
-    _check_operator(op, "A", n, B, b_shape)
-    precond = None if M is None else aslinearoperator(M)
-    if precond is not None:
-        _check_operator(precond, "M", n, B, b_shape)
-
-    if x0 is None:
-        x = xp.zeros((B, n), dtype=dtype, device=dev)
-        x0_nonzero = np.zeros(B, dtype=bool)
-    else:
-        if tuple(x0.shape) != b_shape:
-            raise ValueError(f"x0 has shape {tuple(x0.shape)} but b has shape {b_shape}.")
-        if x0.dtype != dtype:
-            raise TypeError(f"x0 has dtype {x0.dtype} but b has dtype {dtype}; make them equal.")
-        x = xp.asarray(xp.reshape(x0, (B, n)), copy=True)
-        x0_nonzero = to_numpy(xp.any(x != 0, axis=-1))
-    for name, arr in (("b", b2), ("x0", x)):
-        bad = ~to_numpy(xp.all(xp.isfinite(arr), axis=-1))
-        if bad.any():
-            raise ValueError(
-                f"{name} contains NaN or Inf in sample(s) {np.flatnonzero(bad).tolist()}."
-            )
-    rtol, atol = float(rtol), float(atol)
-    if not (rtol >= 0 and atol >= 0 and np.isfinite(rtol) and np.isfinite(atol)):
-        raise ValueError(f"rtol and atol must be finite and >= 0; got rtol={rtol}, atol={atol}.")
     restart = min(20 if restart is None else int(restart), n)
     if restart < 1:
         raise ValueError(f"restart must be >= 1; got {restart}.")
     maxiter = 10 * n if maxiter is None else int(maxiter)
     if maxiter < 1:
         raise ValueError(f"maxiter must be >= 1; got {maxiter}.")
-    if callback is not None:
-        callback_type = callback_type or "pr_norm"
-        if callback_type not in ("pr_norm", "x"):
-            raise ValueError(f"callback_type must be 'pr_norm' or 'x'; got {callback_type!r}.")
+    if callback_type is not None and callback_type not in ("pr_norm", "x", "legacy"):
+        raise ValueError(
+            f"callback_type must be 'pr_norm', 'x' or 'legacy'; got {callback_type!r}."
+        )
+    if callback is None:
+        callback_type = None
+    elif callback_type is None:
+        warnings.warn(
+            "krylovadv.gmres called without specifying `callback_type`: the callback keeps "
+            "scipy's legacy meaning (called with the relative residual estimate after every "
+            "inner iteration, and maxiter counting inner iterations). Pass "
+            "callback_type='pr_norm', 'x' or 'legacy' to choose.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        callback_type = "legacy"
     if orthogonalization not in ("mgs", "cgs2"):
         raise ValueError(f"orthogonalization must be 'mgs' or 'cgs2'; got {orthogonalization!r}.")
 
     state = _SampleState.new(B)
     state.b_norm = to_numpy(batched_norm(xp, b2)).astype(np.float64)
-    state.tol = np.maximum(atol, rtol * state.b_norm)
+    # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.)
+    state.tol = np.maximum(atol, np.where(state.b_norm > 0, rtol * state.b_norm, 0.0))
     # A zero right-hand side has the exact solution 0, whatever x0 is (as scipy).
     zero_rhs = state.b_norm == 0
     if zero_rhs.any():
@@ -714,8 +726,8 @@ def gmres(
 
     run = _GMRES(
         xp,
-        op,
-        precond,
+        system.op,
+        system.precond,
         b2,
         x,
         state,
@@ -729,6 +741,7 @@ def gmres(
     run.initial_residual(x0_nonzero)
     # The inner tolerance on the preconditioned residual estimate (scipy gh-8400):
     # the target ||M r|| <= ||M b|| min(1, tol / ||b||).
+    precond = system.precond
     Mb_norm = state.b_norm.copy() if precond is None else run._norms(precond.matvec(b2, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(state.b_norm > 0, state.tol / state.b_norm, 0.0)
@@ -747,7 +760,19 @@ def gmres(
         run.x_callback()
 
     result = run.result(zero_rhs)
-    return result[0] if single else result
+    return result.sample(0) if single else result
+
+
+def _reject_unexpected(unexpected: dict[str, Any]) -> None:
+    """``TypeError`` for unknown keywords; scipy's removed ``tol`` gets a pointer to ``rtol``."""
+    if "tol" in unexpected:
+        raise TypeError(
+            "gmres() got an unexpected keyword argument 'tol': scipy replaced it by rtol "
+            "(deprecated in scipy 1.12, removed in 1.14); use rtol=... for the relative and "
+            "atol=... for the absolute tolerance."
+        )
+    name = next(iter(unexpected))
+    raise TypeError(f"gmres() got an unexpected keyword argument {name!r}.")
 
 
 def _ask_callback(callback: Callable[[Any], Any], argument: Any, B: int) -> np.ndarray:

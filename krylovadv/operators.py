@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 from array_api_compat import is_array_api_obj
 
-from ._backend import check_real_floating, device, namespace_of, scatter_rows, to_numpy
+from ._backend import (
+    check_floating,
+    device,
+    is_complex,
+    namespace_of,
+    scatter_rows,
+    to_numpy,
+)
 
 __all__ = [
     "DenseOperator",
@@ -159,15 +166,23 @@ class LinearOperator:
 
 
 class DenseOperator(LinearOperator):
-    """Explicit matrix ``(n, n)`` or batch of matrices ``(B, n, n)``, any array-API backend."""
+    """Explicit matrix ``(n, n)`` or batch of matrices ``(B, n, n)``, any array-API backend.
+
+    Real or complex (float32, float64, complex64, complex128).  Integer, bool
+    and float16 matrices are upcast to float64, as scipy's solvers do.
+    """
 
     def __init__(self, matrix: Array) -> None:
+        if isinstance(matrix, np.matrix):
+            matrix = np.asarray(matrix)
         xp = namespace_of(matrix)
         if matrix.ndim not in (2, 3) or matrix.shape[-1] != matrix.shape[-2]:
             raise ValueError(
                 f"A dense operator must have shape (n, n) or (B, n, n); got {tuple(matrix.shape)}."
             )
-        check_real_floating(xp, matrix.dtype, "A")
+        if xp.isdtype(matrix.dtype, ("integral", "bool")) or matrix.dtype == xp.float16:
+            matrix = xp.astype(matrix, xp.float64)
+        check_floating(xp, matrix.dtype, "A")
         batch = None if matrix.ndim == 2 else int(matrix.shape[0])
         super().__init__((matrix.shape[-1], matrix.shape[-1]), batch_size=batch, dtype=matrix.dtype)
         self.matrix = matrix
@@ -192,8 +207,6 @@ class ScipyOperator(LinearOperator):
     def __init__(self, operator: Any) -> None:
         shape = operator.shape
         dtype = np.dtype(operator.dtype) if operator.dtype is not None else None
-        if dtype is not None and dtype.kind == "c":
-            raise TypeError("complex operators are not supported; krylovadv solves real systems.")
         super().__init__(shape, batch_size=None, dtype=dtype)
         self.operator = operator
         import scipy.sparse
@@ -208,9 +221,26 @@ class ScipyOperator(LinearOperator):
         if x.shape[0] == 1:
             # The common unbatched case: a plain (sparse) matrix-vector product.
             y = self.operator @ x[0] if self._sparse else self.operator.matvec(x[0])
-            return np.reshape(np.asarray(y, dtype=x.dtype), (1, -1))
+            return np.reshape(_same_kind(np.asarray(y), x), (1, -1))
         y = self.operator @ x.T if self._sparse else self.operator.matmat(x.T)
-        return np.ascontiguousarray(np.asarray(y, dtype=x.dtype).T)
+        return np.ascontiguousarray(_same_kind(np.asarray(y), x).T)
+
+
+def _same_kind(y: Array, x: Array) -> Array:
+    """Cast an operator's output ``y`` to the dtype of its input ``x``.
+
+    A complex output for a real input would lose its imaginary part: that is an
+    error (solve with a complex right-hand side instead), never a silent cast.
+    """
+    xp = namespace_of(y)
+    if y.dtype == x.dtype:
+        return y
+    if is_complex(xp, y.dtype) and not is_complex(xp, x.dtype):
+        raise TypeError(
+            f"the operator returned {y.dtype} values for a {x.dtype} vector; a complex "
+            "operator needs complex vectors (pass a complex b / v0)."
+        )
+    return xp.astype(y, x.dtype)
 
 
 def _accepts_two_args(f: Callable[..., Any]) -> bool:
@@ -305,9 +335,7 @@ class FunctionOperator(LinearOperator):
                 raise ValueError(
                     f"the operator function returned shape {tuple(y.shape)}; expected {shape}."
                 )
-        if y.dtype != x.dtype:
-            y = xp.astype(y, x.dtype)
-        return y
+        return _same_kind(y, x)
 
 
 class IdentityOperator(LinearOperator):
@@ -330,17 +358,20 @@ class ShiftedOperator(LinearOperator):
     ----------
     operator : LinearOperator or array-like
         ``A``; anything :func:`aslinearoperator` accepts.
-    shift : float or array of shape (B,)
+    shift : float, complex or array of shape (B,)
         ``λ``.  A per-sample array requires a batched right-hand side.
     """
 
     def __init__(self, operator: Any, shift: float | Array) -> None:
         operator = aslinearoperator(operator)
-        if isinstance(shift, numbers.Real):
-            self.shift: float | np.ndarray = float(shift)
+        if isinstance(shift, numbers.Number):
+            self.shift: float | complex | np.ndarray = (
+                float(shift) if isinstance(shift, numbers.Real) else complex(shift)
+            )
             batch = operator.batch_size
         else:
-            shift_np = np.asarray(shift.cpu() if hasattr(shift, "cpu") else shift, dtype=np.float64)
+            shift_np = np.asarray(shift.cpu() if hasattr(shift, "cpu") else shift)
+            shift_np = shift_np.astype(np.complex128 if shift_np.dtype.kind == "c" else np.float64)
             if shift_np.ndim != 1:
                 raise ValueError(f"shift must be a scalar or shape (B,); got {shift_np.shape}.")
             if operator.batch_size is not None and shift_np.shape[0] != operator.batch_size:
@@ -357,7 +388,7 @@ class ShiftedOperator(LinearOperator):
 
     def _matvec(self, x: Array, indices: Array | None) -> Array:
         y = self.operator.matvec(x, indices if self.operator.batch_size is not None else None)
-        if isinstance(self.shift, float):
+        if isinstance(self.shift, (float, complex)):
             return y + self.shift * x
         xp = namespace_of(x)
         lam = self.shift if indices is None else self.shift[np.asarray(_cpu(indices))]
@@ -403,6 +434,8 @@ def aslinearoperator(
     """
     if isinstance(A, LinearOperator):
         return A
+    if isinstance(A, np.matrix):
+        A = np.asarray(A)
     try:
         import scipy.sparse
         import scipy.sparse.linalg
@@ -415,7 +448,7 @@ def aslinearoperator(
     if is_array_api_obj(A):
         return DenseOperator(A)
     if isinstance(A, (list, tuple)):
-        return DenseOperator(np.asarray(A, dtype=np.float64))
+        return DenseOperator(np.asarray(A))
     if callable(A):
         if shape is None:
             raise TypeError("aslinearoperator needs shape=(n, n) to wrap a callable.")

@@ -115,13 +115,17 @@ def test_bad_shapes_raise_with_shapes_in_the_message():
     np.testing.assert_array_equal(batch.matvec(np.ones((2, 3)), np.array([0, 3])), np.ones((2, 3)))
 
 
-def test_non_real_dtypes_raise_type_error():
-    with pytest.raises(TypeError):
-        DenseOperator(np.eye(3, dtype=np.int64))
-    with pytest.raises(TypeError):
-        DenseOperator(np.eye(3, dtype=np.complex128))
-    with pytest.raises(TypeError):
-        ScipyOperator(scipy.sparse.eye(3, dtype=np.complex128))
+def test_dtypes_integers_upcast_complex_kept_never_silently_made_real():
+    assert DenseOperator(np.eye(3, dtype=np.int64)).matrix.dtype == np.float64
+    assert DenseOperator(np.eye(3, dtype=np.bool_)).matrix.dtype == np.float64
+    assert DenseOperator(np.eye(3, dtype=np.complex64)).dtype == np.complex64
+    op = ScipyOperator(scipy.sparse.eye(3, dtype=np.complex128) * 1j)
+    np.testing.assert_array_equal(op.matvec(np.ones((1, 3), dtype=complex)), 1j * np.ones((1, 3)))
+    # A complex product for a real vector would drop the imaginary part: an error.
+    with pytest.raises(TypeError, match="complex"):
+        op.matvec(np.ones((1, 3)))
+    with pytest.raises(TypeError, match="complex"):
+        FunctionOperator(lambda v: 1j * v, (3, 3)).matvec(np.ones((2, 3)))
 
 
 def test_function_operator_wrong_output_shape():
