@@ -202,6 +202,12 @@ class FiniteDifferenceHVP(LinearOperator):
         return np.arange(k) if indices is None else to_numpy(indices).astype(np.int64)
 
     # -- the product ---------------------------------------------------------
+    #: A Hessian is symmetric: the adjoint product is the product.
+    hermitian = True
+
+    def _default_like(self) -> Array:
+        return self.x
+
     def _matvec(self, v: Array, indices: Array | None) -> Array:
         return self._product(v, indices, step_scale=1.0)
 

@@ -107,8 +107,10 @@ def test_bad_shapes_raise_with_shapes_in_the_message():
     op = aslinearoperator(np.eye(3))
     with pytest.raises(ValueError, match=r"\(2, 4\)"):
         op.matvec(np.ones((2, 4)))
-    with pytest.raises(ValueError):
-        op.matvec(np.ones(3))  # matvec wants rows (k, n)
+    with pytest.raises(ValueError, match=r"\(4,\)"):
+        op.matvec(np.ones(4))  # one vector must have length n
+    with pytest.raises(ValueError, match=r"\(3, 2\)"):
+        op.matvec(np.ones((3, 2)))  # neither rows (k, 3) nor a column (3, 1)
     batch = aslinearoperator(np.stack([np.eye(3)] * 4))
     with pytest.raises(ValueError):
         batch.matvec(np.ones((2, 3)))  # 2 rows for 4 samples and no indices
