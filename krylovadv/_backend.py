@@ -154,22 +154,38 @@ def batched_norm(xp: Any, a: Array) -> Array:
     threshold keep a meaningful norm.
     """
     if type(a) is np.ndarray:
-        # numpy's vector_norm wrapper costs more than the reduction for short rows.
-        if a.dtype.kind == "c" or not _safe_to_square(a):
-            return np.linalg.norm(a, axis=-1)
-        return np.sqrt(np.einsum("ij,ij->i", a, a))
+        # numpy's vector_norm wrapper costs more than the reduction for short rows, and
+        # a max-abs pass to rule out over/underflow costs a read of the whole array:
+        # square first, and redo the few rows where squaring could have lost accuracy.
+        if a.dtype.kind == "c":
+            a = np.stack([a.real, a.imag], axis=-1).reshape(a.shape[0], -1)
+        squares = np.einsum("ij,ij->i", a, a)
+        # A sum of squares >= tiny/eps has lost at most a relative n*eps to entries
+        # whose squares underflowed (each < tiny); an infinite one overflowed.
+        safe = _SAFE_SQUARES.get(a.dtype)
+        if safe is None:
+            finfo = np.finfo(a.dtype)
+            safe = _SAFE_SQUARES[a.dtype] = float(finfo.smallest_normal / finfo.eps)
+        if squares.shape[0] == 1:
+            if safe <= squares[0] < np.inf:
+                return np.sqrt(squares)
+        elif np.all((squares >= safe) & (squares < np.inf)):
+            return np.sqrt(squares)
+        norms = np.sqrt(squares)
+        redo = ~((squares >= safe) & (squares < np.inf))
+        redo &= np.isfinite(squares) | np.isinf(squares)  # NaN rows stay NaN
+        rows = a[redo]
+        scale = np.max(np.abs(rows), axis=-1, keepdims=True)
+        with np.errstate(invalid="ignore"):
+            scaled = rows / np.where((scale > 0) & (scale < np.inf), scale, 1.0)
+            rescaled = scale[:, 0] * np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
+        norms[redo] = np.where(np.isinf(scale[:, 0]), np.inf, rescaled)
+        return norms
     return xp.linalg.vector_norm(a, axis=-1)
 
 
-def _safe_to_square(a: np.ndarray) -> bool:
-    """Whether squaring ``a``'s entries can neither overflow nor underflow to zero."""
-    if a.size == 0:
-        return True
-    largest = float(np.max(np.abs(a)))
-    finfo = np.finfo(a.dtype)
-    return largest < np.sqrt(finfo.max) / np.sqrt(a.shape[-1]) and (
-        largest == 0 or largest > np.sqrt(finfo.smallest_normal) * 1e3
-    )
+#: Per dtype, the smallest sum of squares trusted without rescaling (see batched_norm).
+_SAFE_SQUARES: dict[Any, float] = {}
 
 
 def as_batch(xp: Any, a: Array, name: str) -> tuple[Array, bool]:

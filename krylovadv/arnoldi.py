@@ -12,6 +12,7 @@ expanded step by step.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -153,7 +154,7 @@ def direction_lost(
     """
     reference = norm_before if scale is None else np.maximum(norm_before, scale)
     with np.errstate(invalid="ignore"):
-        return np.asarray(norm_after <= 16.0 * np.sqrt(j + 1) * eps * reference)
+        return np.asarray(norm_after <= 16.0 * math.sqrt(j + 1) * eps * reference)
 
 
 @dataclass(eq=False)

@@ -379,12 +379,14 @@ class _GMRES:
         xp, s = self.xp, self.state
         active = _Active.of(xp, cycle.iterating, self.dev)
         idx_np = active.idx_np
+        every = active.idx is None  # the common case: plain slices, no index arrays
         w = _apply(self.op, active.take(xp, self.basis[:, j, :]), active)
         w = self._precondition(w, active)
-        s.matvecs[idx_np] += 1
-        s.iterations[idx_np] += 1
+        rows = slice(None) if every else idx_np
+        s.matvecs[rows] += 1
+        s.iterations[rows] += 1
         # Orthogonalize only the stepping samples against their own bases.
-        sub_basis = self.basis if active.idx is None else active.take(xp, self.basis[:, : j + 1, :])
+        sub_basis = self.basis if every else active.take(xp, self.basis[:, : j + 1, :])
         # A non-finite operator output is detected below, per sample; numpy must
         # not also warn about it.
         with np.errstate(invalid="ignore", over="ignore"):
@@ -395,25 +397,31 @@ class _GMRES:
         nb_np = to_numpy(norm_before).astype(np.float64, copy=False)
         na_np = to_numpy(norm_after).astype(np.float64, copy=False)
         finite = np.isfinite(nb_np) & np.isfinite(na_np) & np.isfinite(h_np).all(axis=1)
-        if not finite.all():
+        all_finite = finite.all()
+        if not all_finite:
             # A non-finite operator output: keep the iterate of earlier cycles and
             # drop this sample from the cycle (its x is not updated).
             bad = idx_np[~finite]
             s.stop(bad, SolverStatus.NON_FINITE)
             cycle.members[bad] = False
             h_np = np.where(finite[:, None], h_np, 0.0)
-        s.operator_norm[idx_np] = np.maximum(s.operator_norm[idx_np], np.where(finite, nb_np, 0.0))
-        broke = finite & direction_lost(nb_np, na_np, self.eps, j, s.operator_norm[idx_np])
+            nb_np = np.where(finite, nb_np, 0.0)
+        s.operator_norm[rows] = np.maximum(s.operator_norm[rows], nb_np)
+        broke = finite & direction_lost(nb_np, na_np, self.eps, j, s.operator_norm[rows])
         keep = finite & ~broke
         # v_{j+2} = w / h_{j+2,j+1} (zero where the direction was lost).
-        inv = xp.asarray(
-            np.where(keep, 1.0 / np.where(keep, na_np, 1.0), 0.0), dtype=self.dtype, device=self.dev
-        )
+        if keep.all():
+            inv_np, subdiagonal = 1.0 / na_np, na_np
+        else:
+            inv_np = np.where(keep, 1.0 / np.where(keep, na_np, 1.0), 0.0)
+            subdiagonal = np.where(keep, na_np, 0.0)
+        inv = xp.asarray(inv_np, dtype=self.dtype, device=self.dev)
         self.basis[active.rows, j + 1, :] = w * inv[:, None]
         column = np.zeros((self.B, j + 2), dtype=self.host)
-        column[idx_np, : j + 1] = h_np
-        column[idx_np, j + 1] = np.where(keep, na_np, 0.0)
-        cycle.breakdown[idx_np[broke]] = True
+        column[rows, : j + 1] = h_np
+        column[rows, j + 1] = subdiagonal
+        if broke.any():
+            cycle.breakdown[idx_np[broke]] = True
         return active, column, finite, broke
 
     # -- Qian et al., eqs. 12 and 14; Algorithm 1, line 12 ---------------------

@@ -158,25 +158,26 @@ class LinearOperator:
 
     def _apply(self, x: Array, indices: Array | int | None, adjoint: bool) -> Array:
         name = "rmatvec" if adjoint else "matvec"
-        if not is_array_api_obj(x):
+        # (The solvers' hot path: an ndarray needs no namespace lookup to be checked.)
+        if type(x) is not np.ndarray and not is_array_api_obj(x):
             raise TypeError(
                 f"{name} expects an array (numpy or torch) of shape (k, {self.n}) or "
                 f"({self.n},); got {type(x).__name__}. Convert it with numpy.asarray first."
             )
-        xp = namespace_of(x)
         shape = tuple(x.shape)
         n = self.n
         # One vector, as scipy passes it: (n,) or the column (n, 1) (for n = 1 the
         # column and the single row (1, 1) are the same computation).
         one = shape == (n,) or (shape == (n, 1) and n != 1)
         if one:
-            x = xp.reshape(x, (1, n))
+            x = namespace_of(x).reshape(x, (1, n))
         elif len(shape) != 2 or shape[1] != n:
             raise ValueError(
                 f"{name} expects x of shape (k, {n}) (rows), or one vector ({n},) or "
                 f"({n}, 1); got {shape}."
             )
         if isinstance(indices, (int, np.integer)):
+            xp = namespace_of(x)
             indices = xp.full((x.shape[0],), int(indices), dtype=xp.int64, device=device(x))
         if indices is None and self.batch_size is not None and x.shape[0] != self.batch_size:
             raise ValueError(
@@ -185,7 +186,7 @@ class LinearOperator:
             )
         y = self._rmatvec(x, indices) if adjoint else self._matvec(x, indices)
         self.num_products += int(x.shape[0])
-        return xp.reshape(y, shape) if one else y
+        return namespace_of(y).reshape(y, shape) if one else y
 
     def _matvec(self, x: Array, indices: Array | None) -> Array:
         raise NotImplementedError
@@ -396,9 +397,9 @@ def _same_kind(y: Array, x: Array) -> Array:
     A complex output for a real input would lose its imaginary part: that is an
     error (solve with a complex right-hand side instead), never a silent cast.
     """
-    xp = namespace_of(y)
     if y.dtype == x.dtype:
         return y
+    xp = namespace_of(y)
     if is_complex(xp, y.dtype) and not is_complex(xp, x.dtype):
         raise TypeError(
             f"the operator returned {y.dtype} values for a {x.dtype} vector; a complex "
