@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from ._backend import batched_norm, device, finfo_eps, host_dtype, to_numpy
+from ._gmres_state import Active, Cycle, SampleState
 from ._results import PerSampleResult
 from ._system import check_tolerances, make_system
 from .arnoldi import Orthogonalization, direction_lost, orthogonalize
@@ -147,106 +148,11 @@ class GMRESResult(PerSampleResult):
 
 
 # ---------------------------------------------------------------------------
-# Per-sample bookkeeping
-# ---------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class _Active:
-    """The samples taking part in a step: host indices and their device twin.
-
-    ``idx`` is ``None`` when every sample takes part, so that the common
-    unbatched case indexes nothing.
-    """
-
-    idx_np: np.ndarray
-    idx: Array | None
-
-    @classmethod
-    def of(cls, xp: Any, mask: np.ndarray, dev: Any) -> _Active:
-        idx_np = np.flatnonzero(mask)
-        idx = None if idx_np.size == mask.size else xp.asarray(idx_np, device=dev)
-        return cls(idx_np, idx)
-
-    @property
-    def rows(self) -> Any:
-        """Index selecting these samples' rows (in ``a[rows, ...] = ...``)."""
-        return slice(None) if self.idx is None else self.idx
-
-    def take(self, xp: Any, a: Array) -> Array:
-        """Return these samples' rows of ``a``."""
-        return a if self.idx is None else xp.take(a, self.idx, axis=0)
-
-
-@dataclass(eq=False)
-class _SampleState:
-    r"""Everything GMRES tracks per sample, on the host: one entry per system.
-
-    The algorithm's vectors (basis, iterate, residual) live in the caller's
-    array backend; these small arrays of length ``B`` drive the control flow.
-    """
-
-    status: np.ndarray  # SolverStatus codes; NOT_STARTED while running
-    running: np.ndarray  # bool: still iterating
-    iterations: np.ndarray  # inner (Arnoldi) steps
-    cycles: np.ndarray  # restart cycles started
-    matvecs: np.ndarray  # products with A
-    history: list[list[float]]  # residual estimates ||r~||
-    b_norm: np.ndarray  # ||b||
-    tol: np.ndarray  # max(atol, rtol ||b||): the true-residual target
-    r_norm: np.ndarray  # ||b - A x|| of the current iterate
-    best_r_norm: np.ndarray  # best true residual so far (stagnation test)
-    stalled_cycles: np.ndarray  # cycles in a row without a new best
-    stop_requested: np.ndarray  # the callback asked this sample to stop
-    operator_norm: np.ndarray  # running max ||M A v_j||, the breakdown test's scale
-    ptol: np.ndarray  # inner tolerance on the estimate (scipy gh-8400)
-    ptol_max_factor: np.ndarray
-
-    @classmethod
-    def new(cls, B: int) -> _SampleState:
-        int_zeros = lambda: np.zeros(B, dtype=np.int64)  # noqa: E731
-        return cls(
-            status=np.full(B, int(SolverStatus.NOT_STARTED), dtype=np.int64),
-            running=np.zeros(B, dtype=bool),
-            iterations=int_zeros(),
-            cycles=int_zeros(),
-            matvecs=int_zeros(),
-            history=[[] for _ in range(B)],
-            b_norm=np.zeros(B),
-            tol=np.zeros(B),
-            r_norm=np.zeros(B),
-            best_r_norm=np.zeros(B),
-            stalled_cycles=int_zeros(),
-            stop_requested=np.zeros(B, dtype=bool),
-            operator_norm=np.zeros(B),
-            ptol=np.zeros(B),
-            ptol_max_factor=np.ones(B),
-        )
-
-    def stop(self, which: Any, status: SolverStatus) -> None:
-        """Give the samples ``which`` (mask or indices) their final status."""
-        self.status[which] = status
-        self.running[which] = False
-
-
-@dataclass(eq=False)
-class _Cycle:
-    """State of one restart cycle, per sample."""
-
-    members: np.ndarray  # bool: samples in this cycle
-    iterating: np.ndarray  # bool: samples still taking inner steps
-    r_before: np.ndarray  # true residual at the start of the cycle
-    presid: np.ndarray  # latest residual estimate ||r~_j||
-    breakdown: np.ndarray  # bool: the Krylov space became invariant
-    steps: int = 0
-
-
-# ---------------------------------------------------------------------------
 # Input checks
 # ---------------------------------------------------------------------------
 
 
-def _apply(op: LinearOperator, x: Array, active: _Active) -> Array:
+def _apply(op: LinearOperator, x: Array, active: Active) -> Array:
     """``op`` on rows ``x`` belonging to the samples ``active``."""
     return op.matvec(x, active.idx if op.batch_size is not None else None)
 
@@ -273,7 +179,7 @@ class _GMRES:
         precond: LinearOperator | None,
         b: Array,
         x: Array,
-        state: _SampleState,
+        state: SampleState,
         *,
         restart: int,
         maxiter: int,
@@ -307,7 +213,7 @@ class _GMRES:
     def _norms(self, a: Array) -> np.ndarray:
         return to_numpy(batched_norm(self.xp, a)).astype(np.float64)
 
-    def _precondition(self, rows: Array, active: _Active) -> Array:
+    def _precondition(self, rows: Array, active: Active) -> Array:
         return rows if self.precond is None else _apply(self.precond, rows, active)
 
     # -- r_0 = b - A x_0 ----------------------------------------------------
@@ -315,10 +221,10 @@ class _GMRES:
         """Compute :math:`r_0 = b - Ax_0` (one product, only where ``x0`` is nonzero)."""
         xp, s = self.xp, self.state
         if x0_nonzero.any():
-            active = _Active.of(xp, x0_nonzero, self.dev)
+            active = Active.of(xp, x0_nonzero, self.dev)
             # Indexed by sample numbers even when every sample is in (as before).
             idx = xp.asarray(active.idx_np, device=self.dev)
-            Ax = _apply(self.op, xp.take(self.x, idx, axis=0), _Active(active.idx_np, idx))
+            Ax = _apply(self.op, xp.take(self.x, idx, axis=0), Active(active.idx_np, idx))
             self.r[idx] = xp.take(self.b, idx, axis=0) - Ax
             s.matvecs[active.idx_np] += 1
             bad = ~to_numpy(xp.all(xp.isfinite(Ax), axis=-1))
@@ -329,13 +235,13 @@ class _GMRES:
         s.best_r_norm = s.r_norm.copy()
 
     # -- Algorithm 1, line 4 -------------------------------------------------
-    def start_cycle(self) -> _Cycle:
+    def start_cycle(self) -> Cycle:
         r"""Begin a cycle: :math:`\beta = \|M r\|`, :math:`v_1 = M r/\beta`, QR reset."""
         xp, s = self.xp, self.state
         members = s.running.copy()
         s.cycles[members] += 1
         r_before = s.r_norm.copy()
-        active = _Active.of(xp, members, self.dev)
+        active = Active.of(xp, members, self.dev)
         z = self._precondition(active.take(xp, self.r), active)
         beta = np.zeros(self.B)
         beta[active.idx_np] = self._norms(z)
@@ -356,7 +262,7 @@ class _GMRES:
         self.qr.reset(beta)  # the least-squares right-hand side beta e_1 (eq. 10)
         for i in np.flatnonzero(members):
             s.history[i].append(float(beta[i]))
-        return _Cycle(
+        return Cycle(
             members=members,
             iterating=members & (beta > 0),
             r_before=r_before,
@@ -366,8 +272,8 @@ class _GMRES:
 
     # -- Algorithm 1, lines 6-11 ---------------------------------------------
     def arnoldi_step(
-        self, cycle: _Cycle, j: int
-    ) -> tuple[_Active, np.ndarray, np.ndarray, np.ndarray]:
+        self, cycle: Cycle, j: int
+    ) -> tuple[Active, np.ndarray, np.ndarray, np.ndarray]:
         r"""Extend the basis by :math:`v_{j+2}`: :math:`w = MAv_{j+1}`, orthogonalized.
 
         Returns the samples that stepped, the Hessenberg column
@@ -377,7 +283,7 @@ class _GMRES:
         to rounding (breakdown: an invariant Krylov space).
         """
         xp, s = self.xp, self.state
-        active = _Active.of(xp, cycle.iterating, self.dev)
+        active = Active.of(xp, cycle.iterating, self.dev)
         idx_np = active.idx_np
         every = active.idx is None  # the common case: plain slices, no index arrays
         w = _apply(self.op, active.take(xp, self.basis[:, j, :]), active)
@@ -427,8 +333,8 @@ class _GMRES:
     # -- Qian et al., eqs. 12 and 14; Algorithm 1, line 12 ---------------------
     def givens_update(
         self,
-        cycle: _Cycle,
-        active: _Active,
+        cycle: Cycle,
+        active: Active,
         column: np.ndarray,
         finite: np.ndarray,
         broke: np.ndarray,
@@ -463,7 +369,7 @@ class _GMRES:
         cycle.iterating &= ~finished
 
     # -- Qian et al., eqs. 11 and 13; Algorithm 1, lines 16-17 -----------------
-    def update_x(self, cycle: _Cycle) -> tuple[Array, np.ndarray]:
+    def update_x(self, cycle: Cycle) -> tuple[Array, np.ndarray]:
         r"""Solve :math:`R_m\gamma = \beta q_1(1{:}m)` (eq. 13); :math:`x + V_m\gamma` (eq. 11).
 
         Returns the candidate iterate (``gamma = 0`` for samples outside the
@@ -477,7 +383,7 @@ class _GMRES:
         return x_new, singular
 
     # -- The contract: the true residual decides --------------------------------
-    def true_residual_test(self, cycle: _Cycle, x_new: Array, singular: np.ndarray) -> None:
+    def true_residual_test(self, cycle: Cycle, x_new: Array, singular: np.ndarray) -> None:
         r"""Recompute :math:`\|b - Ax\|` and decide each sample's fate.
 
         Converged; stopped by the callback; ``BREAKDOWN`` (an invariant space
@@ -485,7 +391,7 @@ class _GMRES:
         the next cycle with an adapted inner tolerance (scipy gh-8400).
         """
         xp, s = self.xp, self.state
-        active = _Active.of(xp, cycle.members, self.dev)
+        active = Active.of(xp, cycle.members, self.dev)
         idx_np = active.idx_np
         if idx_np.size == 0:
             return
@@ -509,7 +415,7 @@ class _GMRES:
         for i in idx_np[finite]:
             self._decide(i, cycle, bool(singular[i]))
 
-    def _decide(self, i: int, cycle: _Cycle, singular: bool) -> None:
+    def _decide(self, i: int, cycle: Cycle, singular: bool) -> None:
         """Take the end-of-cycle decision for sample ``i``."""
         s, eps = self.state, self.eps
         if s.r_norm[i] <= s.tol[i]:
@@ -721,7 +627,7 @@ def gmres(
     if orthogonalization not in ("mgs", "cgs2"):
         raise ValueError(f"orthogonalization must be 'mgs' or 'cgs2'; got {orthogonalization!r}.")
 
-    state = _SampleState.new(B)
+    state = SampleState.new(B)
     state.b_norm = to_numpy(batched_norm(xp, b2)).astype(np.float64)
     # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.)
     state.tol = np.maximum(atol, np.where(state.b_norm > 0, rtol * state.b_norm, 0.0))
