@@ -215,3 +215,20 @@ def test_complex_power_iteration_finds_the_dominant_eigenpair(dtype):
     result = power_iteration(H, v0, tol=tol, maxiter=2000)
     assert result.eigenvalue.real == pytest.approx(-5.0, rel=10 * tol)
     assert abs(result.eigenvalue.imag) <= 10 * tol * 5.0
+
+
+@pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64])
+def test_complex_torch_arnoldi_and_power_match_numpy(dtype):
+    A, b, _ = complex_system("random", 8, seed=9)
+    At, bt = torch.from_numpy(A).to(dtype), torch.from_numpy(b).to(dtype)
+    fact = arnoldi(At, bt, 5)
+    tol = 1e-12 if dtype == torch.complex128 else 1e-5
+    V, H = fact.V, fact.H
+    assert V.dtype == dtype
+    torch.testing.assert_close(At @ V[:, :5], V @ H, atol=tol * 10, rtol=0)
+    ref = arnoldi(A, b, 5)
+    np.testing.assert_allclose(H.numpy(), ref.H, atol=tol * 100)
+    power = power_iteration(At, bt, tol=1e-4 if dtype == torch.complex64 else 1e-9, maxiter=2000)
+    power_ref = power_iteration(A, b, tol=1e-9, maxiter=2000)
+    assert power.converged and power_ref.converged
+    assert abs(power.eigenvalue - power_ref.eigenvalue) <= 1e-3 * abs(power_ref.eigenvalue)
