@@ -153,8 +153,8 @@ def direction_lost(
     numpy.ndarray of bool
     """
     reference = norm_before if scale is None else np.maximum(norm_before, scale)
-    with np.errstate(invalid="ignore"):
-        return np.asarray(norm_after <= 16.0 * math.sqrt(j + 1) * eps * reference)
+    # (A NaN norm compares False, without a warning: not a breakdown.)
+    return np.asarray(norm_after <= 16.0 * math.sqrt(j + 1) * eps * reference)
 
 
 @dataclass(eq=False)

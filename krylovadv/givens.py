@@ -201,7 +201,7 @@ class GivensQR:
         j = self.columns
         if j >= self.max_columns:
             raise RuntimeError("GivensQR is full; reset it (restart) first.")
-        used = np.any(h != 0, axis=1)
+        used = (h != 0).any(axis=1)
         self.used[:, j] = used
         # Rotate the new column by G_1 ... G_{j-1} at once: rotated = Q_j h.
         Q = self.Q
