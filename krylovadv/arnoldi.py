@@ -93,7 +93,7 @@ def orthogonalize(
         h = coefficients(w)
         w = w - (h[:, None, :] @ V)[:, 0, :]
         norm_after = batched_norm(xp, w)
-        if bool(xp.any(norm_after < _DGKS * norm_before)):
+        if bool((norm_after < _DGKS * norm_before).any()):  # (method: numpy, torch, cupy)
             correction = coefficients(w)
             w = w - (correction[:, None, :] @ V)[:, 0, :]
             h = h + correction
