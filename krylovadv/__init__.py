@@ -17,6 +17,7 @@ from .operators import (
     ScipyOperator,
     ShiftedOperator,
     aslinearoperator,
+    to_scipy_operator,
 )
 from .power import PowerIterationResult, power_iteration
 from .status import SolverStatus
@@ -42,4 +43,5 @@ __all__ = [
     "givens_rotation",
     "gmres",
     "power_iteration",
+    "to_scipy_operator",
 ]

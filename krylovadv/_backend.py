@@ -21,10 +21,16 @@ __all__ = [
     "as_batch",
     "batched_dot",
     "batched_norm",
+    "check_floating",
     "check_real_floating",
+    "coerce_dtype",
+    "complex_if",
     "device",
+    "dtype_in",
     "finfo_eps",
     "finfo_tiny",
+    "host_dtype",
+    "is_complex",
     "is_numpy_array",
     "namespace_of",
     "scatter_rows",
@@ -55,8 +61,73 @@ def check_real_floating(xp: Any, dtype: Any, name: str) -> None:
         )
 
 
+def is_complex(xp: Any, dtype: Any) -> bool:
+    """Whether ``dtype`` is complex64 or complex128."""
+    return dtype in (xp.complex64, xp.complex128)
+
+
+def check_floating(xp: Any, dtype: Any, name: str) -> None:
+    """Raise ``TypeError`` unless ``dtype`` is float32, float64, complex64 or complex128."""
+    if dtype not in (xp.float32, xp.float64, xp.complex64, xp.complex128):
+        raise TypeError(
+            f"{name} has dtype {dtype}; krylovadv works in float32, float64, complex64 or "
+            f"complex128. Convert it first, e.g. {name}.astype(float64) / {name}.double()."
+        )
+
+
+def coerce_dtype(xp: Any, *dtypes: Any) -> Any:
+    """Return the working dtype of a system whose parts have ``dtypes`` (scipy's rule).
+
+    As ``scipy.sparse.linalg``'s ``make_system``: a dtype that is not float32,
+    float64, complex64 or complex128 (integers, bool, float16) counts as float64,
+    and the result is the smallest of the four that holds every part (float32
+    with complex64 gives complex64, float64 with complex64 complex128).
+    ``None`` entries (an operator of unknown dtype) are ignored.
+    """
+    known = [d for d in dtypes if d is not None]
+    solving = (xp.float32, xp.float64, xp.complex64, xp.complex128)
+    known = [d if d in solving else xp.float64 for d in known] or [xp.float64]
+    double = any(d in (xp.float64, xp.complex128) for d in known)
+    complex_ = any(d in (xp.complex64, xp.complex128) for d in known)
+    if complex_:
+        return xp.complex128 if double else xp.complex64
+    return xp.float64 if double else xp.float32
+
+
+def dtype_in(xp: Any, dtype: Any) -> Any:
+    """Return the dtype of ``xp`` named like ``dtype`` (numpy's for a torch dtype), or None."""
+    if dtype is None:
+        return None
+    try:
+        # numpy dtypes and scalar types; torch's print as "torch.float32".
+        name = np.dtype(dtype).name
+    except TypeError:
+        try:
+            name = np.dtype(str(dtype).rsplit(".", 1)[-1]).name
+        except TypeError:
+            return None
+    return getattr(xp, name, None)
+
+
+def complex_if(xp: Any, a: Array, operator_dtype: Any) -> Array:
+    """Return ``a`` as complex (same precision) if ``operator_dtype`` is complex and ``a`` real.
+
+    A complex operator applied to real start vectors produces complex vectors;
+    the precision stays the caller's.
+    """
+    op_dtype = dtype_in(xp, operator_dtype)
+    if op_dtype is None or not is_complex(xp, op_dtype) or is_complex(xp, a.dtype):
+        return a
+    return xp.astype(a, xp.complex128 if a.dtype == xp.float64 else xp.complex64)
+
+
+def host_dtype(xp: Any, dtype: Any) -> type:
+    """Return the numpy dtype of host-side small matrices: complex128 or float64."""
+    return np.complex128 if is_complex(xp, dtype) else np.float64
+
+
 def finfo_eps(xp: Any, dtype: Any) -> float:
-    """Machine epsilon of ``dtype`` as a Python float."""
+    """Machine epsilon of ``dtype`` as a Python float (of its real part for complex)."""
     return float(xp.finfo(dtype).eps)
 
 
@@ -66,7 +137,15 @@ def finfo_tiny(xp: Any, dtype: Any) -> float:
 
 
 def batched_dot(xp: Any, a: Array, b: Array) -> Array:
-    """Row-wise inner products ``<a_i, b_i>`` of two ``(B, n)`` arrays, shape ``(B,)``."""
+    """Row-wise inner products ``<a_i, b_i> = a_i^H b_i`` of two ``(B, n)`` arrays, shape ``(B,)``.
+
+    Hermitian (``a`` conjugated) for complex arrays, the plain dot product for real ones.
+    """
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        # One pass, no temporary (the sum of a * b would write and reread an array).
+        return np.einsum("ij,ij->i", a.conj() if a.dtype.kind == "c" else a, b)
+    if is_complex(xp, a.dtype):
+        a = xp.conj(a)
     return xp.sum(a * b, axis=-1)
 
 
@@ -78,24 +157,38 @@ def batched_norm(xp: Any, a: Array) -> Array:
     threshold keep a meaningful norm.
     """
     if type(a) is np.ndarray:
-        # numpy's vector_norm wrapper costs more than the reduction for short rows.
-        return (
-            np.sqrt(np.einsum("ij,ij->i", a, a))
-            if _safe_to_square(a)
-            else np.linalg.norm(a, axis=-1)
-        )
+        # numpy's vector_norm wrapper costs more than the reduction for short rows, and
+        # a max-abs pass to rule out over/underflow costs a read of the whole array:
+        # square first, and redo the few rows where squaring could have lost accuracy.
+        if a.dtype.kind == "c":
+            a = np.stack([a.real, a.imag], axis=-1).reshape(a.shape[0], -1)
+        squares = np.einsum("ij,ij->i", a, a)
+        # A sum of squares >= tiny/eps has lost at most a relative n*eps to entries
+        # whose squares underflowed (each < tiny); an infinite one overflowed.
+        safe = _SAFE_SQUARES.get(a.dtype)
+        if safe is None:
+            finfo = np.finfo(a.dtype)
+            safe = _SAFE_SQUARES[a.dtype] = float(finfo.smallest_normal / finfo.eps)
+        if squares.shape[0] == 1:
+            if safe <= squares[0] < np.inf:
+                return np.sqrt(squares)
+        elif np.all((squares >= safe) & (squares < np.inf)):
+            return np.sqrt(squares)
+        norms = np.sqrt(squares)
+        redo = ~((squares >= safe) & (squares < np.inf))
+        redo &= np.isfinite(squares) | np.isinf(squares)  # NaN rows stay NaN
+        rows = a[redo]
+        scale = np.max(np.abs(rows), axis=-1, keepdims=True)
+        with np.errstate(invalid="ignore"):
+            scaled = rows / np.where((scale > 0) & (scale < np.inf), scale, 1.0)
+            rescaled = scale[:, 0] * np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
+        norms[redo] = np.where(np.isinf(scale[:, 0]), np.inf, rescaled)
+        return norms
     return xp.linalg.vector_norm(a, axis=-1)
 
 
-def _safe_to_square(a: np.ndarray) -> bool:
-    """Whether squaring ``a``'s entries can neither overflow nor underflow to zero."""
-    if a.size == 0:
-        return True
-    largest = float(np.max(np.abs(a)))
-    finfo = np.finfo(a.dtype)
-    return largest < np.sqrt(finfo.max) / np.sqrt(a.shape[-1]) and (
-        largest == 0 or largest > np.sqrt(finfo.smallest_normal) * 1e3
-    )
+#: Per dtype, the smallest sum of squares trusted without rescaling (see batched_norm).
+_SAFE_SQUARES: dict[Any, float] = {}
 
 
 def as_batch(xp: Any, a: Array, name: str) -> tuple[Array, bool]:

@@ -14,8 +14,8 @@ class PerSampleResult:
     """Mixin for dataclass results holding one entry per sample.
 
     A batched result stores arrays of length ``B`` (lists for ragged histories);
-    ``result[i]`` is sample ``i``'s own result with scalars, which is also how a
-    solver returns the result of a single problem.  Subclasses are dataclasses
+    ``result.sample(i)`` is sample ``i``'s own result with scalars, which is also
+    how a solver returns the result of a single problem.  Subclasses are dataclasses
     with a ``batched`` field and name the field whose first axis is the batch in
     :attr:`batch_field`.
     """
@@ -23,12 +23,13 @@ class PerSampleResult:
     batch_field: ClassVar[str]
     batched: bool
 
-    def __len__(self) -> int:
-        """Return the number of samples (``B``); a single problem has length 1."""
+    @property
+    def batch_size(self) -> int:
+        """Return the number of samples (``B``); a single problem has 1."""
         return int(getattr(self, self.batch_field).shape[0]) if self.batched else 1
 
-    def __getitem__(self, i: int) -> Any:
-        """Return the result of sample ``i`` alone."""
+    def sample(self, i: int) -> Any:
+        """Return the result of sample ``i`` alone (scalars, as a single solve returns)."""
         if not self.batched:
             if i in (0, -1):
                 return self
@@ -37,7 +38,10 @@ class PerSampleResult:
         for f in fields(self):  # type: ignore[arg-type]
             if f.name == "batched":
                 continue
-            item = getattr(self, f.name)[i]
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            item = value[i]
             if f.name == "status":
                 item = SolverStatus(int(item))
             elif isinstance(item, np.generic):

@@ -4,7 +4,7 @@ The Arnoldi process builds an orthonormal basis :math:`v_1, \dots, v_{k+1}` of
 the Krylov space :math:`\mathcal K_{k+1}(A, v_1) =
 \operatorname{span}\{v_1, Av_1, \dots, A^k v_1\}` and the
 :math:`(k+1)\times k` upper Hessenberg matrix :math:`\bar H_k` with
-:math:`h_{ij} = \langle A v_j, v_i\rangle` (seed 004, Algorithm 1, lines 5–11).
+:math:`h_{ij} = \langle A v_j, v_i\rangle` (Qian et al., Algorithm 1, lines 5–11).
 It is a public object here, as in KrylovKit.jl, not a hidden helper of GMRES:
 its Ritz values approximate the extreme eigenvalues of :math:`A`, and it can be
 expanded step by step.
@@ -12,6 +12,7 @@ expanded step by step.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,10 +20,13 @@ import numpy as np
 
 from ._backend import (
     as_batch,
+    batched_dot,
     batched_norm,
-    check_real_floating,
+    check_floating,
+    complex_if,
     device,
     finfo_eps,
+    is_complex,
     namespace_of,
     to_numpy,
 )
@@ -51,7 +55,7 @@ def orthogonalize(
         :math:`A v_{j+1}` per sample.
     method : {"mgs", "cgs2"}
         ``"mgs"``: modified Gram-Schmidt, one vector at a time (as scipy and the
-        seed's Algorithm 1).  ``"cgs2"``: classical Gram-Schmidt with
+        Qian et al.'s Algorithm 1).  ``"cgs2"``: classical Gram-Schmidt with
         reorthogonalization: a second classical pass whenever the first removed
         more than :math:`1 - 1/\sqrt 2` of :math:`\|w\|` (the
         Daniel-Gragg-Kaufman-Stewart criterion used by ARPACK).  Each pass is one
@@ -65,7 +69,8 @@ def orthogonalize(
     Returns
     -------
     h : array, shape (B, j+1)
-        The coefficients :math:`h_{i,j+1} = \langle w, v_i \rangle`.
+        The coefficients :math:`h_{i,j+1} = \langle w, v_i \rangle = v_i^H w`
+        (Hermitian for complex arrays).
     w : array, shape (B, n)
         The orthogonalized, *unnormalized* vector.
     norm_before, norm_after : array, shape (B,)
@@ -74,12 +79,22 @@ def orthogonalize(
     """
     norm_before = batched_norm(xp, w)
     V = basis[:, : j + 1, :]
+    if is_complex(xp, w.dtype):
+        # Hermitian coefficients <w, v_i> = v_i^H w = conj(v_i^T conj(w)): conjugating
+        # the one vector w costs O(n), conjugating the basis O(jn).
+        def coefficients(w: Array) -> Array:
+            return xp.conj((V @ xp.conj(w)[:, :, None])[:, :, 0])
+    else:
+
+        def coefficients(w: Array) -> Array:
+            return (V @ w[:, :, None])[:, :, 0]
+
     if method == "cgs2":
-        h = (V @ w[:, :, None])[:, :, 0]
+        h = coefficients(w)
         w = w - (h[:, None, :] @ V)[:, 0, :]
         norm_after = batched_norm(xp, w)
-        if bool(xp.any(norm_after < _DGKS * norm_before)):
-            correction = (V @ w[:, :, None])[:, :, 0]
+        if bool((norm_after < _DGKS * norm_before).any()):  # (method: numpy, torch, cupy)
+            correction = coefficients(w)
             w = w - (correction[:, None, :] @ V)[:, 0, :]
             h = h + correction
             norm_after = batched_norm(xp, w)
@@ -87,7 +102,7 @@ def orthogonalize(
     if method == "mgs":
         columns = []
         for i in range(j + 1):
-            hij = xp.sum(w * V[:, i, :], axis=-1)
+            hij = batched_dot(xp, V[:, i, :], w)
             w = w - hij[:, None] * V[:, i, :]
             columns.append(hij)
         return xp.stack(columns, axis=1), w, norm_before, batched_norm(xp, w)
@@ -138,8 +153,8 @@ def direction_lost(
     numpy.ndarray of bool
     """
     reference = norm_before if scale is None else np.maximum(norm_before, scale)
-    with np.errstate(invalid="ignore"):
-        return np.asarray(norm_after <= 16.0 * np.sqrt(j + 1) * eps * reference)
+    # (A NaN norm compares False, without a warning: not a breakdown.)
+    return np.asarray(norm_after <= 16.0 * math.sqrt(j + 1) * eps * reference)
 
 
 @dataclass(eq=False)
@@ -351,9 +366,10 @@ def arnoldi(
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}.")
     xp = namespace_of(v0)
-    check_real_floating(xp, v0.dtype, "v0")
+    check_floating(xp, v0.dtype, "v0")
     v, single = as_batch(xp, v0, "v0")
     op = aslinearoperator(A)
+    v = complex_if(xp, v, op.dtype)  # a complex operator makes the basis complex
     B, n = v.shape
     if op.n != n:
         raise ValueError(f"A has shape {op.shape} but v0 has shape {tuple(v0.shape)}.")

@@ -8,8 +8,8 @@ For a twice differentiable :math:`f` with gradient :math:`\nabla f`,
     H v \approx \|v\|\,\frac{\nabla f(x + t u) - \nabla f(x - t u)}{2t}
     \quad\text{(central)},
 
-with :math:`u = v/\|v\|`.  This is step 3 of seed 004's Algorithm 1 and the
-appendix of seed 000.  The truncation error is :math:`O(t)` (forward) or
+with :math:`u = v/\|v\|`.  This is step 3 of Qian et al.'s Algorithm 1 and the
+appendix of Li et al.  The truncation error is :math:`O(t)` (forward) or
 :math:`O(t^2)` (central); the rounding error is :math:`O(\varepsilon/t)`, so
 the default step balances the two:
 
@@ -202,6 +202,12 @@ class FiniteDifferenceHVP(LinearOperator):
         return np.arange(k) if indices is None else to_numpy(indices).astype(np.int64)
 
     # -- the product ---------------------------------------------------------
+    #: A Hessian is symmetric: the adjoint product is the product.
+    hermitian = True
+
+    def _default_like(self) -> Array:
+        return self.x
+
     def _matvec(self, v: Array, indices: Array | None) -> Array:
         return self._product(v, indices, step_scale=1.0)
 

@@ -8,7 +8,7 @@ the Arnoldi relation :math:`A V_j = V_{j+1}\bar H_j` and
 
 .. math:: \|b - A(x_0 + V_j\gamma)\|_2 = \|\beta e_1 - \bar H_j \gamma\|_2
 
-(seed 004, eqs. 9–11), a :math:`(j+1)\times j` least-squares problem solved by
+(Qian et al., eqs. 9–11), a :math:`(j+1)\times j` least-squares problem solved by
 the recursive Givens QR of :mod:`krylovadv.givens` (eqs. 12–14), whose
 residual :math:`\|\tilde r_j\|` comes for free at every step.
 
@@ -22,25 +22,20 @@ non-finite detection.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ._backend import (
-    as_batch,
-    batched_norm,
-    check_real_floating,
-    device,
-    finfo_eps,
-    namespace_of,
-    to_numpy,
-)
+from ._backend import batched_norm, device, finfo_eps, host_dtype, to_numpy
+from ._gmres_state import Active, Cycle, SampleState
 from ._results import PerSampleResult
+from ._system import check_tolerances, make_system
 from .arnoldi import Orthogonalization, direction_lost, orthogonalize
 from .givens import GivensQR
-from .operators import IdentityOperator, LinearOperator, aslinearoperator
+from .operators import LinearOperator
 from .status import SolverStatus
 
 __all__ = ["GMRESResult", "gmres"]
@@ -59,10 +54,12 @@ class GMRESResult(PerSampleResult):
 
     For a single system the fields are scalars; for a batch of ``B`` systems they
     are arrays of length ``B`` (numpy on the host, except ``x``, which is in the
-    caller's array type, dtype and device).  ``result[i]`` is sample ``i``'s own
-    result, equal to what solving that system alone returns.  Unpacking gives
-    scipy's pair: ``x, info = gmres(A, b)``, with ``info = 0`` on convergence
-    and otherwise the number of iterations taken.
+    caller's array type, dtype and device).  ``result.sample(i)`` is sample
+    ``i``'s own result, equal to what solving that system alone returns.
+
+    The result is also scipy's pair ``(x, info)``: ``x, info = gmres(A, b)``,
+    ``result[0]`` is ``x`` and ``result[1]`` is ``info`` (0 on convergence,
+    otherwise ``maxiter``, as in scipy; ``status`` says why).
 
     Attributes
     ----------
@@ -86,6 +83,9 @@ class GMRESResult(PerSampleResult):
         Residual *estimates* :math:`\|\tilde r\|` of the (preconditioned) least
         squares problem: the initial :math:`\|M r_0\|`, then one per inner
         iteration (restarts start again from the true preconditioned residual).
+    maxiter : int or numpy.ndarray of int
+        The iteration budget the solve ran with (restart cycles, or inner
+        iterations for ``callback_type="legacy"``); scipy's ``info`` on failure.
     """
 
     x: Array
@@ -96,6 +96,7 @@ class GMRESResult(PerSampleResult):
     matvecs: Any
     residual_norm: Any
     residual_history: Any
+    maxiter: Any = field(default=None, repr=False)
     batched: bool = field(default=True, repr=False)
 
     batch_field: ClassVar[str] = "x"
@@ -109,14 +110,27 @@ class GMRESResult(PerSampleResult):
 
     @property
     def info(self) -> int | np.ndarray:
-        """Return scipy's ``info``: 0 on convergence, else the number of iterations."""
+        """Return scipy's ``info``: 0 on convergence, else ``maxiter`` (per sample)."""
         if not self.batched:
-            return 0 if self.converged else int(self.iterations)
-        return np.where(self.converged, 0, self.iterations)
+            return 0 if self.converged else int(self.maxiter)
+        return np.where(self.converged, 0, self.maxiter)
 
     def __iter__(self):
         """Yield ``(x, info)`` so that ``x, info = gmres(...)`` works as in scipy."""
         return iter((self.x, self.info))
+
+    def __len__(self) -> int:
+        """Return 2, the length of scipy's ``(x, info)``; the batch size is :attr:`batch_size`."""
+        return 2
+
+    def __getitem__(self, k: int) -> Any:
+        """Return ``(x, info)[k]`` as scipy's tuple; per-sample results are :meth:`sample`."""
+        if not isinstance(k, (int, np.integer)):
+            raise TypeError(
+                f"GMRESResult indexes like scipy's (x, info) pair with 0 or 1; got {k!r}. "
+                "Use result.sample(i) for sample i of a batch."
+            )
+        return (self.x, self.info)[k]
 
     def __repr__(self) -> str:
         if not self.batched:
@@ -128,25 +142,345 @@ class GMRESResult(PerSampleResult):
             SolverStatus(s).name: int(np.sum(self.status == s)) for s in np.unique(self.status)
         }
         return (
-            f"GMRESResult(batch={len(self)}, status={counts}, "
+            f"GMRESResult(batch={self.batch_size}, status={counts}, "
             f"iterations={self.iterations.tolist()})"
         )
 
 
-def _check_operator(op: LinearOperator, name: str, n: int, B: int, b_shape: tuple) -> None:
-    if op.shape != (n, n):
-        raise ValueError(
-            f"{name} has shape {op.shape} but b has shape {b_shape}; {name} must be ({n}, {n})."
-        )
-    if op.batch_size is not None and op.batch_size != B:
-        raise ValueError(
-            f"{name} holds {op.batch_size} operators but b has {B} rows (shape {b_shape})."
-        )
+# ---------------------------------------------------------------------------
+# Input checks
+# ---------------------------------------------------------------------------
 
 
-def _apply(op: LinearOperator, x: Array, idx: Array | None) -> Array:
-    """``op`` on rows ``x`` belonging to samples ``idx`` (``None`` = all)."""
-    return op.matvec(x, idx if op.batch_size is not None else None)
+def _apply(op: LinearOperator, x: Array, active: Active) -> Array:
+    """``op`` on rows ``x`` belonging to the samples ``active``."""
+    return op.matvec(x, active.idx if op.batch_size is not None else None)
+
+
+# ---------------------------------------------------------------------------
+# The algorithm, one named step at a time
+# ---------------------------------------------------------------------------
+
+
+class _GMRES:
+    r"""One batched run of restarted GMRES: the steps of Qian et al., Algorithm 1.
+
+    :meth:`start_cycle` is line 4, :meth:`arnoldi_step` lines 6–11,
+    :meth:`givens_update` eqs. 12 and 14 (and the test of line 12),
+    :meth:`update_x` eqs. 11 and 13 (lines 16–17), and
+    :meth:`true_residual_test` is the contract this library adds: the stopping
+    decision is taken on :math:`\|b - Ax\|`, recomputed from scratch.
+    """
+
+    def __init__(
+        self,
+        xp: Any,
+        op: LinearOperator,
+        precond: LinearOperator | None,
+        b: Array,
+        x: Array,
+        state: SampleState,
+        *,
+        restart: int,
+        maxiter: int,
+        orthogonalization: Orthogonalization,
+        callback: Callable[[Any], Any] | None,
+        callback_type: str | None,
+        single: bool,
+    ) -> None:
+        self.xp, self.op, self.precond = xp, op, precond
+        self.b, self.x, self.state = b, x, state
+        self.restart, self.maxiter = restart, maxiter
+        self.orthogonalization = orthogonalization
+        self.callback, self.callback_type, self.single = callback, callback_type, single
+        B, n = b.shape
+        self.B = B
+        self.dtype, self.dev = b.dtype, device(b)
+        # Rounding thresholds scale with the working dtype's machine epsilon.
+        self.eps = finfo_eps(xp, self.dtype)
+        # A cycle "improves" only by more than a relative sqrt(eps): below that the
+        # change is rounding in ||b - Ax||, not progress.
+        self.stall_margin = 1.0 - np.sqrt(self.eps)
+        # scipy's legacy callback: maxiter counts inner iterations, not cycles.
+        self.iteration_limit = maxiter if callback_type == "legacy" else None
+        self.basis = xp.zeros((B, restart + 1, n), dtype=self.dtype, device=self.dev)
+        # The small least-squares problem is solved on the host in double precision,
+        # complex (unitary rotations) for complex systems.
+        self.host = host_dtype(xp, self.dtype)
+        self.qr = GivensQR(B, restart, eps=self.eps, dtype=self.host)
+        self.r = xp.asarray(b, copy=True)
+
+    def _norms(self, a: Array) -> np.ndarray:
+        return to_numpy(batched_norm(self.xp, a)).astype(np.float64)
+
+    def _precondition(self, rows: Array, active: Active) -> Array:
+        return rows if self.precond is None else _apply(self.precond, rows, active)
+
+    # -- r_0 = b - A x_0 ----------------------------------------------------
+    def initial_residual(self, x0_nonzero: np.ndarray) -> None:
+        """Compute :math:`r_0 = b - Ax_0` (one product, only where ``x0`` is nonzero)."""
+        xp, s = self.xp, self.state
+        if x0_nonzero.any():
+            active = Active.of(xp, x0_nonzero, self.dev)
+            # Indexed by sample numbers even when every sample is in (as before).
+            idx = xp.asarray(active.idx_np, device=self.dev)
+            Ax = _apply(self.op, xp.take(self.x, idx, axis=0), Active(active.idx_np, idx))
+            self.r[idx] = xp.take(self.b, idx, axis=0) - Ax
+            s.matvecs[active.idx_np] += 1
+            bad = ~to_numpy(xp.all(xp.isfinite(Ax), axis=-1))
+            s.status[active.idx_np[bad]] = SolverStatus.NON_FINITE
+        s.r_norm = self._norms(self.r)
+        s.running = s.status == SolverStatus.NOT_STARTED
+        s.stop(s.running & (s.r_norm <= s.tol), SolverStatus.CONVERGED)
+        s.best_r_norm = s.r_norm.copy()
+
+    # -- Algorithm 1, line 4 -------------------------------------------------
+    def start_cycle(self) -> Cycle:
+        r"""Begin a cycle: :math:`\beta = \|M r\|`, :math:`v_1 = M r/\beta`, QR reset."""
+        xp, s = self.xp, self.state
+        members = s.running.copy()
+        s.cycles[members] += 1
+        r_before = s.r_norm.copy()
+        active = Active.of(xp, members, self.dev)
+        z = self._precondition(active.take(xp, self.r), active)
+        beta = np.zeros(self.B)
+        beta[active.idx_np] = self._norms(z)
+        nonfinite = members & ~np.isfinite(beta)
+        if nonfinite.any():
+            s.stop(nonfinite, SolverStatus.NON_FINITE)
+            members &= ~nonfinite
+            beta[nonfinite] = 0.0
+        beta_rows = beta[active.idx_np]
+        usable = np.isfinite(beta_rows) & (beta_rows > 0)
+        scale = xp.asarray(
+            np.where(usable, 1.0 / np.where(usable, beta_rows, 1.0), 0.0),
+            dtype=self.dtype,
+            device=self.dev,
+        )
+        self.basis[...] = 0
+        self.basis[active.rows, 0, :] = z * scale[:, None]
+        self.qr.reset(beta)  # the least-squares right-hand side beta e_1 (eq. 10)
+        for i in np.flatnonzero(members):
+            s.history[i].append(float(beta[i]))
+        return Cycle(
+            members=members,
+            iterating=members & (beta > 0),
+            r_before=r_before,
+            presid=beta.copy(),
+            breakdown=np.zeros(self.B, dtype=bool),
+        )
+
+    # -- Algorithm 1, lines 6-11 ---------------------------------------------
+    def arnoldi_step(
+        self, cycle: Cycle, j: int
+    ) -> tuple[Active, np.ndarray, np.ndarray, np.ndarray]:
+        r"""Extend the basis by :math:`v_{j+2}`: :math:`w = MAv_{j+1}`, orthogonalized.
+
+        Returns the samples that stepped, the Hessenberg column
+        :math:`(h_{1,j+1}, \dots, h_{j+2,j+1})` of :math:`\bar H` (``D`` in
+        Qian et al., eq. 9) per sample, zero for samples that sat out, and two
+        masks over the stepping samples: finite output, and new direction lost
+        to rounding (breakdown: an invariant Krylov space).
+        """
+        xp, s = self.xp, self.state
+        active = Active.of(xp, cycle.iterating, self.dev)
+        idx_np = active.idx_np
+        every = active.idx is None  # the common case: plain slices, no index arrays
+        w = _apply(self.op, active.take(xp, self.basis[:, j, :]), active)
+        w = self._precondition(w, active)
+        rows = slice(None) if every else idx_np
+        s.matvecs[rows] += 1
+        s.iterations[rows] += 1
+        # Orthogonalize only the stepping samples against their own bases.
+        sub_basis = self.basis if every else active.take(xp, self.basis[:, : j + 1, :])
+        # A non-finite operator output is detected below, per sample; numpy must
+        # not also warn about it.
+        with np.errstate(invalid="ignore", over="ignore"):
+            h, w, norm_before, norm_after = orthogonalize(
+                xp, sub_basis, j, w, self.orthogonalization
+            )
+        h_np = to_numpy(h).astype(self.host, copy=False)
+        nb_np = to_numpy(norm_before).astype(np.float64, copy=False)
+        na_np = to_numpy(norm_after).astype(np.float64, copy=False)
+        finite = np.isfinite(nb_np) & np.isfinite(na_np) & np.isfinite(h_np).all(axis=1)
+        all_finite = finite.all()
+        if not all_finite:
+            # A non-finite operator output: keep the iterate of earlier cycles and
+            # drop this sample from the cycle (its x is not updated).
+            bad = idx_np[~finite]
+            s.stop(bad, SolverStatus.NON_FINITE)
+            cycle.members[bad] = False
+            h_np = np.where(finite[:, None], h_np, 0.0)
+            nb_np = np.where(finite, nb_np, 0.0)
+        s.operator_norm[rows] = np.maximum(s.operator_norm[rows], nb_np)
+        broke = finite & direction_lost(nb_np, na_np, self.eps, j, s.operator_norm[rows])
+        keep = finite & ~broke
+        # v_{j+2} = w / h_{j+2,j+1} (zero where the direction was lost).
+        if keep.all():
+            inv_np, subdiagonal = 1.0 / na_np, na_np
+        else:
+            inv_np = np.where(keep, 1.0 / np.where(keep, na_np, 1.0), 0.0)
+            subdiagonal = np.where(keep, na_np, 0.0)
+        inv = xp.asarray(inv_np, dtype=self.dtype, device=self.dev)
+        self.basis[active.rows, j + 1, :] = w * inv[:, None]
+        column = np.zeros((self.B, j + 2), dtype=self.host)
+        column[rows, : j + 1] = h_np
+        column[rows, j + 1] = subdiagonal
+        if broke.any():
+            cycle.breakdown[idx_np[broke]] = True
+        return active, column, finite, broke
+
+    # -- Qian et al., eqs. 12 and 14; Algorithm 1, line 12 ---------------------
+    def givens_update(
+        self,
+        cycle: Cycle,
+        active: Active,
+        column: np.ndarray,
+        finite: np.ndarray,
+        broke: np.ndarray,
+    ) -> None:
+        r"""Rotate the new column into :math:`R` (eq. 14); test :math:`\|\tilde r\|` (line 12).
+
+        The residual estimate :math:`\|\tilde r_j\| = |\beta\, q_1(j+1)|` of the
+        least-squares problem (eq. 12) ends the inner iteration of a sample when
+        it reaches the inner tolerance, when its Krylov space broke down, or
+        when the callback asks.
+        """
+        s = self.state
+        idx_np = active.idx_np
+        estimate = self.qr.add_column(column)
+        stepped = idx_np[finite]
+        cycle.presid[stepped] = estimate[stepped]
+        for i in stepped:
+            s.history[i].append(float(estimate[i]))
+        finished = np.zeros(self.B, dtype=bool)
+        finished[stepped] = (cycle.presid[stepped] <= s.ptol[stepped]) | broke[finite]
+        finished[idx_np[~finite]] = True
+        if self.iteration_limit is not None:
+            finished[stepped] |= s.iterations[stepped] >= self.iteration_limit
+        if self.callback is not None and self.callback_type in ("pr_norm", "legacy"):
+            in_use = np.zeros(self.B, dtype=bool)
+            in_use[stepped] = True
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rel = np.where(in_use, cycle.presid / s.b_norm, np.nan)
+            stop = _ask_callback(self.callback, rel[0] if self.single else rel, self.B) & in_use
+            s.stop_requested |= stop
+            finished |= stop
+        cycle.iterating &= ~finished
+
+    # -- Qian et al., eqs. 11 and 13; Algorithm 1, lines 16-17 -----------------
+    def update_x(self, cycle: Cycle) -> tuple[Array, np.ndarray]:
+        r"""Solve :math:`R_m\gamma = \beta q_1(1{:}m)` (eq. 13); :math:`x + V_m\gamma` (eq. 11).
+
+        Returns the candidate iterate (``gamma = 0`` for samples outside the
+        cycle) and which samples' triangular factor was singular.
+        """
+        xp = self.xp
+        gamma_np = np.where(cycle.members[:, None], self.qr.solve(), 0.0)
+        singular = self.qr.singular.copy()
+        gamma = xp.asarray(gamma_np, dtype=self.dtype, device=self.dev)
+        x_new = self.x + (gamma[:, None, :] @ self.basis[:, : self.restart, :])[:, 0, :]
+        return x_new, singular
+
+    # -- The contract: the true residual decides --------------------------------
+    def true_residual_test(self, cycle: Cycle, x_new: Array, singular: np.ndarray) -> None:
+        r"""Recompute :math:`\|b - Ax\|` and decide each sample's fate.
+
+        Converged; stopped by the callback; ``BREAKDOWN`` (an invariant space
+        that brought no progress); ``STAGNATION``; ``MAX_ITERATIONS``; or on to
+        the next cycle with an adapted inner tolerance (scipy gh-8400).
+        """
+        xp, s = self.xp, self.state
+        active = Active.of(xp, cycle.members, self.dev)
+        idx_np = active.idx_np
+        if idx_np.size == 0:
+            return
+        Ax = _apply(self.op, active.take(xp, x_new), active)
+        s.matvecs[idx_np] += 1
+        r_rows = active.take(xp, self.b) - Ax
+        r_rows_norm = self._norms(r_rows)
+        finite = np.isfinite(r_rows_norm)
+        s.stop(idx_np[~finite], SolverStatus.NON_FINITE)
+        # GMRES cannot increase the residual in exact arithmetic: a cycle that did
+        # (a solve polluted by rounding, e.g. a near-singular Hessenberg matrix) is
+        # rejected and the previous iterate kept.
+        accepted = finite & (r_rows_norm <= cycle.r_before[idx_np])
+        ok = idx_np[accepted]
+        if ok.size:
+            ok_x = xp.asarray(ok, device=self.dev)
+            pos = xp.asarray(np.flatnonzero(accepted), device=self.dev)
+            self.x[ok_x] = xp.take(x_new, ok_x, axis=0)
+            self.r[ok_x] = xp.take(r_rows, pos, axis=0)
+            s.r_norm[ok] = r_rows_norm[accepted]
+        for i in idx_np[finite]:
+            self._decide(i, cycle, bool(singular[i]))
+
+    def _decide(self, i: int, cycle: Cycle, singular: bool) -> None:
+        """Take the end-of-cycle decision for sample ``i``."""
+        s, eps = self.state, self.eps
+        if s.r_norm[i] <= s.tol[i]:
+            s.stop(i, SolverStatus.CONVERGED)
+        elif s.stop_requested[i]:
+            s.stop(i, SolverStatus.CALLBACK)
+        elif self.iteration_limit is not None and s.iterations[i] >= self.iteration_limit:
+            s.stop(i, SolverStatus.MAX_ITERATIONS)
+        elif (
+            cycle.breakdown[i]
+            and singular
+            and s.r_norm[i] >= self.stall_margin * cycle.r_before[i]
+            and s.r_norm[i] > np.sqrt(eps) * s.b_norm[i]
+        ):
+            # An invariant Krylov space whose Hessenberg matrix is singular and
+            # brought no progress, with a residual far above rounding: b has a
+            # component outside the range of A.  (A residual already at
+            # rounding level is an accuracy limit: the stagnation test below.)
+            s.stop(i, SolverStatus.BREAKDOWN)
+        else:
+            if s.r_norm[i] < self.stall_margin * s.best_r_norm[i]:
+                s.best_r_norm[i] = s.r_norm[i]
+                s.stalled_cycles[i] = 0
+            else:
+                s.stalled_cycles[i] += 1
+            if s.stalled_cycles[i] >= STAGNATION_CYCLES:
+                s.stop(i, SolverStatus.STAGNATION)
+            elif s.cycles[i] >= self.maxiter:
+                s.stop(i, SolverStatus.MAX_ITERATIONS)
+            else:
+                # Tighten the inner tolerance when the estimate was optimistic
+                # (it passed but the true residual did not), relax it otherwise.
+                if cycle.presid[i] <= s.ptol[i]:
+                    s.ptol_max_factor[i] = max(eps, 0.25 * s.ptol_max_factor[i])
+                else:
+                    s.ptol_max_factor[i] = min(1.0, 1.5 * s.ptol_max_factor[i])
+                s.ptol[i] = cycle.presid[i] * min(s.ptol_max_factor[i], s.tol[i] / s.r_norm[i])
+
+    def x_callback(self) -> None:
+        """Hand the iterate to a ``callback_type="x"`` callback after a cycle."""
+        if self.callback is None or self.callback_type != "x":
+            return
+        s = self.state
+        stop = _ask_callback(self.callback, self.x[0] if self.single else self.x, self.B)
+        s.stop(stop & s.running, SolverStatus.CALLBACK)
+
+    def result(self, zero_rhs: np.ndarray) -> GMRESResult:
+        """Assemble the per-sample result."""
+        s = self.state
+        residual_norm = np.where(zero_rhs, 0.0, s.r_norm)
+        for i in range(self.B):
+            if not s.history[i]:
+                s.history[i].append(float(residual_norm[i]))
+        return GMRESResult(
+            x=self.x,
+            converged=s.status == SolverStatus.CONVERGED,
+            status=s.status,
+            iterations=s.iterations,
+            cycles=s.cycles,
+            matvecs=s.matvecs,
+            residual_norm=residual_norm,
+            residual_history=[np.asarray(h) for h in s.history],
+            maxiter=np.full(self.B, self.maxiter, dtype=np.int64),
+            batched=True,
+        )
 
 
 def gmres(
@@ -160,8 +494,9 @@ def gmres(
     maxiter: int | None = None,
     M: Any = None,
     callback: Callable[[Any], Any] | None = None,
-    callback_type: Literal["pr_norm", "x"] | None = None,
+    callback_type: Literal["pr_norm", "x", "legacy"] | None = None,
     orthogonalization: Orthogonalization = "cgs2",
+    **unexpected: Any,
 ) -> GMRESResult:
     r"""Solve :math:`A x = b` (or a batch :math:`A_i x_i = b_i`) by restarted GMRES.
 
@@ -172,33 +507,45 @@ def gmres(
         :class:`~krylovadv.operators.LinearOperator` gives ``B`` independent
         systems; an ``(n, n)`` operator with ``b`` of shape ``(B, n)`` solves
         ``B`` right-hand sides of the same operator, still independently.
-    b : array, shape (n,) or (B, n)
-        Right-hand side(s), float32 or float64, numpy or torch (any device).
-    x0 : array, optional
-        Starting guess, same shape as ``b``; zeros by default.  Never modified.
+    b : array or list, shape (n,), (n, 1) or (B, n)
+        Right-hand side(s), numpy (also ``numpy.matrix`` or a list) or torch
+        (any device).  float32, float64, complex64 or complex128; integer, bool
+        and float16 data are upcast to float64, and the working dtype joins
+        ``A``'s and ``b``'s as scipy does (float32 ``A`` with float64 ``b``
+        solves in float64, a complex ``A`` makes the solve complex).  A 2-D
+        ``b`` whose last axis has length ``n`` is a batch; ``(n, 1)`` with a
+        shared operator is scipy's column vector (see ``docs/contract.rst``).
+    x0 : array, list or "Mb", optional
+        Starting guess, shaped like ``b`` (``(n,)`` or ``(n, 1)`` for one
+        system); zeros by default; ``"Mb"`` starts from :math:`Mb`.  Never
+        modified.
     rtol, atol : float
         Convergence test on the **true** residual, per sample:
         :math:`\|b - Ax\|_2 \le \max(\mathrm{rtol}\,\|b\|_2,\ \mathrm{atol})`.
-        Checked at the end of every restart cycle (and at the start).
+        Checked at the end of every restart cycle (and at the start).  Must be
+        ``>= 0``; ``inf`` accepts any iterate.
     restart : int, optional
         Krylov dimension of a cycle (``min(20, n)`` by default, as scipy).
     maxiter : int, optional
-        Maximum number of restart cycles (``10 n`` by default, as scipy).
+        Maximum number of restart cycles (``10 n`` by default, as scipy); inner
+        iterations with ``callback_type="legacy"``.
     M : operator, optional
         Inverse of the preconditioner, applied on the left
         (:math:`MAx = Mb`): the inner iteration minimises the preconditioned
         residual, the final test uses the unpreconditioned one (as scipy).
+        When ``M`` is None and ``A`` has a ``psolve`` method, that is ``M``.
     callback : callable, optional
-        With ``callback_type="pr_norm"`` (the default when a callback is given),
-        called after every inner iteration with the relative preconditioned
-        residual estimate :math:`\|\tilde r\|/\|b\|` (a float, or an array of
-        length ``B``, NaN for samples not iterating).  With ``"x"``, called after
-        every restart cycle with the current iterate.  Returning ``True`` stops
-        every sample; returning a boolean array of length ``B`` stops those
-        samples.  Stopped, unconverged samples get status ``CALLBACK``.
-    callback_type : {"pr_norm", "x"}, optional
-        See ``callback``.  (scipy's ``"legacy"`` is not supported: ``maxiter``
-        always counts restart cycles here.)
+        With ``callback_type="pr_norm"``, called after every inner iteration
+        with the relative preconditioned residual estimate
+        :math:`\|\tilde r\|/\|b\|` (a float, or an array of length ``B``,
+        NaN for samples not iterating).  With ``"x"``, called after every
+        restart cycle with the current iterate.  Returning ``True`` stops every
+        sample; returning a boolean array of length ``B`` stops those samples.
+        Stopped, unconverged samples get status ``CALLBACK``.
+    callback_type : {"pr_norm", "x", "legacy"}, optional
+        See ``callback``.  ``"legacy"`` is scipy's old meaning: ``"pr_norm"``
+        calls, with ``maxiter`` counting inner iterations.  A callback without
+        ``callback_type`` gets ``"legacy"`` and scipy's ``DeprecationWarning``.
     orthogonalization : {"cgs2", "mgs"}
         Gram-Schmidt variant for the Arnoldi basis; ``"cgs2"`` (classical,
         twice) is as stable as scipy's ``"mgs"`` and much faster.
@@ -215,7 +562,9 @@ def gmres(
         On shape mismatches (naming both shapes), NaN/Inf in ``b`` or ``x0``, or
         invalid tolerances, ``restart`` or ``maxiter``.
     TypeError
-        On non-floating or mismatched dtypes.
+        On unsupported types, a complex ``x0`` for a real system, positional
+        tolerances, or an unknown keyword (``tol=`` names its replacement,
+        ``rtol``).
 
     Notes
     -----
@@ -230,7 +579,7 @@ def gmres(
     accuracy); ``MAX_ITERATIONS`` after ``maxiter`` cycles.  A sample whose
     operator output is not finite stops with ``NON_FINITE`` and keeps its last
     finite iterate.  Samples never mix: each has its own Krylov space,
-    rotations and stopping decisions, so ``gmres(A, b)[i]`` equals
+    rotations and stopping decisions, so ``gmres(A, b).sample(i)`` equals
     ``gmres(A[i], b[i])``.  Only unfinished samples are passed to the operator
     (with their ``indices``), so an expensive batched operator evaluates only
     the active set.
@@ -246,304 +595,98 @@ def gmres(
     (True, True)
     >>> x, info = gmres(A, b)   # scipy-style unpacking
     """
-    xp = namespace_of(b)
-    check_real_floating(xp, b.dtype, "b")
-    b_shape = tuple(b.shape)
-    b2, single = as_batch(xp, b, "b")
+    if unexpected:
+        _reject_unexpected(unexpected)
+    rtol, atol = check_tolerances(rtol, atol)
+    system = make_system(A, b, x0, M)
+    xp, b2, x, x0_nonzero, single = system.xp, system.b, system.x, system.x0_nonzero, system.single
     B, n = b2.shape
-    dtype = b2.dtype
     dev = device(b2)
-    if n == 0:
-        raise ValueError("b is empty (n = 0).")
-
-    op = aslinearoperator(A)
-    _check_operator(op, "A", n, B, b_shape)
-    precond = IdentityOperator(n) if M is None else aslinearoperator(M)
-    _check_operator(precond, "M", n, B, b_shape)
-
-    if x0 is None:
-        x = xp.zeros((B, n), dtype=dtype, device=dev)
-        x0_nonzero = np.zeros(B, dtype=bool)
-    else:
-        if tuple(x0.shape) != b_shape:
-            raise ValueError(f"x0 has shape {tuple(x0.shape)} but b has shape {b_shape}.")
-        if x0.dtype != dtype:
-            raise TypeError(f"x0 has dtype {x0.dtype} but b has dtype {dtype}; make them equal.")
-        x = xp.asarray(xp.reshape(x0, (B, n)), copy=True)
-        x0_nonzero = to_numpy(xp.any(x != 0, axis=-1))
-    for name, arr in (("b", b2), ("x0", x)):
-        bad = ~to_numpy(xp.all(xp.isfinite(arr), axis=-1))
-        if bad.any():
-            raise ValueError(
-                f"{name} contains NaN or Inf in sample(s) {np.flatnonzero(bad).tolist()}."
-            )
-    rtol, atol = float(rtol), float(atol)
-    if not (rtol >= 0 and atol >= 0 and np.isfinite(rtol) and np.isfinite(atol)):
-        raise ValueError(f"rtol and atol must be finite and >= 0; got rtol={rtol}, atol={atol}.")
     restart = min(20 if restart is None else int(restart), n)
     if restart < 1:
         raise ValueError(f"restart must be >= 1; got {restart}.")
     maxiter = 10 * n if maxiter is None else int(maxiter)
     if maxiter < 1:
         raise ValueError(f"maxiter must be >= 1; got {maxiter}.")
-    if callback is not None:
-        callback_type = callback_type or "pr_norm"
-        if callback_type not in ("pr_norm", "x"):
-            raise ValueError(f"callback_type must be 'pr_norm' or 'x'; got {callback_type!r}.")
+    if callback_type is not None and callback_type not in ("pr_norm", "x", "legacy"):
+        raise ValueError(
+            f"callback_type must be 'pr_norm', 'x' or 'legacy'; got {callback_type!r}."
+        )
+    if callback is None:
+        callback_type = None
+    elif callback_type is None:
+        warnings.warn(
+            "krylovadv.gmres called without specifying `callback_type`: the callback keeps "
+            "scipy's legacy meaning (called with the relative residual estimate after every "
+            "inner iteration, and maxiter counting inner iterations). Pass "
+            "callback_type='pr_norm', 'x' or 'legacy' to choose.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        callback_type = "legacy"
     if orthogonalization not in ("mgs", "cgs2"):
         raise ValueError(f"orthogonalization must be 'mgs' or 'cgs2'; got {orthogonalization!r}.")
 
-    eps = finfo_eps(xp, dtype)
-    stall_margin = 1.0 - np.sqrt(eps)
-
-    # Host-side bookkeeping: small per-sample vectors drive the control flow.
-    status = np.full(B, int(SolverStatus.NOT_STARTED), dtype=np.int64)
-    iterations = np.zeros(B, dtype=np.int64)
-    cycles = np.zeros(B, dtype=np.int64)
-    matvecs = np.zeros(B, dtype=np.int64)
-    history: list[list[float]] = [[] for _ in range(B)]
-
-    b_norm = to_numpy(batched_norm(xp, b2)).astype(np.float64)
-    tol = np.maximum(atol, rtol * b_norm)
-
+    state = SampleState.new(B)
+    state.b_norm = to_numpy(batched_norm(xp, b2)).astype(np.float64)
+    # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.)
+    state.tol = np.maximum(atol, np.where(state.b_norm > 0, rtol * state.b_norm, 0.0))
     # A zero right-hand side has the exact solution 0, whatever x0 is (as scipy).
-    zero_rhs = b_norm == 0
+    zero_rhs = state.b_norm == 0
     if zero_rhs.any():
         x = xp.where(xp.asarray(zero_rhs, device=dev)[:, None], xp.zeros_like(x), x)
-        status[zero_rhs] = SolverStatus.CONVERGED
+        state.status[zero_rhs] = SolverStatus.CONVERGED
         x0_nonzero &= ~zero_rhs
 
-    # Initial residual: one matvec only where x0 is nonzero.
-    r = xp.asarray(b2, copy=True)
-    if x0_nonzero.any():
-        idx_np = np.flatnonzero(x0_nonzero)
-        idx = xp.asarray(idx_np, device=dev)
-        Ax = _apply(op, xp.take(x, idx, axis=0), idx)
-        r[idx] = xp.take(b2, idx, axis=0) - Ax
-        matvecs[idx_np] += 1
-        bad = ~to_numpy(xp.all(xp.isfinite(Ax), axis=-1))
-        status[idx_np[bad]] = SolverStatus.NON_FINITE
-    r_norm = to_numpy(batched_norm(xp, r)).astype(np.float64)
-    running = status == SolverStatus.NOT_STARTED
-    done_now = running & (r_norm <= tol)
-    status[done_now] = SolverStatus.CONVERGED
-    running &= ~done_now
-
-    # Inner tolerance on the preconditioned residual estimate (scipy gh-8400).
-    if M is None:
-        Mb_norm = b_norm.copy()
-    else:
-        Mb = _apply(precond, b2, None)
-        Mb_norm = to_numpy(batched_norm(xp, Mb)).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ptol = Mb_norm * np.minimum(1.0, np.where(b_norm > 0, tol / b_norm, 0.0))
-    ptol_max_factor = np.ones(B)
-    best_r_norm = r_norm.copy()
-    stalled_cycles = np.zeros(B, dtype=np.int64)
-    stop_requested = np.zeros(B, dtype=bool)
-    operator_norm = np.zeros(B)  # running max ||M A v_j||, the breakdown test's scale
-
-    basis = xp.zeros((B, restart + 1, n), dtype=dtype, device=dev)
-    qr = GivensQR(B, restart, eps=eps)
-
-    while running.any():
-        cycle_np = running.copy()
-        cycles[cycle_np] += 1
-        r_before = r_norm.copy()
-
-        # v_1 = M r / beta for the samples in this cycle.
-        idx_np = np.flatnonzero(cycle_np)
-        all_in = idx_np.size == B
-        idx = None if all_in else xp.asarray(idx_np, device=dev)
-        r_rows = r if all_in else xp.take(r, idx, axis=0)
-        z_rows = r_rows if M is None else _apply(precond, r_rows, idx)
-        beta_rows = batched_norm(xp, z_rows)
-        beta_np = np.zeros(B)
-        beta_np[idx_np] = to_numpy(beta_rows)
-        nonfinite = cycle_np & ~np.isfinite(beta_np)
-        if nonfinite.any():
-            status[nonfinite] = SolverStatus.NON_FINITE
-            cycle_np &= ~nonfinite
-            running &= ~nonfinite
-            beta_np[nonfinite] = 0.0
-        usable = np.isfinite(beta_np[idx_np]) & (beta_np[idx_np] > 0)
-        scale = xp.asarray(
-            np.where(usable, 1.0 / np.where(usable, beta_np[idx_np], 1.0), 0.0),
-            dtype=dtype,
-            device=dev,
-        )
-        basis[...] = 0
-        if all_in:
-            basis[:, 0, :] = z_rows * scale[:, None]
-        else:
-            basis[idx, 0, :] = z_rows * scale[:, None]
-        qr.reset(beta_np)
-        for s in np.flatnonzero(cycle_np):
-            history[s].append(float(beta_np[s]))
-
-        inner_np = cycle_np & (beta_np > 0)
-        breakdown_np = np.zeros(B, dtype=bool)
-        presid = beta_np.copy()
-        for j in range(restart):
-            if not inner_np.any():
-                break
-            idx_np = np.flatnonzero(inner_np)
-            all_in = idx_np.size == B
-            idx = None if all_in else xp.asarray(idx_np, device=dev)
-            v_rows = basis[:, j, :] if all_in else xp.take(basis[:, j, :], idx, axis=0)
-            w_rows = _apply(op, v_rows, idx)
-            if M is not None:
-                w_rows = _apply(precond, w_rows, idx)
-            matvecs[idx_np] += 1
-            iterations[idx_np] += 1
-            # Orthogonalize only the active samples against their own bases.
-            sub_basis = basis if all_in else xp.take(basis[:, : j + 1, :], idx, axis=0)
-            # A non-finite operator output is detected below, per sample; numpy must
-            # not also warn about it.
-            with np.errstate(invalid="ignore", over="ignore"):
-                h, w_rows, norm_before, norm_after = orthogonalize(
-                    xp, sub_basis, j, w_rows, orthogonalization
-                )
-            h_np = to_numpy(h).astype(np.float64, copy=False)
-            nb_np = to_numpy(norm_before).astype(np.float64, copy=False)
-            na_np = to_numpy(norm_after).astype(np.float64, copy=False)
-            finite = np.isfinite(nb_np) & np.isfinite(na_np) & np.isfinite(h_np).all(axis=1)
-            if not finite.all():
-                # A non-finite operator output: keep the iterate of earlier cycles and
-                # drop this sample from the cycle (its x is not updated).
-                bad = idx_np[~finite]
-                status[bad] = SolverStatus.NON_FINITE
-                cycle_np[bad] = False
-                running[bad] = False
-                h_np = np.where(finite[:, None], h_np, 0.0)
-            operator_norm[idx_np] = np.maximum(operator_norm[idx_np], np.where(finite, nb_np, 0.0))
-            broke = finite & direction_lost(nb_np, na_np, eps, j, operator_norm[idx_np])
-            keep = finite & ~broke
-            inv = xp.asarray(
-                np.where(keep, 1.0 / np.where(keep, na_np, 1.0), 0.0), dtype=dtype, device=dev
-            )
-            if all_in:
-                basis[:, j + 1, :] = w_rows * inv[:, None]
-            else:
-                basis[idx, j + 1, :] = w_rows * inv[:, None]
-            column = np.zeros((B, j + 2))
-            column[idx_np, : j + 1] = h_np
-            column[idx_np, j + 1] = np.where(keep, na_np, 0.0)
-            estimate = qr.add_column(column)
-            active = idx_np[finite]
-            presid[active] = estimate[active]
-            for s in active:
-                history[s].append(float(estimate[s]))
-            breakdown_np[idx_np[broke]] = True
-            finished = np.zeros(B, dtype=bool)
-            finished[active] = (presid[active] <= ptol[active]) | broke[finite]
-            finished[idx_np[~finite]] = True
-            if callback is not None and callback_type == "pr_norm":
-                in_use = np.zeros(B, dtype=bool)
-                in_use[active] = True
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    rel = np.where(in_use, presid / b_norm, np.nan)
-                stop = _ask_callback(callback, rel[0] if single else rel, B) & in_use
-                stop_requested |= stop
-                finished |= stop
-            inner_np &= ~finished
-
-        # x <- x + V_m gamma for the samples of this cycle (gamma = 0 elsewhere).
-        gamma_np = np.where(cycle_np[:, None], qr.solve(), 0.0)
-        singular_np = qr.singular.copy()
-        gamma = xp.asarray(gamma_np, dtype=dtype, device=dev)
-        x_new = x + (gamma[:, None, :] @ basis[:, :restart, :])[:, 0, :]
-
-        # The contract is on the true residual, recomputed from scratch.
-        idx_np = np.flatnonzero(cycle_np)
-        if idx_np.size:
-            all_in = idx_np.size == B
-            idx = None if all_in else xp.asarray(idx_np, device=dev)
-            x_rows = x_new if all_in else xp.take(x_new, idx, axis=0)
-            Ax = _apply(op, x_rows, idx)
-            matvecs[idx_np] += 1
-            r_rows = (b2 if all_in else xp.take(b2, idx, axis=0)) - Ax
-            r_rows_norm = to_numpy(batched_norm(xp, r_rows)).astype(np.float64)
-            finite = np.isfinite(r_rows_norm)
-            status[idx_np[~finite]] = SolverStatus.NON_FINITE
-            running[idx_np[~finite]] = False
-            # GMRES cannot increase the residual in exact arithmetic: a cycle that did
-            # (a solve polluted by rounding, e.g. a near-singular Hessenberg matrix) is
-            # rejected and the previous iterate kept.
-            accepted = finite & (r_rows_norm <= r_before[idx_np])
-            ok = idx_np[accepted]
-            finite = accepted
-            if ok.size:
-                ok_x = xp.asarray(ok, device=dev)
-                pos = xp.asarray(np.flatnonzero(finite), device=dev)
-                x[ok_x] = xp.take(x_new, ok_x, axis=0)
-                r[ok_x] = xp.take(r_rows, pos, axis=0)
-                r_norm[ok] = r_rows_norm[finite]
-
-            for s in idx_np[np.isfinite(r_rows_norm)]:
-                if r_norm[s] <= tol[s]:
-                    status[s] = SolverStatus.CONVERGED
-                elif stop_requested[s]:
-                    status[s] = SolverStatus.CALLBACK
-                elif (
-                    breakdown_np[s]
-                    and singular_np[s]
-                    and r_norm[s] >= stall_margin * r_before[s]
-                    and r_norm[s] > np.sqrt(eps) * b_norm[s]
-                ):
-                    # An invariant Krylov space whose Hessenberg matrix is singular and
-                    # brought no progress, with a residual far above rounding: b has a
-                    # component outside the range of A.  (A residual already at
-                    # rounding level is an accuracy limit: the stagnation test below.)
-                    status[s] = SolverStatus.BREAKDOWN
-                else:
-                    if r_norm[s] < stall_margin * best_r_norm[s]:
-                        best_r_norm[s] = r_norm[s]
-                        stalled_cycles[s] = 0
-                    else:
-                        stalled_cycles[s] += 1
-                    if stalled_cycles[s] >= STAGNATION_CYCLES:
-                        status[s] = SolverStatus.STAGNATION
-                    elif cycles[s] >= maxiter:
-                        status[s] = SolverStatus.MAX_ITERATIONS
-                    else:
-                        # Tighten the inner tolerance when the estimate was optimistic
-                        # (it passed but the true residual did not), relax it otherwise.
-                        if presid[s] <= ptol[s]:
-                            ptol_max_factor[s] = max(eps, 0.25 * ptol_max_factor[s])
-                        else:
-                            ptol_max_factor[s] = min(1.0, 1.5 * ptol_max_factor[s])
-                        ptol[s] = presid[s] * min(ptol_max_factor[s], tol[s] / r_norm[s])
-                if status[s] != SolverStatus.NOT_STARTED:
-                    running[s] = False
-
-        if callback is not None and callback_type == "x":
-            stop = _ask_callback(callback, x[0] if single else x, B)
-            stopping = stop & running
-            status[stopping] = SolverStatus.CALLBACK
-            running &= ~stopping
-
-    # The true residual of the returned x (recomputed only where x0 was kept as-is).
-    never_iterated = (cycles == 0) & ~zero_rhs & (status != SolverStatus.NON_FINITE)
-    residual_norm = np.where(zero_rhs, 0.0, r_norm)
-    residual_norm = np.where(never_iterated, r_norm, residual_norm)
-    for s in range(B):
-        if not history[s]:
-            history[s].append(float(residual_norm[s]))
-    converged = status == SolverStatus.CONVERGED
-
-    result = GMRESResult(
-        x=x,
-        converged=converged,
-        status=status,
-        iterations=iterations,
-        cycles=cycles,
-        matvecs=matvecs,
-        residual_norm=residual_norm,
-        residual_history=[np.asarray(h) for h in history],
-        batched=True,
+    run = _GMRES(
+        xp,
+        system.op,
+        system.precond,
+        b2,
+        x,
+        state,
+        restart=restart,
+        maxiter=maxiter,
+        orthogonalization=orthogonalization,
+        callback=callback,
+        callback_type=callback_type,
+        single=single,
     )
-    return result[0] if single else result
+    run.initial_residual(x0_nonzero)
+    # The inner tolerance on the preconditioned residual estimate (scipy gh-8400):
+    # the target ||M r|| <= ||M b|| min(1, tol / ||b||).
+    precond = system.precond
+    Mb_norm = state.b_norm.copy() if precond is None else run._norms(precond.matvec(b2, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(state.b_norm > 0, state.tol / state.b_norm, 0.0)
+    state.ptol = Mb_norm * np.minimum(1.0, ratio)
+
+    # Restarted GMRES (Saad & Schultz 1986; Qian et al., Algorithm 1), per sample.
+    while state.running.any():
+        cycle = run.start_cycle()  # beta = ||M r||, v_1 = M r / beta
+        for j in range(restart):
+            if not cycle.iterating.any():
+                break
+            stepped, column, finite, broke = run.arnoldi_step(cycle, j)  # new h column
+            run.givens_update(cycle, stepped, column, finite, broke)  # ||r~|| (eqs. 12, 14)
+        x_new, singular = run.update_x(cycle)  # R gamma = beta q_1, x + V gamma
+        run.true_residual_test(cycle, x_new, singular)  # ||b - A x|| decides
+        run.x_callback()
+
+    result = run.result(zero_rhs)
+    return result.sample(0) if single else result
+
+
+def _reject_unexpected(unexpected: dict[str, Any]) -> None:
+    """``TypeError`` for unknown keywords; scipy's removed ``tol`` gets a pointer to ``rtol``."""
+    if "tol" in unexpected:
+        raise TypeError(
+            "gmres() got an unexpected keyword argument 'tol': scipy replaced it by rtol "
+            "(deprecated in scipy 1.12, removed in 1.14); use rtol=... for the relative and "
+            "atol=... for the absolute tolerance."
+        )
+    name = next(iter(unexpected))
+    raise TypeError(f"gmres() got an unexpected keyword argument {name!r}.")
 
 
 def _ask_callback(callback: Callable[[Any], Any], argument: Any, B: int) -> np.ndarray:

@@ -19,12 +19,19 @@ from __future__ import annotations
 import inspect
 import numbers
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from array_api_compat import is_array_api_obj
 
-from ._backend import check_real_floating, device, namespace_of, scatter_rows, to_numpy
+from ._backend import (
+    check_floating,
+    device,
+    is_complex,
+    namespace_of,
+    scatter_rows,
+    to_numpy,
+)
 
 __all__ = [
     "DenseOperator",
@@ -34,6 +41,7 @@ __all__ = [
     "ScipyOperator",
     "ShiftedOperator",
     "aslinearoperator",
+    "to_scipy_operator",
 ]
 
 Array = Any
@@ -81,41 +89,115 @@ class LinearOperator:
         """Dimension ``n`` of one sample's vector space."""
         return self.shape[0]
 
-    def matvec(self, x: Array, indices: Array | None = None) -> Array:
-        """Apply the operator row by row.
+    #: Whether every :math:`A_i` equals its adjoint :math:`A_i^H` (Hessians do); then
+    #: :meth:`rmatvec` is :meth:`matvec` without further code.
+    hermitian: ClassVar[bool] = False
+
+    def matvec(self, x: Array, indices: Array | int | None = None) -> Array:
+        """Apply the operator row by row (or to one vector, as scipy's ``matvec``).
 
         Parameters
         ----------
-        x : array, shape (k, n)
-            Rows to multiply.
-        indices : integer array of shape (k,), optional
-            Sample number of each row (for batched operators).  ``None`` means
-            row ``r`` is sample ``r`` (so ``k`` must equal ``batch_size``), or,
-            for a shared operator, that the rows are just ``k`` vectors.
+        x : array, shape (k, n), (n,) or (n, 1)
+            Rows to multiply; or one vector, as scipy's ``LinearOperator.matvec``
+            takes it (``(n,)`` or the column ``(n, 1)``).
+        indices : integer array of shape (k,), or int, optional
+            Sample number of each row (for batched operators); an int for one
+            vector.  ``None`` means row ``r`` is sample ``r`` (so ``k`` must
+            equal ``batch_size``), or, for a shared operator, that the rows are
+            just ``k`` vectors.
 
         Returns
         -------
-        array, shape (k, n)
-            ``A_{indices[r]} x_r`` in each row, same namespace and device as ``x``.
+        array
+            ``A_{indices[r]} x_r`` in each row, same shape, namespace and device
+            as ``x``.
         """
-        if not is_array_api_obj(x):
+        return self._apply(x, indices, adjoint=False)
+
+    def rmatvec(self, x: Array, indices: Array | int | None = None) -> Array:
+        """Apply the adjoint :math:`A_i^H` (the transpose for real operators); see :meth:`matvec`.
+
+        Raises
+        ------
+        NotImplementedError
+            If the operator has no adjoint (see :attr:`supports_adjoint`).
+        """
+        return self._apply(x, indices, adjoint=True)
+
+    def matmat(self, X: Array) -> Array:
+        """Compute :math:`AX` for columns ``X`` of shape ``(n, k)``, as scipy's ``matmat``.
+
+        Only for a shared operator (or a batch of one): a batch of ``B``
+        operators is no single matrix; use :meth:`matvec` with ``indices``.
+        """
+        return self._columns(X, adjoint=False)
+
+    def rmatmat(self, X: Array) -> Array:
+        """Compute :math:`A^H X` for columns ``X`` of shape ``(n, k)``, as scipy's ``rmatmat``."""
+        return self._columns(X, adjoint=True)
+
+    @property
+    def supports_adjoint(self) -> bool:
+        """Whether :meth:`rmatvec` is available."""
+        return self.hermitian or type(self)._rmatvec is not LinearOperator._rmatvec
+
+    def _columns(self, X: Array, adjoint: bool) -> Array:
+        if self.batch_size not in (None, 1):
             raise TypeError(
-                f"matvec expects an array (numpy or torch) of shape (k, {self.n}); got "
-                f"{type(x).__name__}. Convert it with numpy.asarray first."
+                f"matmat needs a single operator; this one holds {self.batch_size}. Use "
+                "matvec(rows, indices) or to_scipy(sample=i)."
             )
-        if x.ndim != 2 or x.shape[1] != self.n:
-            raise ValueError(f"matvec expects x of shape (k, {self.n}); got {tuple(x.shape)}.")
+        if not is_array_api_obj(X) or X.ndim != 2 or X.shape[0] != self.n:
+            shape = tuple(X.shape) if hasattr(X, "shape") else type(X).__name__
+            raise ValueError(f"matmat expects X of shape ({self.n}, k); got {shape}.")
+        xp = namespace_of(X)
+        rows = xp.permute_dims(X, (1, 0))
+        indices = None if self.batch_size is None else xp.zeros(X.shape[1], dtype=xp.int64)
+        return xp.permute_dims(self._apply(rows, indices, adjoint), (1, 0))
+
+    def _apply(self, x: Array, indices: Array | int | None, adjoint: bool) -> Array:
+        name = "rmatvec" if adjoint else "matvec"
+        # (The solvers' hot path: an ndarray needs no namespace lookup to be checked.)
+        if type(x) is not np.ndarray and not is_array_api_obj(x):
+            raise TypeError(
+                f"{name} expects an array (numpy or torch) of shape (k, {self.n}) or "
+                f"({self.n},); got {type(x).__name__}. Convert it with numpy.asarray first."
+            )
+        shape = tuple(x.shape)
+        n = self.n
+        # One vector, as scipy passes it: (n,) or the column (n, 1) (for n = 1 the
+        # column and the single row (1, 1) are the same computation).
+        one = shape == (n,) or (shape == (n, 1) and n != 1)
+        if one:
+            x = namespace_of(x).reshape(x, (1, n))
+        elif len(shape) != 2 or shape[1] != n:
+            raise ValueError(
+                f"{name} expects x of shape (k, {n}) (rows), or one vector ({n},) or "
+                f"({n}, 1); got {shape}."
+            )
+        if isinstance(indices, (int, np.integer)):
+            xp = namespace_of(x)
+            indices = xp.full((x.shape[0],), int(indices), dtype=xp.int64, device=device(x))
         if indices is None and self.batch_size is not None and x.shape[0] != self.batch_size:
             raise ValueError(
                 f"x has {x.shape[0]} rows but the operator holds {self.batch_size} samples; "
                 "pass indices= to say which samples the rows belong to."
             )
-        y = self._matvec(x, indices)
+        y = self._rmatvec(x, indices) if adjoint else self._matvec(x, indices)
         self.num_products += int(x.shape[0])
-        return y
+        return namespace_of(y).reshape(y, shape) if one else y
 
     def _matvec(self, x: Array, indices: Array | None) -> Array:
         raise NotImplementedError
+
+    def _rmatvec(self, x: Array, indices: Array | None) -> Array:
+        if self.hermitian:
+            return self._matvec(x, indices)
+        raise NotImplementedError(
+            f"{type(self).__name__} has no adjoint (rmatvec); give the operator one "
+            "(FunctionOperator(..., rmatvec=...)) or mark it hermitian."
+        )
 
     def __matmul__(self, x: Array) -> Array:
         """Compute ``A @ x`` for a vector ``(n,)`` or a batch ``(B, n)``."""
@@ -123,6 +205,74 @@ class LinearOperator:
             xp = namespace_of(x)
             return xp.reshape(self.matvec(xp.reshape(x, (1, -1))), (-1,))
         return self.matvec(x)
+
+    def _default_like(self) -> Array | None:
+        """Return an array in the operator's namespace, dtype and device (None: numpy)."""
+        return None
+
+    def to_scipy(self, sample: int | None = None, *, like: Array | None = None) -> Any:
+        """Return this operator as a :class:`scipy.sparse.linalg.LinearOperator`.
+
+        scipy's solvers and eigensolvers (``gmres``, ``eigsh``, ``svds``, ...)
+        then work on it directly: they pass numpy vectors, which are converted
+        to the operator's array type (e.g. torch on a GPU) and back.
+
+        Parameters
+        ----------
+        sample : int, optional
+            For a batched operator, which :math:`A_i` to expose (required unless
+            ``batch_size`` is None or 1).
+        like : array, optional
+            An array whose namespace, dtype and device the products run in.
+            Defaults to the operator's own (a dense matrix's, a
+            finite-difference HVP's point), else numpy float64.
+
+        Returns
+        -------
+        scipy.sparse.linalg.LinearOperator
+            With ``matvec``/``matmat``, and ``rmatvec``/``rmatmat`` when the
+            operator has an adjoint.  Each product counts in
+            :attr:`num_products`.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse.linalg as sla
+        >>> from krylovadv import aslinearoperator
+        >>> op = aslinearoperator(np.diag([1.0, 2.0, 5.0])).to_scipy()
+        >>> float(sla.eigsh(op, k=1, which="LA")[0][0])
+        5.0
+        """
+        import scipy.sparse.linalg as sla
+
+        if self.batch_size not in (None, 1) and sample is None:
+            raise ValueError(
+                f"the operator holds {self.batch_size} samples; pass sample=i for A_i."
+            )
+        if sample is not None and self.batch_size is not None:
+            if not 0 <= int(sample) < self.batch_size:
+                raise IndexError(f"sample {sample} is out of range for {self.batch_size}.")
+        like = self._default_like() if like is None else like
+        if like is None:
+            like = np.zeros(0, dtype=np.dtype(self.dtype) if _is_numpy_dtype(self.dtype) else None)
+        xp, dtype, dev = namespace_of(like), like.dtype, device(like)
+        index = None if self.batch_size is None else (0 if sample is None else int(sample))
+
+        def apply(V: Any, adjoint: bool) -> np.ndarray:
+            V = np.asarray(V)
+            if V.dtype.kind == "c" and not is_complex(xp, dtype):
+                raise TypeError(f"a complex vector was given to a real ({dtype}) operator.")
+            rows = xp.asarray(np.ascontiguousarray(V.T), dtype=dtype, device=dev)
+            return to_numpy(self._apply(rows, index, adjoint)).T
+
+        adjoint = self.supports_adjoint
+        return sla.LinearOperator(
+            self.shape,
+            matvec=lambda v: apply(np.reshape(v, (-1, 1)), False)[:, 0],
+            matmat=lambda V: apply(V, False),
+            rmatvec=(lambda v: apply(np.reshape(v, (-1, 1)), True)[:, 0]) if adjoint else None,
+            rmatmat=(lambda V: apply(V, True)) if adjoint else None,
+            dtype=np.dtype(to_numpy(xp.zeros(1, dtype=dtype)).dtype),
+        )
 
     def to_dense(self, like: Array | None = None) -> Array:
         """Materialize the operator by applying it to the identity.
@@ -159,15 +309,23 @@ class LinearOperator:
 
 
 class DenseOperator(LinearOperator):
-    """Explicit matrix ``(n, n)`` or batch of matrices ``(B, n, n)``, any array-API backend."""
+    """Explicit matrix ``(n, n)`` or batch of matrices ``(B, n, n)``, any array-API backend.
+
+    Real or complex (float32, float64, complex64, complex128).  Integer, bool
+    and float16 matrices are upcast to float64, as scipy's solvers do.
+    """
 
     def __init__(self, matrix: Array) -> None:
+        if isinstance(matrix, np.matrix):
+            matrix = np.asarray(matrix)
         xp = namespace_of(matrix)
         if matrix.ndim not in (2, 3) or matrix.shape[-1] != matrix.shape[-2]:
             raise ValueError(
                 f"A dense operator must have shape (n, n) or (B, n, n); got {tuple(matrix.shape)}."
             )
-        check_real_floating(xp, matrix.dtype, "A")
+        if xp.isdtype(matrix.dtype, ("integral", "bool")) or matrix.dtype == xp.float16:
+            matrix = xp.astype(matrix, xp.float64)
+        check_floating(xp, matrix.dtype, "A")
         batch = None if matrix.ndim == 2 else int(matrix.shape[0])
         super().__init__((matrix.shape[-1], matrix.shape[-1]), batch_size=batch, dtype=matrix.dtype)
         self.matrix = matrix
@@ -185,6 +343,19 @@ class DenseOperator(LinearOperator):
         rows = [self.matrix[int(i)] @ x[r] for r, i in enumerate(to_numpy(indices))]
         return xp.stack(rows)
 
+    def _rmatvec(self, x: Array, indices: Array | None) -> Array:
+        # Rows of A^H x are x^T conj(A): one product with the conjugated matrix.
+        xp = self.xp
+        M = xp.conj(self.matrix) if is_complex(xp, self.matrix.dtype) else self.matrix
+        if self.batch_size is None:
+            return x @ M
+        if indices is None:
+            return (x[:, None, :] @ M)[:, 0, :]
+        return xp.stack([x[r] @ M[int(i)] for r, i in enumerate(to_numpy(indices))])
+
+    def _default_like(self) -> Array:
+        return self.matrix
+
 
 class ScipyOperator(LinearOperator):
     """A scipy sparse matrix or ``scipy.sparse.linalg.LinearOperator`` (numpy arrays only)."""
@@ -192,8 +363,6 @@ class ScipyOperator(LinearOperator):
     def __init__(self, operator: Any) -> None:
         shape = operator.shape
         dtype = np.dtype(operator.dtype) if operator.dtype is not None else None
-        if dtype is not None and dtype.kind == "c":
-            raise TypeError("complex operators are not supported; krylovadv solves real systems.")
         super().__init__(shape, batch_size=None, dtype=dtype)
         self.operator = operator
         import scipy.sparse
@@ -208,9 +377,35 @@ class ScipyOperator(LinearOperator):
         if x.shape[0] == 1:
             # The common unbatched case: a plain (sparse) matrix-vector product.
             y = self.operator @ x[0] if self._sparse else self.operator.matvec(x[0])
-            return np.reshape(np.asarray(y, dtype=x.dtype), (1, -1))
+            return np.reshape(_same_kind(np.asarray(y), x), (1, -1))
         y = self.operator @ x.T if self._sparse else self.operator.matmat(x.T)
-        return np.ascontiguousarray(np.asarray(y, dtype=x.dtype).T)
+        return np.ascontiguousarray(_same_kind(np.asarray(y), x).T)
+
+    def _rmatvec(self, x: Array, indices: Array | None) -> Array:
+        if not isinstance(x, np.ndarray):
+            raise TypeError(
+                f"a scipy operator can only multiply numpy arrays; got {type(x).__name__}."
+            )
+        op = self.operator
+        y = op.conj().T @ x.T if self._sparse else op.rmatmat(x.T)
+        return np.ascontiguousarray(_same_kind(np.asarray(y), x).T)
+
+
+def _same_kind(y: Array, x: Array) -> Array:
+    """Cast an operator's output ``y`` to the dtype of its input ``x``.
+
+    A complex output for a real input would lose its imaginary part: that is an
+    error (solve with a complex right-hand side instead), never a silent cast.
+    """
+    if y.dtype == x.dtype:
+        return y
+    xp = namespace_of(y)
+    if is_complex(xp, y.dtype) and not is_complex(xp, x.dtype):
+        raise TypeError(
+            f"the operator returned {y.dtype} values for a {x.dtype} vector; a complex "
+            "operator needs complex vectors (pass a complex b / v0)."
+        )
+    return xp.astype(y, x.dtype)
 
 
 def _accepts_two_args(f: Callable[..., Any]) -> bool:
@@ -223,7 +418,7 @@ def _accepts_two_args(f: Callable[..., Any]) -> bool:
 
 
 class FunctionOperator(LinearOperator):
-    """An operator given by a Python callable.
+    r"""An operator given by a Python callable.
 
     Parameters
     ----------
@@ -244,6 +439,10 @@ class FunctionOperator(LinearOperator):
         Whether ``function`` accepts a ``(k, n)`` batch of rows.
     pass_indices : bool
         Whether ``function`` takes the sample numbers as its second argument.
+    rmatvec : callable, optional
+        The adjoint :math:`x \mapsto A^H x`, called like ``function``; enables
+        :meth:`~LinearOperator.rmatvec` (and scipy's ``rmatvec`` after
+        :meth:`~LinearOperator.to_scipy`).
     """
 
     def __init__(
@@ -255,20 +454,34 @@ class FunctionOperator(LinearOperator):
         dtype: Any = None,
         vectorized: bool = False,
         pass_indices: bool = False,
+        rmatvec: Callable[..., Any] | None = None,
     ) -> None:
         super().__init__(shape, batch_size=batch_size, dtype=dtype)
-        if pass_indices and not _accepts_two_args(function):
-            raise TypeError("pass_indices=True needs a function taking (x, indices).")
+        for f in (function, rmatvec):
+            if f is not None and pass_indices and not _accepts_two_args(f):
+                raise TypeError("pass_indices=True needs a function taking (x, indices).")
         self.function = function
+        self.adjoint_function = rmatvec
         self.vectorized = vectorized
         self.pass_indices = pass_indices
 
-    def _call(self, x: Array, indices: Array | None) -> Array:
-        if self.pass_indices:
-            return self.function(x, indices)
-        return self.function(x)
+    @property
+    def supports_adjoint(self) -> bool:
+        """Whether an adjoint (``rmatvec=``) was given."""
+        return self.adjoint_function is not None
 
     def _matvec(self, x: Array, indices: Array | None) -> Array:
+        return self._evaluate(self.function, x, indices)
+
+    def _rmatvec(self, x: Array, indices: Array | None) -> Array:
+        if self.adjoint_function is None:
+            return super()._rmatvec(x, indices)
+        return self._evaluate(self.adjoint_function, x, indices)
+
+    def _evaluate(self, function: Callable[..., Any], x: Array, indices: Array | None) -> Array:
+        def call(x: Array, indices: Array | None) -> Array:
+            return function(x, indices) if self.pass_indices else function(x)
+
         xp = namespace_of(x)
         k = x.shape[0]
         if self.pass_indices and indices is None:
@@ -283,17 +496,17 @@ class FunctionOperator(LinearOperator):
                 # A batched callable that cannot be told which samples it is given:
                 # evaluate the full batch with zero rows for the idle samples.
                 full = xp.zeros((self.batch_size, self.n), dtype=x.dtype, device=device(x))
-                y_full = self._call(scatter_rows(full, indices, x), None)
+                y_full = call(scatter_rows(full, indices, x), None)
                 return xp.take(
                     self._as_output(xp, y_full, x, (self.batch_size, self.n)), indices, axis=0
                 )
-            return self._as_output(xp, self._call(x, indices), x, (k, self.n))
+            return self._as_output(xp, call(x, indices), x, (k, self.n))
         rows = []
         for r in range(k):
             if self.pass_indices:
-                rows.append(self.function(x[r, :], int(indices[r])))
+                rows.append(function(x[r, :], int(indices[r])))
             else:
-                rows.append(self.function(x[r, :]))
+                rows.append(function(x[r, :]))
         return xp.stack([self._as_output(xp, y, x, (self.n,)) for y in rows])
 
     def _as_output(self, xp: Any, y: Any, x: Array, shape: tuple[int, ...]) -> Array:
@@ -305,13 +518,13 @@ class FunctionOperator(LinearOperator):
                 raise ValueError(
                     f"the operator function returned shape {tuple(y.shape)}; expected {shape}."
                 )
-        if y.dtype != x.dtype:
-            y = xp.astype(y, x.dtype)
-        return y
+        return _same_kind(y, x)
 
 
 class IdentityOperator(LinearOperator):
     """The identity ``I_n`` (the default, i.e. absent, preconditioner)."""
+
+    hermitian = True
 
     def __init__(self, n: int) -> None:
         super().__init__((n, n))
@@ -330,17 +543,20 @@ class ShiftedOperator(LinearOperator):
     ----------
     operator : LinearOperator or array-like
         ``A``; anything :func:`aslinearoperator` accepts.
-    shift : float or array of shape (B,)
+    shift : float, complex or array of shape (B,)
         ``λ``.  A per-sample array requires a batched right-hand side.
     """
 
     def __init__(self, operator: Any, shift: float | Array) -> None:
         operator = aslinearoperator(operator)
-        if isinstance(shift, numbers.Real):
-            self.shift: float | np.ndarray = float(shift)
+        if isinstance(shift, numbers.Number):
+            self.shift: float | complex | np.ndarray = (
+                float(shift) if isinstance(shift, numbers.Real) else complex(shift)
+            )
             batch = operator.batch_size
         else:
-            shift_np = np.asarray(shift.cpu() if hasattr(shift, "cpu") else shift, dtype=np.float64)
+            shift_np = np.asarray(shift.cpu() if hasattr(shift, "cpu") else shift)
+            shift_np = shift_np.astype(np.complex128 if shift_np.dtype.kind == "c" else np.float64)
             if shift_np.ndim != 1:
                 raise ValueError(f"shift must be a scalar or shape (B,); got {shift_np.shape}.")
             if operator.batch_size is not None and shift_np.shape[0] != operator.batch_size:
@@ -355,14 +571,51 @@ class ShiftedOperator(LinearOperator):
         super().__init__(operator.shape, batch_size=batch, dtype=operator.dtype)
         self.operator = operator
 
+    @property
+    def supports_adjoint(self) -> bool:
+        """Whether the shifted operator has an adjoint."""
+        return self.operator.supports_adjoint
+
+    def _default_like(self) -> Array | None:
+        return self.operator._default_like()
+
+    def _rmatvec(self, x: Array, indices: Array | None) -> Array:
+        # (A + lambda I)^H = A^H + conj(lambda) I.
+        y = self.operator.rmatvec(x, indices if self.operator.batch_size is not None else None)
+        return y + self._shift_rows(x, indices, conjugate=True) * x
+
+    def _shift_rows(self, x: Array, indices: Array | None, conjugate: bool = False) -> Any:
+        shift = np.conj(self.shift) if conjugate else self.shift
+        if isinstance(self.shift, (float, complex)):
+            return complex(shift) if isinstance(self.shift, complex) else float(shift)
+        xp = namespace_of(x)
+        lam = shift if indices is None else shift[np.asarray(_cpu(indices))]
+        return xp.asarray(lam, dtype=x.dtype, device=device(x))[:, None]
+
     def _matvec(self, x: Array, indices: Array | None) -> Array:
         y = self.operator.matvec(x, indices if self.operator.batch_size is not None else None)
-        if isinstance(self.shift, float):
+        if isinstance(self.shift, (float, complex)):
             return y + self.shift * x
         xp = namespace_of(x)
         lam = self.shift if indices is None else self.shift[np.asarray(_cpu(indices))]
         lam = xp.asarray(lam, dtype=x.dtype, device=device(x))
         return y + lam[:, None] * x
+
+
+def _is_numpy_dtype(dtype: Any) -> bool:
+    try:
+        return dtype is not None and np.dtype(dtype).kind in "fc"
+    except TypeError:
+        return False
+
+
+def to_scipy_operator(A: Any, sample: int | None = None, *, like: Array | None = None) -> Any:
+    """Return any krylovadv operator (or what :func:`aslinearoperator` takes) as scipy's.
+
+    Shorthand for ``aslinearoperator(A).to_scipy(sample, like=like)``; see
+    :meth:`LinearOperator.to_scipy`.
+    """
+    return aslinearoperator(A).to_scipy(sample, like=like)
 
 
 def _cpu(indices: Array) -> Any:
@@ -403,6 +656,8 @@ def aslinearoperator(
     """
     if isinstance(A, LinearOperator):
         return A
+    if isinstance(A, np.matrix):
+        A = np.asarray(A)
     try:
         import scipy.sparse
         import scipy.sparse.linalg
@@ -415,7 +670,7 @@ def aslinearoperator(
     if is_array_api_obj(A):
         return DenseOperator(A)
     if isinstance(A, (list, tuple)):
-        return DenseOperator(np.asarray(A, dtype=np.float64))
+        return DenseOperator(np.asarray(A))
     if callable(A):
         if shape is None:
             raise TypeError("aslinearoperator needs shape=(n, n) to wrap a callable.")

@@ -1,6 +1,6 @@
 r"""Power iteration for the dominant eigenpair, batched.
 
-The iteration :math:`d^{t+1} = A d^t / \|A d^t\|_2` (seed 000, appendix A)
+The iteration :math:`d^{t+1} = A d^t / \|A d^t\|_2` (Li et al., appendix A)
 converges to the eigenvector of the eigenvalue of largest magnitude when that
 eigenvalue is simple and real.  The eigenvalue estimate is the Rayleigh quotient
 :math:`\lambda^t = \langle d^t, A d^t\rangle` (for unit :math:`d^t`), and a
@@ -23,9 +23,11 @@ from ._backend import (
     as_batch,
     batched_dot,
     batched_norm,
-    check_real_floating,
+    check_floating,
+    complex_if,
     device,
     finfo_eps,
+    host_dtype,
     namespace_of,
     to_numpy,
 )
@@ -43,12 +45,13 @@ class PowerIterationResult(PerSampleResult):
     r"""Outcome of :func:`power_iteration`, per sample.
 
     Scalars for a single operator, arrays of length ``B`` for a batch;
-    ``result[i]`` is sample ``i``'s result.
+    ``result.sample(i)`` is sample ``i``'s result.
 
     Attributes
     ----------
-    eigenvalue : float or numpy.ndarray
-        Rayleigh quotient :math:`\lambda = \langle d, A d\rangle`.
+    eigenvalue : float, complex or numpy.ndarray
+        Rayleigh quotient :math:`\lambda = \langle d, A d\rangle = d^H A d`
+        (complex for complex problems).
     eigenvector : array
         Unit vector(s) :math:`d`, ``(n,)`` or ``(B, n)``, in the caller's array type.
     converged : bool or numpy.ndarray of bool
@@ -143,12 +146,12 @@ def power_iteration(
             v = xp.asarray(draw, dtype=op.matrix.dtype, device=device(op.matrix))
         else:
             xp = namespace_of(draw)
-            v = draw
+            v = complex_if(xp, draw, op.dtype)
     else:
         xp = namespace_of(v0)
-        check_real_floating(xp, v0.dtype, "v0")
+        check_floating(xp, v0.dtype, "v0")
         v, single = as_batch(xp, v0, "v0")
-        v = xp.asarray(v, copy=True)
+        v = xp.asarray(complex_if(xp, v, op.dtype), copy=True)
         B = v.shape[0]
         if v.shape[1] != n:
             raise ValueError(f"A has shape {op.shape} but v0 has shape {tuple(v0.shape)}.")
@@ -167,7 +170,8 @@ def power_iteration(
 
     status = np.full(B, int(SolverStatus.NOT_STARTED), dtype=np.int64)
     iterations = np.zeros(B, dtype=np.int64)
-    eigenvalue = np.zeros(B)
+    host = host_dtype(xp, v.dtype)
+    eigenvalue = np.zeros(B, dtype=host)
     residual = np.full(B, np.inf)
     history: list[list[float]] = [[] for _ in range(B)]
     running = np.ones(B, dtype=bool)
@@ -183,13 +187,13 @@ def power_iteration(
         lam = batched_dot(xp, d, Ad)
         res = batched_norm(xp, Ad - lam[:, None] * d)
         Ad_norm = batched_norm(xp, Ad)
-        lam_np = to_numpy(lam).astype(np.float64)
+        lam_np = to_numpy(lam).astype(host)
         res_np = to_numpy(res).astype(np.float64)
         Ad_norm_np = to_numpy(Ad_norm).astype(np.float64)
         eigenvalue[idx_np] = lam_np
         residual[idx_np] = res_np
         for k, s in enumerate(idx_np):
-            history[s].append(float(lam_np[k]))
+            history[s].append(lam_np[k].item())
         nonfinite = ~(np.isfinite(res_np) & np.isfinite(Ad_norm_np))
         null = ~nonfinite & (Ad_norm_np == 0)
         conv = ~nonfinite & ~null & (res_np <= tol * np.abs(lam_np))
@@ -221,4 +225,4 @@ def power_iteration(
         eigenvalue_history=[np.asarray(h) for h in history],
         batched=True,
     )
-    return result[0] if single else result
+    return result.sample(0) if single else result

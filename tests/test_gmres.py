@@ -151,8 +151,10 @@ def test_iteration_count_matches_scipy(n, seed, family):
     assert ours.info == 0
     assert ours.iterations == len(pr_norms)
     # And the scipy-style callback sees the same relative estimates.
+    # (Without callback_type: scipy's legacy callback, with scipy's DeprecationWarning.)
     seen = []
-    gmres(q.A, q.b, rtol=1e-8, restart=10, callback=seen.append)
+    with pytest.warns(DeprecationWarning, match="callback_type"):
+        gmres(q.A, q.b, rtol=1e-8, restart=10, callback=seen.append)
     np.testing.assert_allclose(seen, pr_norms, rtol=1e-6, atol=1e-12)
 
 
@@ -254,14 +256,14 @@ def test_batch_equals_loop(qs, seed):
     x0_copy = x0.copy()
     result = gmres(A, b, x0, rtol=1e-8)
     assert np.array_equal(x0, x0_copy)
-    assert len(result) == B
+    assert result.batch_size == B
     assert result.x.shape == (B, n)
     assert np.all(result.x[0] == 0.0)
-    assert result[0].status == SolverStatus.CONVERGED and result[0].iterations == 0
-    assert result[1].status == SolverStatus.CONVERGED and result[1].cycles <= 1
+    assert result.sample(0).status == SolverStatus.CONVERGED and result.sample(0).iterations == 0
+    assert result.sample(1).status == SolverStatus.CONVERGED and result.sample(1).cycles <= 1
     for i in range(B):
         single = gmres(A[i], b[i], x0[i], rtol=1e-8)
-        assert_same_sample(result[i], single)
+        assert_same_sample(result.sample(i), single)
         # Equal up to the rounding of evaluating b - A x (batched and single
         # products round differently).
         slack = (
@@ -281,7 +283,7 @@ def test_multiple_right_hand_sides_equal_loop(q, seed, B):
     b = np.random.default_rng(seed).standard_normal((B, q.n))
     result = gmres(q.A, b, rtol=1e-8)
     for i in range(B):
-        assert_same_sample(result[i], gmres(q.A, b[i], rtol=1e-8))
+        assert_same_sample(result.sample(i), gmres(q.A, b[i], rtol=1e-8))
 
 
 def test_zero_rhs_gives_exact_zero():
@@ -356,7 +358,7 @@ def test_nan_entry_in_one_batched_matrix():
     assert np.all(np.isfinite(result.x))
     for i in (0, 1, 3):
         assert result.status[i] == SolverStatus.CONVERGED
-        assert_same_sample(result[i], gmres(A[i], b[i], rtol=1e-10))
+        assert_same_sample(result.sample(i), gmres(A[i], b[i], rtol=1e-10))
 
 
 def test_inf_from_batched_callable_late_in_the_run():
@@ -414,17 +416,41 @@ def test_shape_mismatch_messages():
         gmres(A, np.ones(6), M=np.eye(5))
 
 
-@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.complex128, np.float16])
-def test_non_real_floating_dtypes_raise_type_error(dtype):
-    with pytest.raises(TypeError):
-        gmres(np.eye(3), np.ones(3, dtype=dtype))
-    with pytest.raises(TypeError):
-        gmres(np.eye(3, dtype=dtype), np.ones(3))
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_, np.float16])
+def test_non_floating_dtypes_are_upcast_to_float64_as_scipy(dtype):
+    A = np.array([[3, 1, 0], [0, 2, 0], [0, 1, 1]])  # nonsingular also as bool
+    b = np.array([1, 0, 1])
+    for A_, b_ in ((A.astype(dtype), b), (A, b.astype(dtype)), (A.astype(dtype), b.astype(dtype))):
+        x, info = gmres(A_, b_, atol=1e-12)
+        x_ref, info_ref = sla.gmres(A_, b_, atol=1e-12)
+        assert x.dtype == x_ref.dtype == np.float64 and info == info_ref == 0
+        np.testing.assert_allclose(x, x_ref, rtol=1e-10)
 
 
-def test_mismatched_x0_dtype_raises_type_error():
-    with pytest.raises(TypeError):
-        gmres(np.eye(3), np.ones(3), np.ones(3, dtype=np.float32))
+@pytest.mark.parametrize(
+    ("a_dtype", "b_dtype", "expected"),
+    [
+        (np.float32, np.float32, np.float32),
+        (np.float32, np.float64, np.float64),
+        (np.float64, np.float32, np.float64),
+        (np.complex64, np.float32, np.complex64),
+        (np.float64, np.complex64, np.complex128),
+        (np.int64, np.complex64, np.complex128),
+    ],
+)
+def test_working_dtype_is_scipys_coercion(a_dtype, b_dtype, expected):
+    A = (np.eye(4) * 3 + np.diag(np.ones(3), 1)).astype(a_dtype)
+    b = np.arange(1, 5).astype(b_dtype)
+    x, _ = gmres(A, b, rtol=1e-5)
+    x_ref, _ = sla.gmres(A, b, rtol=1e-5)
+    assert x.dtype == x_ref.dtype == expected
+
+
+def test_x0_is_cast_to_the_working_dtype_but_never_loses_an_imaginary_part():
+    ours = gmres(np.eye(3), np.ones(3), np.ones(3, dtype=np.float32))
+    assert ours.x.dtype == np.float64 and ours.converged
+    with pytest.raises(TypeError, match="x0 is complex"):
+        gmres(np.eye(3), np.ones(3), np.ones(3, dtype=np.complex128))
 
 
 @pytest.mark.parametrize(
@@ -507,7 +533,13 @@ def test_pr_norm_callback_batch_receives_arrays():
     A = np.stack([q.A for q in qs])
     b = np.stack([q.b for q in qs])
     seen = []
-    result = gmres(A, b, rtol=1e-10, callback=lambda r: seen.append(np.array(r, copy=True)))
+    result = gmres(
+        A,
+        b,
+        rtol=1e-10,
+        callback=lambda r: seen.append(np.array(r, copy=True)),
+        callback_type="pr_norm",
+    )
     assert np.all(result.converged)
     assert all(isinstance(v, np.ndarray) and v.shape == (3,) for v in seen)
     # Every sample reports exactly once per own inner iteration, NaN when idle.
@@ -523,7 +555,9 @@ def test_callback_returning_true_stops():
     assert np.all(np.isfinite(result.x))
     # A per-sample mask stops only the masked samples.
     A, b = np.stack([q.A, q.A]), np.stack([q.b, -q.b])
-    result = gmres(A, b, rtol=1e-10, callback=lambda r: np.array([True, False]))
+    result = gmres(
+        A, b, rtol=1e-10, callback=lambda r: np.array([True, False]), callback_type="pr_norm"
+    )
     assert result.status[0] == SolverStatus.CALLBACK
     assert result.status[1] == SolverStatus.CONVERGED
 
@@ -548,9 +582,36 @@ def test_x_callback_receives_iterates():
     assert stopped.cycles == 1
 
 
-def test_legacy_callback_type_raises():
-    with pytest.raises(ValueError):
-        gmres(np.eye(3), np.ones(3), callback=lambda r: None, callback_type="legacy")
+@pytest.mark.parametrize("maxiter", [1, 3, 7])
+def test_legacy_callback_counts_inner_iterations_as_scipy(maxiter):
+    """callback_type="legacy" (scipy's default): maxiter counts inner iterations."""
+    q = build_quadratic("nonsymmetric", 20, 3)
+    ours_seen, scipy_seen = [], []
+    ours = gmres(
+        q.A,
+        q.b,
+        rtol=1e-12,
+        restart=5,
+        maxiter=maxiter,
+        callback=ours_seen.append,
+        callback_type="legacy",
+    )
+    x_ref, info_ref = sla.gmres(
+        q.A,
+        q.b,
+        rtol=1e-12,
+        restart=5,
+        maxiter=maxiter,
+        callback=scipy_seen.append,
+        callback_type="legacy",
+    )
+    assert ours.iterations == len(scipy_seen) == maxiter
+    np.testing.assert_allclose(ours_seen, scipy_seen, rtol=1e-8)
+    assert ours.info == info_ref == maxiter
+    assert ours.status == SolverStatus.MAX_ITERATIONS
+    np.testing.assert_allclose(ours.x, x_ref, rtol=1e-8, atol=1e-12)
+    with pytest.raises(ValueError, match="callback_type"):
+        gmres(q.A, q.b, callback=print, callback_type="residual")
 
 
 def test_scipy_style_unpacking():
@@ -562,10 +623,12 @@ def test_scipy_style_unpacking():
     x_scipy, info_scipy = sla.gmres(A, b, atol=1e-10)
     assert info_scipy == 0
     np.testing.assert_allclose(x, x_scipy, rtol=1e-8)
-    # Not converged: info is the positive iteration count.
+    # Not converged: info is maxiter, as scipy's.
     q = build_quadratic("spd", 30, 9)
     x, info = gmres(q.A, q.b, rtol=1e-12, restart=2, maxiter=1)
-    assert info == 2
+    assert info == 1 == sla.gmres(q.A, q.b, rtol=1e-12, restart=2, maxiter=1)[1]
+    result = gmres(q.A, q.b, rtol=1e-12, restart=2, maxiter=3)
+    assert result[0] is result.x and result[1] == result.info == 3 and len(result) == 2
 
 
 # ---------------------------------------------------------------------------

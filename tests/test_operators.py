@@ -107,21 +107,27 @@ def test_bad_shapes_raise_with_shapes_in_the_message():
     op = aslinearoperator(np.eye(3))
     with pytest.raises(ValueError, match=r"\(2, 4\)"):
         op.matvec(np.ones((2, 4)))
-    with pytest.raises(ValueError):
-        op.matvec(np.ones(3))  # matvec wants rows (k, n)
+    with pytest.raises(ValueError, match=r"\(4,\)"):
+        op.matvec(np.ones(4))  # one vector must have length n
+    with pytest.raises(ValueError, match=r"\(3, 2\)"):
+        op.matvec(np.ones((3, 2)))  # neither rows (k, 3) nor a column (3, 1)
     batch = aslinearoperator(np.stack([np.eye(3)] * 4))
     with pytest.raises(ValueError):
         batch.matvec(np.ones((2, 3)))  # 2 rows for 4 samples and no indices
     np.testing.assert_array_equal(batch.matvec(np.ones((2, 3)), np.array([0, 3])), np.ones((2, 3)))
 
 
-def test_non_real_dtypes_raise_type_error():
-    with pytest.raises(TypeError):
-        DenseOperator(np.eye(3, dtype=np.int64))
-    with pytest.raises(TypeError):
-        DenseOperator(np.eye(3, dtype=np.complex128))
-    with pytest.raises(TypeError):
-        ScipyOperator(scipy.sparse.eye(3, dtype=np.complex128))
+def test_dtypes_integers_upcast_complex_kept_never_silently_made_real():
+    assert DenseOperator(np.eye(3, dtype=np.int64)).matrix.dtype == np.float64
+    assert DenseOperator(np.eye(3, dtype=np.bool_)).matrix.dtype == np.float64
+    assert DenseOperator(np.eye(3, dtype=np.complex64)).dtype == np.complex64
+    op = ScipyOperator(scipy.sparse.eye(3, dtype=np.complex128) * 1j)
+    np.testing.assert_array_equal(op.matvec(np.ones((1, 3), dtype=complex)), 1j * np.ones((1, 3)))
+    # A complex product for a real vector would drop the imaginary part: an error.
+    with pytest.raises(TypeError, match="complex"):
+        op.matvec(np.ones((1, 3)))
+    with pytest.raises(TypeError, match="complex"):
+        FunctionOperator(lambda v: 1j * v, (3, 3)).matvec(np.ones((2, 3)))
 
 
 def test_function_operator_wrong_output_shape():

@@ -77,13 +77,13 @@ def test_batch_equals_loop(n, B, seed):
     A = np.stack(mats)
     v0 = np.random.default_rng(seed).standard_normal((B, n))
     batch = power_iteration(A, v0, tol=1e-9)
-    assert len(batch) == B and batch.eigenvector.shape == (B, n)
+    assert batch.batch_size == B and batch.eigenvector.shape == (B, n)
     for i in range(B):
         single = power_iteration(A[i], v0[i], tol=1e-9)
-        assert batch[i].status == single.status == SolverStatus.CONVERGED
-        assert batch[i].iterations == single.iterations
-        assert batch[i].eigenvalue == pytest.approx(single.eigenvalue, rel=1e-12)
-        np.testing.assert_allclose(batch[i].eigenvector, single.eigenvector, atol=1e-10)
+        assert batch.sample(i).status == single.status == SolverStatus.CONVERGED
+        assert batch.sample(i).iterations == single.iterations
+        assert batch.sample(i).eigenvalue == pytest.approx(single.eigenvalue, rel=1e-12)
+        np.testing.assert_allclose(batch.sample(i).eigenvector, single.eigenvector, atol=1e-10)
 
 
 def test_batch_with_shared_operator_and_random_starts():
