@@ -323,7 +323,10 @@ def eigsh(
                 for _ in range(2):  # twice is enough (as in orthogonalize)
                     coeff = (sub[:, : j + 1, :] @ fresh[:, :, None])[:, :, 0]
                     fresh = fresh - (coeff[:, None, :] @ sub[:, : j + 1, :])[:, 0, :]
-                fresh = fresh / batched_norm(xp, fresh)[:, None]
+                fresh_norm = batched_norm(xp, fresh)
+                # Only the rows of samples that broke down are used; the others may
+                # have no room left for a fresh vector (norm 0), so never divide by it.
+                fresh = fresh / xp.where(fresh_norm > 0, fresh_norm, 1.0)[:, None]
                 new = xp.where(xp.asarray(lost, device=dev)[:, None], fresh, new)
             if all_in:
                 basis[:, j + 1, :] = new
