@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._backend import batched_dot, batched_norm, finfo_eps, to_numpy
+from ._backend import batched_dot, finfo_eps, to_numpy
 from ._symmetric import (
     Bookkeeping,
     SolveResultMixin,
@@ -43,6 +43,7 @@ from ._symmetric import (
     initial_residual,
     precondition,
     put_rows,
+    row_norms,
     rows,
     setup_problem,
     true_residual,
@@ -221,8 +222,8 @@ def cg(
         book.matvecs[idx_np] += 1
         book.iterations[idx_np] += 1
         dAd = to_numpy(batched_dot(xp, d, Ad)).astype(np.float64)
-        d_norm = to_numpy(batched_norm(xp, d)).astype(np.float64)
-        Ad_norm = to_numpy(batched_norm(xp, Ad)).astype(np.float64)
+        d_norm = row_norms(xp, d)
+        Ad_norm = row_norms(xp, Ad)
 
         finite = np.isfinite(dAd) & np.isfinite(Ad_norm)
         book.status[idx_np[~finite]] = SolverStatus.NON_FINITE
@@ -239,12 +240,17 @@ def cg(
         step = finite & ~negative
         alpha_np = np.where(step, rz[idx_np] / np.where(step, dAd, 1.0), 0.0)
         alpha = xp.asarray(alpha_np, dtype=problem.dtype, device=dev)[:, None]
-        # Samples that do not step keep x and r exactly (0 * NaN would poison them).
-        stepping = xp.asarray(step, device=dev)[:, None]
-        put_rows(x, idx, xp.where(stepping, rows(xp, x, idx) + alpha * d, rows(xp, x, idx)))
-        r_rows = xp.where(stepping, rows(xp, r, idx) - alpha * Ad, rows(xp, r, idx))
+        x_rows, r_rows = rows(xp, x, idx), rows(xp, r, idx)
+        if step.all():
+            x_rows, r_rows = x_rows + alpha * d, r_rows - alpha * Ad
+        else:
+            # Samples that do not step keep x and r exactly (0 * NaN would poison them).
+            stepping = xp.asarray(step, device=dev)[:, None]
+            x_rows = xp.where(stepping, x_rows + alpha * d, x_rows)
+            r_rows = xp.where(stepping, r_rows - alpha * Ad, r_rows)
+        put_rows(x, idx, x_rows)
         put_rows(r, idx, r_rows)
-        r_norm = to_numpy(batched_norm(xp, r_rows)).astype(np.float64)
+        r_norm = row_norms(xp, r_rows)
         stepped = idx_np[step]
         residual_is_true[stepped] = False
         book.residual_norm[stepped] = r_norm[step]
