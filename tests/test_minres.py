@@ -160,3 +160,32 @@ def test_unpacking_and_errors():
         minres(A, np.ones(3), shift=np.inf)
     with pytest.raises(ValueError, match="maxiter"):
         minres(A, np.ones(3), maxiter=-1)
+
+
+def test_memory_does_not_grow_with_the_number_of_steps():
+    # Short recurrences: the peak memory of 100 MINRES steps is that of 10, while GMRES
+    # stores its basis (measured by tracemalloc, which sees numpy's buffers).
+    import tracemalloc
+
+    from krylovadv import aslinearoperator, gmres
+
+    n = 20_000
+    diagonal = np.geomspace(1.0, 1e4, n)
+    A = aslinearoperator(lambda X: X * diagonal, shape=(n, n), vectorized=True)
+    b = np.random.default_rng(0).standard_normal(n)
+
+    def peak(run):
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        run()
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    minres_10 = peak(lambda: minres(A, b, rtol=0.0, maxiter=10))
+    minres_100 = peak(lambda: minres(A, b, rtol=0.0, maxiter=100))
+    gmres_100 = peak(lambda: gmres(A, b, rtol=0.0, restart=100, maxiter=1))
+    vector = 8 * n
+    assert minres_100 <= minres_10 + 2 * vector
+    assert minres_100 <= 25 * vector
+    assert gmres_100 >= 101 * vector
