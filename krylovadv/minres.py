@@ -251,7 +251,6 @@ def minres(
         _check_symmetric(problem, book)
     r = initial_residual(problem, book)
     x = problem.x
-    zeros = xp.zeros_like(x)
     state = _Lanczos(
         r1=xp.asarray(r, copy=True),
         r2=xp.asarray(r, copy=True),
@@ -332,13 +331,18 @@ def minres(
         as_col = lambda a: xp.asarray(a, dtype=problem.dtype, device=dev)[:, None]  # noqa: E731
         w_prev = rows(xp, st.w_prev, idx)
         w = rows(xp, st.w, idx)
-        stepping = xp.asarray(pivot, device=dev)[:, None]
         w_new = (v - as_col(np.where(pivot, oldeps, 0.0)) * w_prev - as_col(delta) * w) * as_col(
             1.0 / safe_gamma
         )
-        w_new = xp.where(stepping, w_new, rows(xp, zeros, idx))
-        put_rows(st.w_prev, idx, xp.where(stepping, w, w_prev))
-        put_rows(st.w, idx, xp.where(stepping, w_new, w))
+        if pivot.all():
+            put_rows(st.w_prev, idx, w)
+            put_rows(st.w, idx, w_new)
+        else:
+            # No pivot, no step: these samples keep w and x exactly.
+            stepping = xp.asarray(pivot, device=dev)[:, None]
+            w_new = xp.where(stepping, w_new, xp.zeros_like(w_new))
+            put_rows(st.w_prev, idx, xp.where(stepping, w, w_prev))
+            put_rows(st.w, idx, xp.where(stepping, w_new, w))
         put_rows(x, idx, rows(xp, x, idx) + as_col(phi) * w_new)
 
         book.status[idx_np[~finite]] = SolverStatus.NON_FINITE
