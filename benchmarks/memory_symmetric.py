@@ -14,8 +14,24 @@ The batch-size table divides a 24 GB budget by the per-sample peak: the
 solver's memory only, not the network's (an input-Hessian product also holds
 the autograd graph of the batch).
 
-Run ``python -m benchmarks.memory_symmetric`` (about two minutes on one core);
-``--batch 2`` checks that memory grows linearly with the batch.
+Run ``python -m benchmarks.memory_symmetric`` (a few minutes on one core);
+``--batch 4`` checks that memory grows linearly with the batch.  Measured
+(numpy 2.4, float32, one CPU; the batch-4 run gives the same per-sample
+numbers within 10 %):
+
+======  =====  =====================  ================  ===================
+solver  m      peak per sample (MB)   vectors of ``n``  batch in 24 GB
+======  =====  =====================  ================  ===================
+GMRES   50     35.3                   58.7              679
+MINRES  50     8.4                    14.0              2841
+GMRES   200    125.9                  209.1             190
+MINRES  200    8.5                    14.0              2839
+GMRES   1000   628.6                  1044.1            38
+MINRES  1000   8.5                    14.1              2831
+======  =====  =====================  ================  ===================
+
+At Qian et al.'s Table IV dimension (m about 2,200 on 224x224x3 images) GMRES
+would need about 1.3 GB per sample; MINRES stays at 8.5 MB.
 """
 
 from __future__ import annotations
