@@ -50,3 +50,12 @@ def test_attack_runs_and_records_the_solver(relu_problem):
     assert result.diagnostics["krylov_dim"].shape == (2, p.x.shape[0])
     with pytest.raises(ValueError, match="solver must be one of 'gmres', 'minres'"):
         SOAE(p.model, eps=0.1, solver="cg")
+
+
+def test_gauss_newton_products_give_the_exact_direction_on_a_relu_network(relu_problem):
+    p = relu_problem
+    common = dict(eps=0.1, steps=1, tau=1e-10, max_krylov_dim=30, solver="minres")
+    exact = SOAE(p.model, hvp="exact", **common).solve(p.x, p.y)
+    gauss_newton = SOAE(p.model, hvp="gauss-newton", **common).solve(p.x, p.y)
+    torch.testing.assert_close(gauss_newton.delta, exact.delta, rtol=1e-7, atol=1e-9)
+    np.testing.assert_array_equal(gauss_newton.krylov_dim, exact.krylov_dim)
