@@ -226,7 +226,8 @@ def cg(
         Ad_norm = row_norms(xp, Ad)
 
         finite = np.isfinite(dAd) & np.isfinite(Ad_norm)
-        book.status[idx_np[~finite]] = SolverStatus.NON_FINITE
+        if not finite.all():
+            book.status[idx_np[~finite]] = SolverStatus.NON_FINITE
         negative = finite & (dAd <= eps * d_norm * Ad_norm)
         if negative.any():
             neg = idx_np[negative]
@@ -257,10 +258,11 @@ def cg(
         book.record(stepped, r_norm[step])
 
         # Candidates for convergence: confirm on the true residual.
-        candidate = np.zeros(B, dtype=bool)
-        candidate[stepped] = r_norm[step] <= problem.tol[stepped]
+        passed = r_norm[step] <= problem.tol[stepped]
         replace = np.zeros(B, dtype=bool)
-        if candidate.any():
+        if passed.any():
+            candidate = np.zeros(B, dtype=bool)
+            candidate[stepped] = passed
             c_np, c_idx = active_index(xp, candidate, dev)
             r_true, r_true_norm = true_residual(problem, x, c_np, c_idx)
             book.matvecs[c_np] += 1
@@ -280,12 +282,16 @@ def cg(
         if callback is not None:
             stop = ask_callback(callback, x[0] if problem.single else x, B) & book.running
             book.status[stop] = SolverStatus.CALLBACK
-        out_of_steps = book.running & (book.iterations >= maxiter)
-        book.status[out_of_steps] = SolverStatus.MAX_ITERATIONS
+        running = book.running
+        out_of_steps = running & (book.iterations >= maxiter)
+        if out_of_steps.any():
+            book.status[out_of_steps] = SolverStatus.MAX_ITERATIONS
+            running = book.running
 
         # Next direction d <- z + (r'z'/r z) d for the samples that go on.
-        restart(replace & book.running)
-        go_on = book.running & ~replace
+        if replace.any():
+            restart(replace & running)
+        go_on = running & ~replace
         if go_on.any():
             g_np, g_idx = active_index(xp, go_on, dev)
             r_rows = rows(xp, r, g_idx)
