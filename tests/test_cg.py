@@ -157,3 +157,23 @@ def test_bad_input_names_the_argument():
         cg(A, np.array([1.0, np.nan, 0.0]))
     with pytest.raises(ValueError, match="positive definite"):
         cg(np.diag([1.0, 2.0, 3.0]), np.ones(3), M=-np.eye(3))
+
+
+def test_only_unfinished_samples_reach_the_operator():
+    from krylovadv import aslinearoperator
+
+    A = np.stack([np.diag([1.0, 2.0, 3.0, 4.0]), np.diag([1.0, 5.0, 9.0, 20.0])])
+    seen: list[list[int]] = []
+
+    def matvec(X, idx):
+        idx = np.asarray(idx)
+        seen.append(idx.tolist())
+        return np.einsum("kij,kj->ki", A[idx], X)
+
+    op = aslinearoperator(matvec, shape=(4, 4), batch_size=2, vectorized=True, pass_indices=True)
+    b = np.stack([np.array([1.0, 0.0, 0.0, 0.0]), np.ones(4)])  # sample 0: one step
+    result = cg(op, b, rtol=1e-10)
+    assert result.converged.all() and result.iterations[0] < result.iterations[1]
+    assert [1] in seen and seen[0] == [0, 1]
+    # Every product is counted for its own sample only.
+    assert sum(len(s) for s in seen) == int(result.matvecs.sum())

@@ -139,3 +139,26 @@ def test_maxiter_reports_unconverged_best_pairs():
     result = eigsh(q.A, 3, which="SA", ncv=8, maxiter=1, rng=0)
     assert result.status == SolverStatus.MAX_ITERATIONS
     assert result.matvecs == 8 and np.all(np.isfinite(result.eigenvalues))
+
+
+def test_only_unfinished_samples_reach_the_operator():
+    from krylovadv import aslinearoperator
+
+    n = 30
+    A = np.stack([np.diag(np.arange(1.0, n + 1)), np.diag(np.geomspace(1.0, 1e3, n))])
+    seen: list[list[int]] = []
+
+    def matvec(X, idx):
+        idx = np.asarray(idx)
+        seen.append(idx.tolist())
+        return np.einsum("kij,kj->ki", A[idx], X)
+
+    op = aslinearoperator(matvec, shape=(n, n), batch_size=2, vectorized=True, pass_indices=True)
+    v0 = np.zeros((2, n))
+    v0[0, -3:] = 1.0  # sample 0 starts in a 3-dimensional invariant subspace
+    v0[1] = 1.0
+    result = eigsh(op, 2, which="LA", v0=v0, ncv=10, rng=0)
+    assert result.converged.all()
+    assert result.matvecs[0] < result.matvecs[1]
+    assert [1] in seen
+    assert sum(len(s) for s in seen) == int(result.matvecs.sum())
