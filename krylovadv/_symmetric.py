@@ -169,6 +169,13 @@ def row_norms(xp: Any, a: Array) -> np.ndarray:
     return to_numpy(batched_norm(xp, a)).astype(np.float64)
 
 
+def dots(xp: Any, a: Array, b: Array) -> np.ndarray:
+    """Row-wise inner products ``<a_i, b_i>`` in float64 on the host (no temporary for numpy)."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        return np.einsum("ij,ij->i", a, b).astype(np.float64, copy=False)
+    return to_numpy(xp.sum(a * b, axis=-1)).astype(np.float64)
+
+
 def apply(op: LinearOperator, x: Array, idx: Array | None) -> Array:
     """``op`` on rows ``x`` belonging to samples ``idx`` (``None`` = all)."""
     return op.matvec(x, idx if op.batch_size is not None else None)

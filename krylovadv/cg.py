@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._backend import batched_dot, finfo_eps, to_numpy
+from ._backend import finfo_eps
 from ._symmetric import (
     Bookkeeping,
     SolveResultMixin,
@@ -40,6 +40,7 @@ from ._symmetric import (
     apply,
     ask_callback,
     check_maxiter,
+    dots,
     initial_residual,
     precondition,
     put_rows,
@@ -208,7 +209,7 @@ def cg(
             return
         r_rows = rows(xp, r, idx)
         z_rows = precondition(problem, r_rows, idx)
-        rz_rows = to_numpy(batched_dot(xp, r_rows, z_rows)).astype(np.float64)
+        rz_rows = dots(xp, r_rows, z_rows)
         _check_preconditioner(rz_rows, idx_np)
         put_rows(direction, idx, z_rows)
         rz[idx_np] = rz_rows
@@ -221,7 +222,7 @@ def cg(
         Ad = apply(problem.op, d, idx)
         book.matvecs[idx_np] += 1
         book.iterations[idx_np] += 1
-        dAd = to_numpy(batched_dot(xp, d, Ad)).astype(np.float64)
+        dAd = dots(xp, d, Ad)
         d_norm = row_norms(xp, d)
         Ad_norm = row_norms(xp, Ad)
 
@@ -241,16 +242,19 @@ def cg(
         step = finite & ~negative
         alpha_np = np.where(step, rz[idx_np] / np.where(step, dAd, 1.0), 0.0)
         alpha = xp.asarray(alpha_np, dtype=problem.dtype, device=dev)[:, None]
-        x_rows, r_rows = rows(xp, x, idx), rows(xp, r, idx)
-        if step.all():
-            x_rows, r_rows = x_rows + alpha * d, r_rows - alpha * Ad
+        if idx is None and step.all():
+            # Every sample steps: update in place (no copies of x and r).
+            x += alpha * d
+            r -= alpha * Ad
+            r_rows = r
         else:
+            x_rows, r_rows = rows(xp, x, idx), rows(xp, r, idx)
             # Samples that do not step keep x and r exactly (0 * NaN would poison them).
             stepping = xp.asarray(step, device=dev)[:, None]
             x_rows = xp.where(stepping, x_rows + alpha * d, x_rows)
             r_rows = xp.where(stepping, r_rows - alpha * Ad, r_rows)
-        put_rows(x, idx, x_rows)
-        put_rows(r, idx, r_rows)
+            put_rows(x, idx, x_rows)
+            put_rows(r, idx, r_rows)
         r_norm = row_norms(xp, r_rows)
         stepped = idx_np[step]
         residual_is_true[stepped] = False
@@ -296,10 +300,14 @@ def cg(
             g_np, g_idx = active_index(xp, go_on, dev)
             r_rows = rows(xp, r, g_idx)
             z_rows = precondition(problem, r_rows, g_idx)
-            rz_new = to_numpy(batched_dot(xp, r_rows, z_rows)).astype(np.float64)
+            rz_new = dots(xp, r_rows, z_rows)
             _check_preconditioner(rz_new, g_np)
             beta = xp.asarray(rz_new / rz[g_np], dtype=problem.dtype, device=dev)[:, None]
-            put_rows(direction, g_idx, z_rows + beta * rows(xp, direction, g_idx))
+            if g_idx is None:
+                direction *= beta
+                direction += z_rows
+            else:
+                put_rows(direction, g_idx, z_rows + beta * rows(xp, direction, g_idx))
             rz[g_np] = rz_new
 
     # residual_norm is the true residual of the returned x for every sample.

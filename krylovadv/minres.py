@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._backend import batched_dot, batched_norm, finfo_eps, to_numpy
+from ._backend import batched_norm, finfo_eps, to_numpy
 from ._symmetric import (
     Bookkeeping,
     Problem,
@@ -44,6 +44,7 @@ from ._symmetric import (
     apply,
     ask_callback,
     check_maxiter,
+    dots,
     initial_residual,
     precondition,
     put_rows,
@@ -285,14 +286,19 @@ def minres(
         y = y - xp.asarray(coupling, dtype=problem.dtype, device=dev)[:, None] * rows(
             xp, st.r1, idx
         )
-        alfa = to_numpy(batched_dot(xp, v, y)).astype(np.float64)
+        alfa = dots(xp, v, y)
         r2_old = rows(xp, st.r2, idx)
-        y = y - xp.asarray(alfa / beta, dtype=problem.dtype, device=dev)[:, None] * r2_old
-        put_rows(st.r1, idx, r2_old)
-        put_rows(st.r2, idx, y)
+        y -= xp.asarray(alfa / beta, dtype=problem.dtype, device=dev)[:, None] * r2_old
         z = precondition(problem, y, idx)
-        put_rows(st.y, idx, z)
-        beta_sq = to_numpy(batched_dot(xp, y, z)).astype(np.float64)
+        if idx is None:
+            # Every sample steps: pass the vectors on instead of copying them.  (st.y
+            # and st.r2 may then be one array; neither is ever modified in place.)
+            st.r1, st.r2, st.y = r2_old, y, z
+        else:
+            put_rows(st.r1, idx, r2_old)
+            put_rows(st.r2, idx, y)
+            put_rows(st.y, idx, z)
+        beta_sq = dots(xp, y, z)
         finite = np.isfinite(alfa) & np.isfinite(beta_sq)
         _check_preconditioner(beta_sq[finite], idx_np[finite])
         beta_new = np.sqrt(np.where(finite, np.maximum(beta_sq, 0.0), 0.0))
@@ -334,7 +340,9 @@ def minres(
         w_new = (v - as_col(np.where(pivot, oldeps, 0.0)) * w_prev - as_col(delta) * w) * as_col(
             1.0 / safe_gamma
         )
-        if pivot.all():
+        if pivot.all() and idx is None:
+            st.w_prev, st.w = w, w_new
+        elif pivot.all():
             put_rows(st.w_prev, idx, w)
             put_rows(st.w, idx, w_new)
         else:
@@ -343,7 +351,10 @@ def minres(
             w_new = xp.where(stepping, w_new, xp.zeros_like(w_new))
             put_rows(st.w_prev, idx, xp.where(stepping, w, w_prev))
             put_rows(st.w, idx, xp.where(stepping, w_new, w))
-        put_rows(x, idx, rows(xp, x, idx) + as_col(phi) * w_new)
+        if idx is None:
+            x += as_col(phi) * w_new
+        else:
+            put_rows(x, idx, rows(xp, x, idx) + as_col(phi) * w_new)
 
         book.status[idx_np[~finite]] = SolverStatus.NON_FINITE
         ok = idx_np[finite]
@@ -424,10 +435,12 @@ def _start(problem: Problem, st: _Lanczos, r: Array, mask: np.ndarray, r_norm: n
         return
     r_rows = rows(xp, r, idx)
     z = precondition(problem, r_rows, idx)
-    beta_sq = to_numpy(batched_dot(xp, r_rows, z)).astype(np.float64)
+    beta_sq = dots(xp, r_rows, z)
     _check_preconditioner(beta_sq, idx_np)
     beta1 = np.sqrt(np.maximum(beta_sq, 0.0))
     zero = xp.zeros_like(r_rows)
+    if st.y is st.r2:  # passed on as one array (see the loop): give y its own rows again
+        st.y = xp.asarray(st.y, copy=True)
     for name, value in (("r1", r_rows), ("r2", r_rows), ("y", z), ("w", zero), ("w_prev", zero)):
         put_rows(getattr(st, name), idx, value)
     st.beta[idx_np] = beta1
@@ -472,8 +485,8 @@ def _check_symmetric(problem: Problem, book: Bookkeeping) -> None:
         Au, Av = apply(op, u, None), apply(op, v, None)
         if op is problem.op:
             book.matvecs += 2
-        s = to_numpy(batched_dot(xp, v, Au)).astype(np.float64)
-        t = to_numpy(batched_dot(xp, u, Av)).astype(np.float64)
+        s = dots(xp, v, Au)
+        t = dots(xp, u, Av)
         scale = to_numpy(batched_norm(xp, Au) * batched_norm(xp, v)).astype(np.float64)
         bad = np.abs(s - t) > eps ** (2 / 3) * np.maximum(scale, np.finfo(np.float64).tiny)
         if bad.any():
