@@ -279,7 +279,6 @@ def eigsh(
     scale = np.zeros(B)  # running max ||A v_j||, the scale of the breakdown test
     theta_out = np.full((B, k), np.nan)
     s_out = np.zeros((B, ncv, k))
-    size_out = np.zeros(B, dtype=np.int64)
     res_out = np.full((B, k), np.inf)
     history: list[list[np.ndarray]] = [[] for _ in range(B)]
     running = np.ones(B, dtype=bool)
@@ -357,7 +356,6 @@ def eigsh(
             for r_, s in zip(fin_rows, finish.tolist(), strict=True):
                 theta_out[s], res_out[s] = th[r_], res[r_]
                 s_out[s, : j + 1, :] = Sk[r_]
-                size_out[s] = j + 1
                 status[s] = SolverStatus.CONVERGED
             running[finish] = False
             if exhausted:
@@ -367,7 +365,7 @@ def eigsh(
         idx_np = np.flatnonzero(running)
         over = idx_np[cycles[idx_np] >= maxiter]
         if over.size:
-            _store_current(T, over, ncv, k, which, theta_out, s_out, size_out, res_out)
+            _store_current(T, over, ncv, k, which, theta_out, s_out, res_out)
             status[over] = SolverStatus.MAX_ITERATIONS
             running[over] = False
             idx_np = np.flatnonzero(running)
@@ -429,7 +427,6 @@ def _store_current(
     which: str,
     theta_out: np.ndarray,
     s_out: np.ndarray,
-    size_out: np.ndarray,
     res_out: np.ndarray,
 ) -> None:
     """Record the current best ``k`` Ritz pairs of samples that stop unconverged."""
@@ -440,5 +437,4 @@ def _store_current(
     theta_out[samples] = np.take_along_axis(theta, pick, axis=1)
     Sk = np.take_along_axis(S, pick[:, None, :], axis=2)
     s_out[samples] = Sk
-    size_out[samples] = ncv
     res_out[samples] = np.abs(T[samples, ncv, ncv - 1][:, None] * Sk[:, ncv - 1, :])

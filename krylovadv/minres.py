@@ -133,9 +133,9 @@ class MINRESResult(SolveResultMixin):
 class _Lanczos:
     """Per-sample state of the MINRES recurrence (host scalars, device vectors)."""
 
-    r1: Array  # beta_k v_{k-1}-scaled previous residual vector of the Lanczos process
-    r2: Array  # the current one, A v_k - ... before normalisation
-    y: Array  # M r2
+    r1: Array  # beta_{k-1} v_{k-1}: the previous unnormalised Lanczos vector
+    r2: Array  # beta_k v_k: the current one (normalised by beta_k = ||r2||_M)
+    y: Array  # M r2 (r2 itself without a preconditioner)
     w: Array  # search direction w_k
     w_prev: Array  # w_{k-1}
     beta: np.ndarray  # beta_{k+1} (M-norm of r2)
