@@ -307,6 +307,27 @@ class Bookkeeping:
         for s, v in zip(samples.tolist(), np.asarray(values).tolist(), strict=True):
             self.history[s].append(float(v))
 
+    def judge(self, s: int, r_true: float, tol: float, margin: float, broke: bool = False) -> bool:
+        """Set sample ``s``'s status from its true residual; return whether to restart it.
+
+        ``CONVERGED`` if ``r_true <= tol``; ``NON_FINITE`` if it is not finite;
+        ``BREAKDOWN`` if the Krylov space was exhausted (``broke``) without progress
+        since the best residual so far; ``STAGNATION`` after
+        :data:`STAGNATION_RESTARTS` restarts without progress; otherwise the
+        sample restarts from its true residual (``True``).
+        """
+        if r_true <= tol:
+            self.status[s] = SolverStatus.CONVERGED
+        elif not np.isfinite(r_true):
+            self.status[s] = SolverStatus.NON_FINITE
+        elif broke and r_true >= margin * self.best[s]:
+            self.status[s] = SolverStatus.BREAKDOWN
+        elif self.stagnant(s, r_true, margin):
+            self.status[s] = SolverStatus.STAGNATION
+        else:
+            return True
+        return False
+
     def stagnant(self, s: int, r_norm: float, margin: float) -> bool:
         """Count a restart of sample ``s`` that ended at true residual ``r_norm``."""
         if r_norm < margin * self.best[s]:

@@ -274,14 +274,7 @@ def cg(
             book.residual_norm[c_np] = r_true_norm
             residual_is_true[c_np] = True
             for k, s in enumerate(c_np.tolist()):
-                if r_true_norm[k] <= problem.tol[s]:
-                    book.status[s] = SolverStatus.CONVERGED
-                elif not np.isfinite(r_true_norm[k]):
-                    book.status[s] = SolverStatus.NON_FINITE
-                elif book.stagnant(s, r_true_norm[k], margin):
-                    book.status[s] = SolverStatus.STAGNATION
-                else:
-                    replace[s] = True
+                replace[s] = book.judge(s, r_true_norm[k], problem.tol[s], margin)
 
         if callback is not None:
             stop = ask_callback(callback, x[0] if problem.single else x, B) & book.running

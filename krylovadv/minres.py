@@ -273,88 +273,16 @@ def minres(
     while book.running.any():
         idx_np, idx = active_index(xp, book.running, dev)
         st = state
-        beta = st.beta[idx_np]
-        oldb = st.oldb[idx_np]
-        # Lanczos step: beta_{k+1} v_{k+1} = A v_k - alpha_k v_k - beta_k v_{k-1}.
-        v = rows(xp, st.y, idx) * xp.asarray(1.0 / beta, dtype=problem.dtype, device=dev)[:, None]
-        y = apply(problem.op, v, idx)
+        v, alfa, beta_new, finite = _lanczos_step(problem, st, idx_np, idx)
         book.matvecs[idx_np] += 1
         book.iterations[idx_np] += 1
-        st.steps[idx_np] += 1
-        with np.errstate(divide="ignore", invalid="ignore"):
-            coupling = np.where(oldb > 0, beta / np.where(oldb > 0, oldb, 1.0), 0.0)
-        y = y - xp.asarray(coupling, dtype=problem.dtype, device=dev)[:, None] * rows(
-            xp, st.r1, idx
-        )
-        alfa = dots(xp, v, y)
-        r2_old = rows(xp, st.r2, idx)
-        y -= xp.asarray(alfa / beta, dtype=problem.dtype, device=dev)[:, None] * r2_old
-        z = precondition(problem, y, idx)
-        if idx is None:
-            # Every sample steps: pass the vectors on instead of copying them.  (st.y
-            # and st.r2 may then be one array; neither is ever modified in place.)
-            st.r1, st.r2, st.y = r2_old, y, z
-        else:
-            put_rows(st.r1, idx, r2_old)
-            put_rows(st.r2, idx, y)
-            put_rows(st.y, idx, z)
-        beta_sq = dots(xp, y, z)
-        finite = np.isfinite(alfa) & np.isfinite(beta_sq)
-        _check_preconditioner(beta_sq[finite], idx_np[finite])
-        beta_new = np.sqrt(np.where(finite, np.maximum(beta_sq, 0.0), 0.0))
-        st.oldb[idx_np] = beta
-        st.beta[idx_np] = beta_new
-        st.tnorm2[idx_np] += alfa**2 + beta**2 + beta_new**2
         tnorm = np.sqrt(np.where(finite, st.tnorm2[idx_np], 0.0))
         invariant = finite & (
             beta_new <= BREAKDOWN_FACTOR * np.sqrt(st.steps[idx_np]) * eps * tnorm
         )
-
-        # Apply the previous rotation, then the new one (Givens QR of T_k, 3 entries).
-        cs, sn = st.cs[idx_np], st.sn[idx_np]
-        dbar = st.dbar[idx_np]
-        oldeps = st.epsln[idx_np]
-        delta = cs * dbar + sn * alfa
-        gbar = sn * dbar - cs * alfa
-        st.epsln[idx_np] = sn * beta_new
-        st.dbar[idx_np] = -cs * beta_new
-        gamma = np.hypot(gbar, beta_new)
-        # ||A r_{k-1}|| = phibar_{k-1} * root: the previous iterate is a least-squares
-        # solution when root is negligible against ||T_k||.
-        root = np.hypot(gbar, -cs * beta_new)
-        least_squares = finite & (root <= least_squares_threshold(eps) * tnorm)
-        # gamma = 0 only when beta_{k+1} = 0 and T_k is singular: no update (no 0/0).
-        pivot = finite & ~least_squares & (gamma > eps * tnorm)
-        safe_gamma = np.where(pivot, gamma, 1.0)
-        cs_new = np.where(pivot, gbar / safe_gamma, cs)
-        sn_new = np.where(pivot, beta_new / safe_gamma, sn)
-        phibar = st.phibar[idx_np]
-        phi = np.where(pivot, cs_new * phibar, 0.0)
-        st.phibar[idx_np] = np.where(pivot, sn_new * phibar, phibar)
-        st.cs[idx_np], st.sn[idx_np] = cs_new, sn_new
-
-        # w_k = (v_k - eps_k w_{k-2} - delta_k w_{k-1}) / gamma_k;  x_k = x_{k-1} + phi_k w_k.
-        as_col = lambda a: xp.asarray(a, dtype=problem.dtype, device=dev)[:, None]  # noqa: E731
-        w_prev = rows(xp, st.w_prev, idx)
-        w = rows(xp, st.w, idx)
-        w_new = (v - as_col(np.where(pivot, oldeps, 0.0)) * w_prev - as_col(delta) * w) * as_col(
-            1.0 / safe_gamma
-        )
-        if pivot.all() and idx is None:
-            st.w_prev, st.w = w, w_new
-        elif pivot.all():
-            put_rows(st.w_prev, idx, w)
-            put_rows(st.w, idx, w_new)
-        else:
-            # No pivot, no step: these samples keep w and x exactly.
-            stepping = xp.asarray(pivot, device=dev)[:, None]
-            w_new = xp.where(stepping, w_new, xp.zeros_like(w_new))
-            put_rows(st.w_prev, idx, xp.where(stepping, w, w_prev))
-            put_rows(st.w, idx, xp.where(stepping, w_new, w))
-        if idx is None:
-            x += as_col(phi) * w_new
-        else:
-            put_rows(x, idx, rows(xp, x, idx) + as_col(phi) * w_new)
+        step = _givens_update(st, idx_np, alfa, beta_new, finite, tnorm, eps)
+        _update_iterate(problem, st, x, v, idx, step)
+        least_squares = step.least_squares
 
         book.status[idx_np[~finite]] = SolverStatus.NON_FINITE
         ok = idx_np[finite]
@@ -376,16 +304,7 @@ def minres(
             book.residual_norm[c_np] = r_true_norm
             residual_is_true[c_np] = True
             for k, s in enumerate(c_np.tolist()):
-                if r_true_norm[k] <= problem.tol[s]:
-                    book.status[s] = SolverStatus.CONVERGED
-                elif not np.isfinite(r_true_norm[k]):
-                    book.status[s] = SolverStatus.NON_FINITE
-                elif broke[s] and r_true_norm[k] >= margin * book.best[s]:
-                    book.status[s] = SolverStatus.BREAKDOWN
-                elif book.stagnant(s, r_true_norm[k], margin):
-                    book.status[s] = SolverStatus.STAGNATION
-                else:
-                    replace[s] = True
+                replace[s] = book.judge(s, r_true_norm[k], problem.tol[s], margin, broke[s])
             if replace.any():
                 keep = replace[c_np]
                 rep_np = c_np[keep]
@@ -420,6 +339,132 @@ def minres(
         batched=True,
     )
     return result[0] if problem.single else result
+
+
+@dataclass
+class _Step:
+    """One Givens update of the QR factorization of :math:`T_k`, per active sample."""
+
+    phi: np.ndarray  # phi_k, the step along w_k
+    delta: np.ndarray  # delta_k, coefficient of w_{k-1}
+    oldeps: np.ndarray  # eps_k, coefficient of w_{k-2}
+    gamma: np.ndarray  # gamma_k (1 where there is no pivot)
+    pivot: np.ndarray  # whether gamma_k is usable (else: no update)
+    least_squares: np.ndarray  # whether x_{k-1} already solves the least-squares problem
+
+
+def _lanczos_step(
+    problem: Problem, st: _Lanczos, idx_np: np.ndarray, idx: Array | None
+) -> tuple[Array, np.ndarray, np.ndarray, np.ndarray]:
+    r"""One Lanczos step :math:`\beta_{k+1}v_{k+1} = Av_k - \alpha_k v_k - \beta_k v_{k-1}`.
+
+    Returns :math:`v_k`, :math:`\alpha_k`, :math:`\beta_{k+1}` (0 where not
+    finite) and whether the step was finite; updates the state's vectors,
+    :math:`\beta`'s and :math:`\|T_k\|_F^2`.
+    """
+    xp, dev, dtype = problem.xp, problem.device, problem.dtype
+    beta = st.beta[idx_np]
+    oldb = st.oldb[idx_np]
+    v = rows(xp, st.y, idx) * xp.asarray(1.0 / beta, dtype=dtype, device=dev)[:, None]
+    y = apply(problem.op, v, idx)
+    st.steps[idx_np] += 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coupling = np.where(oldb > 0, beta / np.where(oldb > 0, oldb, 1.0), 0.0)
+    # A new array (the operator's output may be the caller's): later updates are in place.
+    y = y - xp.asarray(coupling, dtype=dtype, device=dev)[:, None] * rows(xp, st.r1, idx)
+    alfa = dots(xp, v, y)
+    r2_old = rows(xp, st.r2, idx)
+    y -= xp.asarray(alfa / beta, dtype=dtype, device=dev)[:, None] * r2_old
+    z = precondition(problem, y, idx)
+    if idx is None:
+        # Every sample steps: pass the vectors on instead of copying them.  (st.y
+        # and st.r2 may then be one array; neither is ever modified in place.)
+        st.r1, st.r2, st.y = r2_old, y, z
+    else:
+        put_rows(st.r1, idx, r2_old)
+        put_rows(st.r2, idx, y)
+        put_rows(st.y, idx, z)
+    beta_sq = dots(xp, y, z)
+    finite = np.isfinite(alfa) & np.isfinite(beta_sq)
+    _check_preconditioner(beta_sq[finite], idx_np[finite])
+    beta_new = np.sqrt(np.where(finite, np.maximum(beta_sq, 0.0), 0.0))
+    st.oldb[idx_np] = beta
+    st.beta[idx_np] = beta_new
+    st.tnorm2[idx_np] += alfa**2 + beta**2 + beta_new**2
+    return v, alfa, beta_new, finite
+
+
+def _givens_update(
+    st: _Lanczos,
+    idx_np: np.ndarray,
+    alfa: np.ndarray,
+    beta_new: np.ndarray,
+    finite: np.ndarray,
+    tnorm: np.ndarray,
+    eps: float,
+) -> _Step:
+    """Apply the previous rotation to column k of :math:`T_k`, then the new one (3 entries)."""
+    cs, sn = st.cs[idx_np], st.sn[idx_np]
+    dbar = st.dbar[idx_np]
+    oldeps = st.epsln[idx_np]
+    delta = cs * dbar + sn * alfa
+    gbar = sn * dbar - cs * alfa
+    st.epsln[idx_np] = sn * beta_new
+    st.dbar[idx_np] = -cs * beta_new
+    gamma = np.hypot(gbar, beta_new)
+    # ||A r_{k-1}|| = phibar_{k-1} * root: the previous iterate is a least-squares
+    # solution when root is negligible against ||T_k||.
+    root = np.hypot(gbar, -cs * beta_new)
+    least_squares = finite & (root <= least_squares_threshold(eps) * tnorm)
+    # gamma = 0 only when beta_{k+1} = 0 and T_k is singular: no update (no 0/0).
+    pivot = finite & ~least_squares & (gamma > eps * tnorm)
+    safe_gamma = np.where(pivot, gamma, 1.0)
+    cs_new = np.where(pivot, gbar / safe_gamma, cs)
+    sn_new = np.where(pivot, beta_new / safe_gamma, sn)
+    phibar = st.phibar[idx_np]
+    st.phibar[idx_np] = np.where(pivot, sn_new * phibar, phibar)
+    st.cs[idx_np], st.sn[idx_np] = cs_new, sn_new
+    return _Step(
+        phi=np.where(pivot, cs_new * phibar, 0.0),
+        delta=delta,
+        oldeps=np.where(pivot, oldeps, 0.0),
+        gamma=safe_gamma,
+        pivot=pivot,
+        least_squares=least_squares,
+    )
+
+
+def _update_iterate(
+    problem: Problem, st: _Lanczos, x: Array, v: Array, idx: Array | None, step: _Step
+) -> None:
+    r"""Update the directions and the iterate of the samples that step.
+
+    :math:`w_k = (v_k - \varepsilon_k w_{k-2} - \delta_k w_{k-1})/\gamma_k` and
+    :math:`x_k = x_{k-1} + \phi_k w_k`.
+    """
+    xp, dev = problem.xp, problem.device
+
+    def col(a: np.ndarray) -> Array:
+        return xp.asarray(a, dtype=problem.dtype, device=dev)[:, None]
+
+    w_prev = rows(xp, st.w_prev, idx)
+    w = rows(xp, st.w, idx)
+    w_new = (v - col(step.oldeps) * w_prev - col(step.delta) * w) * col(1.0 / step.gamma)
+    if step.pivot.all() and idx is None:
+        st.w_prev, st.w = w, w_new
+    elif step.pivot.all():
+        put_rows(st.w_prev, idx, w)
+        put_rows(st.w, idx, w_new)
+    else:
+        # No pivot, no step: these samples keep w and x exactly.
+        stepping = xp.asarray(step.pivot, device=dev)[:, None]
+        w_new = xp.where(stepping, w_new, xp.zeros_like(w_new))
+        put_rows(st.w_prev, idx, xp.where(stepping, w, w_prev))
+        put_rows(st.w, idx, xp.where(stepping, w_new, w))
+    if idx is None:
+        x += col(step.phi) * w_new
+    else:
+        put_rows(x, idx, rows(xp, x, idx) + col(step.phi) * w_new)
 
 
 def _start(problem: Problem, st: _Lanczos, r: Array, mask: np.ndarray, r_norm: np.ndarray) -> None:
