@@ -314,18 +314,7 @@ def eigsh(
             if lost.any() and j + 1 < n:
                 # Invariant subspace: continue from a fresh vector orthogonal to the basis.
                 invariant[idx_np[lost]] += 1
-                fresh = xp.asarray(
-                    np.repeat(generator.standard_normal((1, n)), idx_np.size, axis=0),
-                    dtype=dtype,
-                    device=dev,
-                )
-                for _ in range(2):  # twice is enough (as in orthogonalize)
-                    coeff = (sub[:, : j + 1, :] @ fresh[:, :, None])[:, :, 0]
-                    fresh = fresh - (coeff[:, None, :] @ sub[:, : j + 1, :])[:, 0, :]
-                fresh_norm = batched_norm(xp, fresh)
-                # Only the rows of samples that broke down are used; the others may
-                # have no room left for a fresh vector (norm 0), so never divide by it.
-                fresh = fresh / xp.where(fresh_norm > 0, fresh_norm, 1.0)[:, None]
+                fresh = _fresh_vectors(xp, generator, sub[:, : j + 1, :], dtype, dev)
                 new = xp.where(xp.asarray(lost, device=dev)[:, None], fresh, new)
             if all_in:
                 basis[:, j + 1, :] = new
@@ -334,15 +323,9 @@ def eigsh(
 
             # Ritz pairs of T_{j+1} and their residuals |beta_{j+1} e_{j+1}^T s_i|.
             ok = idx_np[finite]
-            Tj = T[ok, : j + 1, : j + 1]
-            Tsym = np.triu(Tj) + np.swapaxes(np.triu(Tj, 1), 1, 2)
-            theta, S = np.linalg.eigh(Tsym)
             count = min(k, j + 1)
-            pick = _select(theta, which, count)
-            th = np.take_along_axis(theta, pick, axis=1)
-            Sk = np.take_along_axis(S, pick[:, None, :], axis=2)
+            th, Sk, tnorm = _ritz_pairs(T[ok], j + 1, which, count)
             res = np.abs(T[ok, j + 1, j][:, None] * Sk[:, j, :])
-            tnorm = np.linalg.norm(Tsym, ord=2, axis=(1, 2))
             # Below a few eps*||A|| a residual cannot be certified: the product A y
             # itself carries that much rounding (the floor also makes eigenvalues
             # near zero, e.g. of a singular Hessian, reachable).
@@ -371,27 +354,7 @@ def eigsh(
             idx_np = np.flatnonzero(running)
         if idx_np.size == 0:
             break
-        Tm = T[idx_np, :ncv, :ncv]
-        Tsym = np.triu(Tm) + np.swapaxes(np.triu(Tm, 1), 1, 2)
-        theta, S = np.linalg.eigh(Tsym)
-        pick = _select(theta, which, keep_count)
-        th = np.take_along_axis(theta, pick, axis=1)
-        Sk = np.take_along_axis(S, pick[:, None, :], axis=2)  # (b, ncv, keep)
-        coupling = T[idx_np, ncv, ncv - 1][:, None] * Sk[:, ncv - 1, :]
-        idx = xp.asarray(idx_np, device=dev)
-        sub = xp.take(basis, idx, axis=0)
-        Skx = xp.asarray(np.swapaxes(Sk, 1, 2), dtype=dtype, device=dev)  # (b, keep, ncv)
-        kept = Skx @ sub[:, :ncv, :]
-        last = sub[:, ncv, :]
-        rebuilt = xp.zeros_like(sub)
-        rebuilt[:, :keep_count, :] = kept
-        rebuilt[:, keep_count, :] = last
-        basis[idx] = rebuilt
-        T[idx_np] = 0.0
-        rng_keep = np.arange(keep_count)
-        T[idx_np[:, None], rng_keep, rng_keep] = th
-        T[idx_np, keep_count, :keep_count] = coupling
-        T[idx_np, :keep_count, keep_count] = coupling
+        _thick_restart(xp, basis, T, idx_np, ncv, keep_count, which)
         start = keep_count
 
     # Ritz vectors y_i = V s_i, ascending eigenvalues (scipy's order).
@@ -419,6 +382,73 @@ def eigsh(
     return result[0] if single else result
 
 
+def _projected(T: np.ndarray, size: int) -> np.ndarray:
+    """Return the symmetric projected matrices ``(b, size, size)`` from their upper triangles."""
+    Tm = T[:, :size, :size]
+    return np.triu(Tm) + np.swapaxes(np.triu(Tm, 1), 1, 2)
+
+
+def _ritz_pairs(
+    T: np.ndarray, size: int, which: str, count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the ``count`` best Ritz values, their eigenvectors in ``T``, and ``||T||_2``."""
+    Tsym = _projected(T, size)
+    theta, S = np.linalg.eigh(Tsym)
+    pick = _select(theta, which, count)
+    values = np.take_along_axis(theta, pick, axis=1)
+    vectors = np.take_along_axis(S, pick[:, None, :], axis=2)
+    return values, vectors, np.abs(theta).max(axis=1)
+
+
+def _fresh_vectors(
+    xp: Any, generator: np.random.Generator, V: Array, dtype: Any, dev: Any
+) -> Array:
+    """Return a random unit vector orthogonal to each sample's basis ``V`` (one draw for all)."""
+    b, _, n = V.shape
+    fresh = xp.asarray(
+        np.repeat(generator.standard_normal((1, n)), b, axis=0), dtype=dtype, device=dev
+    )
+    for _ in range(2):  # twice is enough (as in orthogonalize)
+        coeff = (V @ fresh[:, :, None])[:, :, 0]
+        fresh = fresh - (coeff[:, None, :] @ V)[:, 0, :]
+    fresh_norm = batched_norm(xp, fresh)
+    # Only the rows of samples that broke down are used; the others may have no room
+    # left for a fresh vector (norm 0), so never divide by it.
+    return fresh / xp.where(fresh_norm > 0, fresh_norm, 1.0)[:, None]
+
+
+def _thick_restart(
+    xp: Any,
+    basis: Array,
+    T: np.ndarray,
+    samples: np.ndarray,
+    ncv: int,
+    keep: int,
+    which: str,
+) -> None:
+    r"""Keep the best ``keep`` Ritz vectors of ``samples`` and the last basis vector.
+
+    :math:`V \leftarrow [V_m S_{\text{keep}},\ v_{m+1}]`; :math:`T` becomes
+    :math:`\operatorname{diag}(\theta)` bordered by the coupling row
+    :math:`\beta_m e_m^T S_{\text{keep}}` (Krylov–Schur for symmetric matrices).
+    """
+    dtype, dev = basis.dtype, device(basis)
+    theta, S, _ = _ritz_pairs(T[samples], ncv, which, keep)  # S: (b, ncv, keep)
+    coupling = T[samples, ncv, ncv - 1][:, None] * S[:, ncv - 1, :]
+    idx = xp.asarray(samples, device=dev)
+    sub = xp.take(basis, idx, axis=0)
+    S_x = xp.asarray(np.swapaxes(S, 1, 2), dtype=dtype, device=dev)  # (b, keep, ncv)
+    rebuilt = xp.zeros_like(sub)
+    rebuilt[:, :keep, :] = S_x @ sub[:, :ncv, :]
+    rebuilt[:, keep, :] = sub[:, ncv, :]
+    basis[idx] = rebuilt
+    T[samples] = 0.0
+    diagonal = np.arange(keep)
+    T[samples[:, None], diagonal, diagonal] = theta
+    T[samples, keep, :keep] = coupling
+    T[samples, :keep, keep] = coupling
+
+
 def _store_current(
     T: np.ndarray,
     samples: np.ndarray,
@@ -430,11 +460,7 @@ def _store_current(
     res_out: np.ndarray,
 ) -> None:
     """Record the current best ``k`` Ritz pairs of samples that stop unconverged."""
-    Tm = T[samples, :ncv, :ncv]
-    Tsym = np.triu(Tm) + np.swapaxes(np.triu(Tm, 1), 1, 2)
-    theta, S = np.linalg.eigh(Tsym)
-    pick = _select(theta, which, k)
-    theta_out[samples] = np.take_along_axis(theta, pick, axis=1)
-    Sk = np.take_along_axis(S, pick[:, None, :], axis=2)
-    s_out[samples] = Sk
-    res_out[samples] = np.abs(T[samples, ncv, ncv - 1][:, None] * Sk[:, ncv - 1, :])
+    theta, S, _ = _ritz_pairs(T[samples], ncv, which, k)
+    theta_out[samples] = theta
+    s_out[samples] = S
+    res_out[samples] = np.abs(T[samples, ncv, ncv - 1][:, None] * S[:, ncv - 1, :])
