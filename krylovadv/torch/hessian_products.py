@@ -5,14 +5,12 @@ Each product method is a small strategy object with one job: given directions
 approximation).  The operator validates, converts and dispatches; the
 strategies do the differentiation.  The methods:
 
-========================  =====================================================
-:class:`DoubleBackward`   exact, :math:`\nabla_x\langle g, v\rangle` through a
-                          cached graph of :math:`g` (the default)
-:class:`ForwardOverReverse` exact, ``torch.func.jvp`` of ``torch.func.grad``
-:class:`GaussNewton`      :math:`J^\top S J v` through a cached linearization:
-                          exact for piecewise-linear networks
-:class:`FiniteDifference` the papers' forward/central differences of gradients
-========================  =====================================================
+- :class:`DoubleBackward`: exact, :math:`\nabla_x\langle g, v\rangle` through a
+  cached graph of :math:`g` (the default);
+- :class:`ForwardOverReverse`: exact, ``torch.func.jvp`` of ``torch.func.grad``;
+- :class:`GaussNewton`: :math:`J^\top S J v` through a cached linearization,
+  exact for piecewise-linear networks;
+- :class:`FiniteDifference`: the papers' forward/central differences of gradients.
 
 The two cached-graph strategies share :class:`GraphCache`, the active-set
 compaction bookkeeping (a graph of the full batch, kept from construction, and
