@@ -8,8 +8,9 @@ MNIST CNN (conv32-pool-conv64-pool-fc1024) at batch 128 on random images in
 1. What does one Hessian-vector product cost, in input-gradient equivalents
    (time of ``H.matvec(V)`` on all 128 samples / time of one batched
    ``input_gradient``), for each exact variant and for the finite
-   differences?  (``exact-graph-build`` is the one-off cost of building the
-   double-backward graph, which also yields the gradient.)
+   differences, and for the Gauss-Newton product :math:`J^T S J v`?
+   (``exact-graph-build`` / ``gauss-newton-graph-build`` are the one-off costs
+   of building the cached graphs, which also yield the gradient.)
 2. How much does batched GMRES add above its products?  ``gmres`` is timed
    against ``k`` bare ``matvec`` calls on the same operator, ``k`` being the
    number of operator calls gmres made (on an operator that never compacts, so
@@ -44,7 +45,9 @@ PRODUCTS = (
     "exact-forward-over-reverse",
     "fd-forward",
     "fd-central",
+    "gauss-newton",
     "exact-graph-build",
+    "gauss-newton-graph-build",
 )
 #: Fraction of converged samples in the compaction benchmark, and products timed.
 CONVERGED_FRACTION = 0.9
@@ -74,6 +77,8 @@ def _contender(product: str):
     model, x, y = get_problem()
     if product == "exact-graph-build":
         return lambda: InputHessian(model, x, y)
+    if product == "gauss-newton-graph-build":
+        return lambda: InputHessian(model, x, y, method="gauss-newton")
     op = _operator(product, model, x, y)
     v = _directions(op.n)
     return lambda: op.matvec(v)

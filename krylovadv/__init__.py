@@ -6,9 +6,12 @@ imports torch.
 """
 
 from .arnoldi import ArnoldiFactorization, arnoldi
+from .cg import CGResult, cg
 from .finite_difference import FiniteDifferenceHVP
 from .givens import GivensQR, givens_rotation
 from .gmres import GMRESResult, gmres
+from .lanczos import EigshResult, eigsh
+from .minres import MINRESResult, minres
 from .operators import (
     DenseOperator,
     FunctionOperator,
@@ -26,13 +29,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArnoldiFactorization",
+    "CGResult",
     "DenseOperator",
+    "EigshResult",
     "FiniteDifferenceHVP",
     "FunctionOperator",
     "GMRESResult",
     "GivensQR",
     "IdentityOperator",
     "LinearOperator",
+    "MINRESResult",
     "PowerIterationResult",
     "ScipyOperator",
     "ShiftedOperator",
@@ -40,8 +46,11 @@ __all__ = [
     "__version__",
     "arnoldi",
     "aslinearoperator",
+    "cg",
+    "eigsh",
     "givens_rotation",
     "gmres",
+    "minres",
     "power_iteration",
     "to_scipy_operator",
 ]

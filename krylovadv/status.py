@@ -8,7 +8,7 @@ __all__ = ["SolverStatus"]
 
 
 class SolverStatus(enum.IntEnum):
-    """Why an iterative solver stopped for one sample.
+    r"""Why an iterative solver stopped for one sample.
 
     Every solver returns one status per sample (an integer array of these
     codes, plus a readable message); ``CONVERGED`` is the only success.
@@ -34,6 +34,12 @@ class SolverStatus(enum.IntEnum):
         The user's callback asked to stop.
     NOT_STARTED
         The sample was not iterated (internal placeholder; never returned).
+    NEGATIVE_CURVATURE
+        Conjugate gradients met a search direction :math:`d` with
+        :math:`d^T A d \le 0` (to the rounding of the product): ``A`` is not
+        positive definite for this sample.  The direction is returned with the
+        result (a trust-region method steps along it); the iterate is the last
+        one before that direction.
     """
 
     CONVERGED = 0
@@ -43,6 +49,7 @@ class SolverStatus(enum.IntEnum):
     NON_FINITE = 4
     CALLBACK = 5
     NOT_STARTED = 6
+    NEGATIVE_CURVATURE = 7
 
     @property
     def message(self) -> str:
@@ -73,4 +80,9 @@ _MESSAGES = {
     ),
     SolverStatus.CALLBACK: "stopped by the callback.",
     SolverStatus.NOT_STARTED: "not started.",
+    SolverStatus.NEGATIVE_CURVATURE: (
+        "negative curvature: a search direction d with d^T A d <= 0 was found, so A is not "
+        "positive definite; the direction is in the result (curvature_direction). Use "
+        "minres for symmetric indefinite systems, or a shift (A + lambda*I)."
+    ),
 }

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..data import ImageData
 from .checkpoint import atomic_write_bytes
+from .curvature import curvature_diagnostics  # re-exported: evaluate(curvature=True) uses it
 
 __all__ = [
     "AttackRecord",
@@ -352,87 +353,6 @@ class EvaluationReport:
         if path is not None:
             _atomic_write_text(Path(path), text)
         return text
-
-
-def curvature_diagnostics(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    tau: float = 1e-3,
-    max_krylov_dim: int = 50,
-    power_tol: float = 1e-3,
-    power_maxiter: int = 100,
-    eta: float | None = 1e-5,
-    seed: int = 0,
-) -> dict[str, np.ndarray]:
-    r"""Per-sample curvature of the loss around each input.
-
-    For each sample :math:`b`, with :math:`H_b = \nabla_x^2 \ell_b` and
-    :math:`g_b = \nabla_x \ell_b` (exact products,
-    :class:`~krylovadv.torch.hessian.InputHessian`):
-
-    - ``top_eigenvalue``: the eigenvalue of largest magnitude of :math:`H_b`, by
-      power iteration to a relative eigen-residual ``power_tol``;
-    - ``krylov_dim``: the Krylov dimension :math:`m` at which GMRES on
-      :math:`H_b\delta = g_b` reaches :math:`\|\tilde r\|/\beta < \tau` (seed
-      004's stopping rule, from :math:`\delta^{(0)} = 0`), capped at
-      ``max_krylov_dim``, and ``krylov_converged``;
-    - ``fd_gap``: :math:`\|H^{\mathrm{FD}}_b g_b - H_b g_b\| / \|H_b g_b\|`, the
-      relative error of the forward-difference product at the papers' step
-      :math:`\eta` (``eta=None``: the dtype-aware default step).
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The classifier (eval mode; samples must not be coupled).
-    x, y : torch.Tensor
-        Inputs in [0, 1] and labels.
-    tau : float
-        GMRES relative tolerance :math:`\tau`.
-    max_krylov_dim : int
-        Cap on :math:`m`.
-    power_tol, power_maxiter : float, int
-        Power-iteration stopping rule.
-    eta : float or None
-        Finite-difference step for ``fd_gap``: the papers' :math:`\eta = 10^{-5}`
-        by default (``None``: the dtype-aware default step).  Expect large gaps
-        on clean MNIST digits: exact-zero backgrounds put max-pool ties on the
-        segment, where the gradient jumps, and confidently classified digits have
-        tiny :math:`\|H g\|`.
-    seed : int
-        Seed of the power iteration's start vectors.
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-        One array of length ``B`` per diagnostic.
-    """
-    from ..gmres import gmres
-    from ..power import power_iteration
-    from .hessian import InputHessian
-
-    H = InputHessian(model, x, y)
-    g = H.gradient
-    batch, d = g.shape
-    start = torch.randn(batch, d, generator=torch.Generator().manual_seed(seed))
-    top = power_iteration(H, v0=start.to(g.device, g.dtype), tol=power_tol, maxiter=power_maxiter)
-    solve = gmres(H, g, rtol=tau, restart=max_krylov_dim, maxiter=1)
-    exact = H.matvec(g)
-    fd = InputHessian(model, x, y, method="fd-forward", eta=eta).matvec(g)
-    scale = torch.linalg.vector_norm(exact, dim=1).clamp_min(torch.finfo(exact.dtype).tiny)
-    gap = torch.linalg.vector_norm(fd - exact, dim=1) / scale
-    return {
-        "top_eigenvalue": np.asarray(top.eigenvalue, dtype=float),
-        "top_converged": np.asarray(top.converged),
-        "krylov_dim": np.asarray(solve.iterations),
-        "krylov_converged": np.asarray(
-            solve.residual_history_reached(tau)
-            if hasattr(solve, "residual_history_reached")
-            else [h[-1] < tau * h[0] for h in solve.residual_history]
-        ),
-        "fd_gap": gap.detach().cpu().double().numpy(),
-    }
 
 
 def _json_default(value: Any) -> Any:

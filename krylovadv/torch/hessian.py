@@ -8,8 +8,8 @@ operators
           \qquad b = 1, \dots, B,
 
 acting on flattened inputs (:math:`d` = pixels per sample), which is what
-step 3 of seed 004's Algorithm 1 (the SOAE inner solve
-:math:`\mathbf H\tilde\delta \approx \mathbf g` of Sec. III.B) and seed 000's
+step 3 of Qian et al.'s Algorithm 1 (the SOAE inner solve
+:math:`\mathbf H\tilde\delta \approx \mathbf g` of Sec. III.B) and Li et al.'s
 power iteration multiply by.  The krylovadv solvers
 (:func:`krylovadv.gmres`, :func:`krylovadv.power_iteration`) take it
 directly and call it with only their unconverged samples, which this operator
@@ -44,44 +44,21 @@ from ._validation import (
     check_nonnegative,
     check_positive,
 )
-from .losses import LossFunction, _loss_and_gradient, per_sample_loss
+from .hessian_products import (
+    DoubleBackward,
+    FiniteDifference,
+    ForwardOverReverse,
+    GaussNewton,
+    Point,
+)
+from .losses import LossFunction, _loss_and_gradient
 
 __all__ = ["EXACT_VARIANTS", "METHODS", "InputHessian"]
 
 #: Product methods of :class:`InputHessian`.
-METHODS = ("exact", "fd-forward", "fd-central")
+METHODS = ("exact", "fd-forward", "fd-central", "gauss-newton")
 #: Implementations of the exact product.
 EXACT_VARIANTS = ("double-backward", "forward-over-reverse")
-
-
-class _GradientGraph:
-    r"""The autograd graph of :math:`g = \nabla_x \sum_{b \in S} \ell_b` for rows ``S``.
-
-    ``indices[r]`` is the sample of row ``r``; ``position[b]`` the row of
-    sample ``b`` (``-1`` if absent; only kept when the rows are distinct).
-    """
-
-    def __init__(
-        self,
-        indices: np.ndarray,
-        leaf: torch.Tensor,
-        grad: torch.Tensor,
-        values: torch.Tensor,
-        batch_size: int,
-    ) -> None:
-        self.indices = indices
-        self.leaf = leaf
-        self.grad = grad
-        self.values = values
-        self.position = np.full(batch_size, -1, dtype=np.int64)
-        self.position[indices] = np.arange(indices.size)
-
-    @property
-    def size(self) -> int:
-        return int(self.indices.size)
-
-    def covers(self, idx_np: np.ndarray) -> bool:
-        return bool(np.all(self.position[idx_np] >= 0))
 
 
 class InputHessian(LinearOperator):
@@ -106,11 +83,17 @@ class InputHessian(LinearOperator):
     loss : {"ce", "cw"} or callable
         Per-sample loss :math:`\ell` (see
         :func:`~krylovadv.torch.losses.per_sample_loss`).
-    method : {"exact", "fd-forward", "fd-central"}
+    method : {"exact", "gauss-newton", "fd-forward", "fd-central"}
         ``"exact"``: the exact product :math:`H_b v` by automatic
-        differentiation (``exact_variant``).  ``"fd-forward"``:
-        :math:`H_b v \approx (g_b(x_b + \eta v) - g_b(x_b))/\eta`, seed 004's
-        step 3 (one gradient per product).  ``"fd-central"``:
+        differentiation (``exact_variant``).  ``"gauss-newton"``:
+        :math:`J_b^\top S_b J_b v` with :math:`J_b` the Jacobian of the logits
+        and :math:`S_b = \operatorname{diag}p_b - p_b p_b^\top` (``loss="ce"``
+        only), through a linearization built once
+        (:class:`~krylovadv.torch.hessian_products.GaussNewton`): equal to
+        :math:`H_b` for piecewise-linear networks, a positive semi-definite
+        approximation for smooth ones.  ``"fd-forward"``:
+        :math:`H_b v \approx (g_b(x_b + \eta v) - g_b(x_b))/\eta`, Qian et
+        al.'s Algorithm 1, line 3 (one gradient per product).  ``"fd-central"``:
         :math:`(g_b(x_b + \eta v) - g_b(x_b - \eta v))/(2\eta)` (two).  Both
         through :class:`krylovadv.FiniteDifferenceHVP`, which normalises
         :math:`v`, measures the step that really happened in floating point,
@@ -131,7 +114,8 @@ class InputHessian(LinearOperator):
         is ``torch.func.jvp`` of ``torch.func.grad``: a forward-mode derivative
         of the whole gradient computation per product, no cached graph.
     rebuild_fraction : float
-        Active-set compaction of the double-backward variant, in
+        Active-set compaction of the cached-graph products (double backward,
+        Gauss–Newton; :class:`~krylovadv.torch.hessian_products.GraphCache`), in
         :math:`[0, 1]`: a product for :math:`k` samples reuses a cached graph of
         :math:`m` samples (zero directions for the idle ones) when it covers
         them and :math:`k \ge` ``rebuild_fraction`` :math:`\cdot\,m`; otherwise
@@ -178,6 +162,8 @@ class InputHessian(LinearOperator):
     ``fd-forward``                       1.00 - 1.01
     ``fd-central``                       2.01 - 2.04
     graph build, once per operator       1.03 - 1.12
+    ``gauss-newton``                     1.20
+    Gauss–Newton graph build, once       1.60
     ===================================  ===========
 
     (Wall clock with 2 threads: 1.13 - 1.35 against 2.8 - 2.9.)  The graph
@@ -185,7 +171,15 @@ class InputHessian(LinearOperator):
     an exact product costs about 20 % more than the papers' forward difference
     and less than a central one, with no truncation error: double backward is
     the default.  The two exact variants agree to about :math:`3\cdot 10^{-7}`
-    relative in float32.
+    relative in float32.  The Gauss–Newton rows come from one later run of the
+    same script (in which double backward measured 1.08 and the exact graph
+    build 1.03): its product (a backward pass through the cached
+    vector-Jacobian graph for :math:`Jv`, then one through the forward graph for
+    :math:`J^\top(SJv)`) costs about as much as the exact one, and its graph
+    (forward, loss gradient and a ``create_graph`` VJP) 1.6 gradients.  It is
+    therefore not a speed-up on this network; what it offers is structure: it
+    is positive semi-definite for every network and needs only the logits'
+    Jacobian, and on a piecewise-linear network it equals :math:`H`.
 
     **Compaction.**  Building a graph costs about one gradient for its samples,
     a product about 1.15 gradients for all samples in the graph.  With
@@ -264,37 +258,50 @@ class InputHessian(LinearOperator):
         self.exact_variant = exact_variant
         self.rebuild_fraction = rebuild_fraction
         self.image_shape = tuple(int(s) for s in x.shape[1:])
-        self.rows_built = 0
-        self.rows_evaluated = 0
-        self._full_graph: _GradientGraph | None = None
-        self._subset_graph: _GradientGraph | None = None
-        self._fd: FiniteDifferenceHVP | None = None
-
-        if method == "exact" and exact_variant == "double-backward":
-            # One build gives g itself and the graph every product reuses.
-            self._full_graph = self._build(np.arange(batch, dtype=np.int64))
-            values, grad = self._full_graph.values, self._full_graph.grad
-        else:
-            values, grad = _loss_and_gradient(
-                model, self.x, y, loss=loss, kappa=kappa, create_graph=False
-            )
+        self._point = Point(model, self.x, y, loss, kappa)
+        self._product, values, grad = self._make_product()
         self.loss_values = values.detach()
         self.gradient = grad.detach().reshape(batch, d)
-        if method != "exact":
-            self._fd = FiniteDifferenceHVP(
-                self._fd_gradient,
-                self.x.reshape(batch, d),
-                eta=eta,
-                scheme="forward" if method == "fd-forward" else "central",
-                grad_x=self.gradient,
-                pass_indices=True,
-            )
+
+    def _make_product(self) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """Return the product strategy for ``method``, and the loss values and gradient at ``x``."""
+        point = self._point
+        if self.method == "exact" and self.exact_variant == "double-backward":
+            # One build gives g itself and the graph every product reuses.
+            product = DoubleBackward(point, self.rebuild_fraction)
+            return product, product.cache.full.values, product.cache.full.grad
+        if self.method == "gauss-newton":
+            product = GaussNewton(point, self.rebuild_fraction)
+            return product, product.cache.full.values, product.cache.full.grad
+        values, grad = _loss_and_gradient(
+            self.model, self.x, self.y, loss=self.loss, kappa=self.kappa, create_graph=False
+        )
+        if self.method == "exact":
+            return ForwardOverReverse(point), values, grad
+        scheme = "forward" if self.method == "fd-forward" else "central"
+        flat = grad.detach().reshape(point.batch_size, point.n)
+        return FiniteDifference(point, flat, scheme, self.eta), values, grad
+
+    @property
+    def rows_built(self) -> int:
+        """Samples pushed through a graph build (construction included)."""
+        return self._point.rows_built
+
+    @property
+    def rows_evaluated(self) -> int:
+        """Sample rows processed by products (see the class docstring)."""
+        return self._point.rows_evaluated
 
     # -- public helpers --------------------------------------------------------
     @property
     def num_hvps(self) -> int:
         """Single-sample products :math:`H_b v` computed so far."""
         return self.num_products
+
+    @property
+    def _fd(self) -> FiniteDifferenceHVP | None:
+        product = self._product
+        return product.operator if isinstance(product, FiniteDifference) else None
 
     @property
     def fd_operator(self) -> FiniteDifferenceHVP | None:
@@ -358,7 +365,9 @@ class InputHessian(LinearOperator):
 
     def clear_cache(self) -> None:
         """Drop the cached subset graph (the full graph stays for later products)."""
-        self._subset_graph = None
+        cache = getattr(self._product, "cache", None)
+        if cache is not None:
+            cache.clear()
 
     def __repr__(self) -> str:
         variant = f" ({self.exact_variant})" if self.method == "exact" else ""
@@ -383,12 +392,7 @@ class InputHessian(LinearOperator):
         v_t, restore = self._as_tensor(v)
         if k == 0:
             return restore(v_t.new_zeros((0, self.n)))
-        if self._fd is not None:
-            idx = torch.as_tensor(idx_np, device=self.x.device)
-            return restore(self._fd.matvec(v_t, idx))
-        if self.exact_variant == "double-backward":
-            return restore(self._double_backward(v_t, idx_np))
-        return restore(self._forward_over_reverse(v_t, idx_np))
+        return restore(self._product(v_t, idx_np))
 
     def _as_tensor(self, v: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
         """``v`` as a detached tensor on the operator's device and dtype, and the way back."""
@@ -407,106 +411,6 @@ class InputHessian(LinearOperator):
         raise TypeError(
             f"InputHessian multiplies torch tensors or numpy arrays; got {type(v).__name__}."
         )
-
-    def _build(self, idx_np: np.ndarray) -> _GradientGraph:
-        """Forward and backward (``create_graph=True``) on samples ``idx_np``."""
-        if idx_np.size == self.batch_size and np.array_equal(idx_np, np.arange(idx_np.size)):
-            leaf = self.x.detach().requires_grad_(True)  # a new view: self.x stays as it is
-            y_rows = self.y
-        else:
-            idx = torch.as_tensor(idx_np, device=self.x.device)
-            leaf = self.x.index_select(0, idx).requires_grad_(True)
-            y_rows = self.y.index_select(0, idx)
-        with torch.enable_grad():
-            values = per_sample_loss(self.model(leaf), y_rows, loss=self.loss, kappa=self.kappa)
-            if values.requires_grad:
-                (grad,) = torch.autograd.grad(
-                    values.sum(), leaf, create_graph=True, allow_unused=True, materialize_grads=True
-                )
-            else:
-                grad = torch.zeros_like(leaf)
-        self.rows_built += int(idx_np.size)
-        return _GradientGraph(idx_np, leaf, grad, values.detach(), self.batch_size)
-
-    def _graph_for(self, idx_np: np.ndarray) -> _GradientGraph:
-        """Return a cached graph covering samples ``idx_np``, or build one for them."""
-        k = idx_np.size
-        distinct = np.unique(idx_np).size == k
-        if distinct:
-            for graph in (self._subset_graph, self._full_graph):  # the smaller one first
-                if (
-                    graph is not None
-                    and graph.covers(idx_np)
-                    and k >= self.rebuild_fraction * graph.size
-                ):
-                    return graph
-        graph = self._build(idx_np)
-        if distinct:
-            self._subset_graph = graph
-        return graph
-
-    def _double_backward(self, v: torch.Tensor, idx_np: np.ndarray) -> torch.Tensor:
-        r""":math:`H v = \nabla_x \langle g, v\rangle` through the cached graph of :math:`g`."""
-        graph = self._graph_for(idx_np)
-        k, m = idx_np.size, graph.size
-        rows = None
-        if m == k and np.array_equal(graph.indices, idx_np):
-            directions = v
-        else:
-            # Idle samples of the graph get a zero direction (their rows are dropped).
-            rows = torch.as_tensor(graph.position[idx_np], device=v.device)
-            directions = v.new_zeros((m, self.n))
-            directions[rows] = v
-        self.rows_evaluated += m
-        if not graph.grad.requires_grad:  # the gradient does not depend on x: H = 0
-            return v.new_zeros((k, self.n))
-        (hv,) = torch.autograd.grad(
-            graph.grad,
-            graph.leaf,
-            grad_outputs=directions.reshape(graph.grad.shape),
-            retain_graph=True,
-            allow_unused=True,
-            materialize_grads=True,
-        )
-        hv = hv.detach().reshape(m, self.n)
-        return hv if rows is None else hv.index_select(0, rows)
-
-    def _forward_over_reverse(self, v: torch.Tensor, idx_np: np.ndarray) -> torch.Tensor:
-        r""":math:`H v = \frac{d}{ds} g(x + s v)\big|_{s=0}` by ``torch.func.jvp`` of ``grad``."""
-        idx = torch.as_tensor(idx_np, device=self.x.device)
-        x_rows = self.x.index_select(0, idx)
-        y_rows = self.y.index_select(0, idx)
-
-        def loss_sum(inputs: torch.Tensor) -> torch.Tensor:
-            return per_sample_loss(
-                self.model(inputs), y_rows, loss=self.loss, kappa=self.kappa
-            ).sum()
-
-        # torch.func.grad differentiates w.r.t. the inputs only; the outer no_grad keeps
-        # the result off the parameters' autograd graph.
-        with torch.no_grad(), warnings.catch_warnings():
-            # torch's forward-AD decompositions still call torch.jit.script on first use.
-            warnings.filterwarnings(
-                "ignore", message=".*torch.jit.script.*deprecated", category=DeprecationWarning
-            )
-            _, hv = torch.func.jvp(torch.func.grad(loss_sum), (x_rows,), (v.reshape(x_rows.shape),))
-        self.rows_evaluated += int(idx_np.size)
-        return hv.reshape(idx_np.size, self.n)
-
-    def _fd_gradient(self, points: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        """Input gradients at ``points`` ``(k, d)`` of samples ``indices`` (FD callable)."""
-        k = int(points.shape[0])
-        y_rows = self.y.index_select(0, indices.to(self.y.device))
-        _, grad = _loss_and_gradient(
-            self.model,
-            points.reshape(k, *self.image_shape),
-            y_rows,
-            loss=self.loss,
-            kappa=self.kappa,
-            create_graph=False,
-        )
-        self.rows_evaluated += k
-        return grad.reshape(k, self.n)
 
 
 def _warn_if_stochastic(model: Any) -> None:

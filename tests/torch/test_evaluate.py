@@ -201,9 +201,7 @@ def test_curvature_diagnostics_match_dense_linear_algebra(problem):
     model64 = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).double()
     model64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
     x64 = x[:6].double()
-    diagnostics = curvature_diagnostics(
-        model64, x64, y[:6], tau=1e-8, power_tol=1e-10, power_maxiter=2000, eta=None
-    )
+    diagnostics = curvature_diagnostics(model64, x64, y[:6], tau=1e-8, eig_tol=1e-10, eta=None)
     dense = np.asarray(InputHessian(model64, x64, y[:6]).to_dense())
     for b in range(6):
         eigenvalues = np.linalg.eigvalsh(dense[b])

@@ -1,4 +1,7 @@
-r"""Second-order adversarial examples (SOAE) of Qian et al. (seed 004, Algorithm 1).
+r"""Second-order adversarial examples (SOAE) of Qian et al., Algorithm 1.
+
+Qian et al., *Hessian-Free Second-Order Adversarial Examples for Adversarial
+Learning*.
 
 At each of :math:`N` steps the attack solves the Newton-like system
 
@@ -16,8 +19,7 @@ started at :math:`\delta^{(0)} = g` (:math:`r_0 = g - Hg`,
 :math:`\delta = -H^{-1}g`, the *minimiser* of :math:`Q` when :math:`H` is
 positive semi-definite; the paper uses :math:`\delta = +H^{-1}g` (eq. 5), and
 so does this implementation.  It is the right choice for an attack: for a PSD
-:math:`H` (a piecewise-linear network under cross-entropy,
-``input-hessian-facts.md`` point 1),
+:math:`H` (a piecewise-linear network under cross-entropy; see docs/input-hessian.rst),
 :math:`g^T\delta = g^T H^{-1} g \ge 0`, so :math:`+H^{-1}g` is an *ascent*
 direction, the gradient preconditioned by the inverse curvature (large steps
 where the loss is flat, small where it bends).  For an indefinite :math:`H`
@@ -35,6 +37,16 @@ residual, not to :math:`\|g\|`), GMRES solves for the correction
 :math:`e = \tilde\delta - \delta^{(0)}` in :math:`H e = r_0` from zero, which
 is the same Krylov space and iterate as starting at :math:`\delta^{(0)} = g`
 with the same number of products.
+
+**MINRES.**  :math:`H` is symmetric, so ``solver="minres"`` runs
+:func:`krylovadv.minres` instead: the same minimal-residual iterate over the
+same Krylov space (both minimise :math:`\|r_0 - He\|` over
+:math:`\mathcal K_m(H, r_0)`; GMRES's eqs. 9–11 with a tridiagonal
+:math:`\bar H_m`), so in exact arithmetic both give the same
+:math:`\tilde\delta`, but in :math:`O(n)` memory per sample instead of
+GMRES's :math:`m + 1` basis vectors (what makes ImageNet-size inputs and
+:math:`m` in the thousands fit).  GMRES stays the default: it is the paper's
+method.
 """
 
 from __future__ import annotations
@@ -47,6 +59,7 @@ import torch
 from torch import nn
 
 from ...gmres import GMRESResult, gmres
+from ...minres import MINRESResult, minres
 from ...operators import LinearOperator, ShiftedOperator
 from ...status import SolverStatus
 from .._validation import check_choice, check_nonnegative, check_positive, check_positive_int
@@ -56,10 +69,12 @@ from .base import Attack, StepState
 from .norms import Norm
 from .so import _check_eta
 
-__all__ = ["SOAE", "STEP_MODES", "NewtonDirection"]
+__all__ = ["SOAE", "SOLVERS", "STEP_MODES", "NewtonDirection"]
 
 #: How SOAE turns :math:`\tilde\delta` into a step.
 STEP_MODES = ("norm", "raw")
+#: Krylov solvers SOAE can use for :math:`H e = r_0`.
+SOLVERS = ("gmres", "minres")
 
 
 @dataclass(eq=False)
@@ -76,10 +91,11 @@ class NewtonDirection:
         :math:`g = \nabla_x L`, shaped like the inputs.
     loss : torch.Tensor, shape (B,)
         Per-sample loss at the inputs.
-    gmres : GMRESResult
+    gmres : GMRESResult or MINRESResult
         The solve of :math:`H e = r_0` for the correction
-        :math:`e = \tilde\delta - g` (``gmres.iterations`` is the Krylov
-        dimension :math:`m`).
+        :math:`e = \tilde\delta - g` by the attack's ``solver`` (its
+        ``iterations`` is the Krylov dimension :math:`m`).  The name is
+        GMRES's, the paper's solver; :attr:`krylov` is the same object.
     krylov_dim : numpy.ndarray of int, shape (B,)
         :math:`m` per sample.
     residual : numpy.ndarray, shape (B,)
@@ -97,13 +113,13 @@ class NewtonDirection:
         Finite differences only: the relative part of the step of the product
         :math:`Hg` lost to floating-point rounding of :math:`x + \eta g`
         (see :attr:`InputHessian.step_rounding`); far from 0 means the
-        products are noise (``input-hessian-facts.md`` point 9).
+        products are noise (see docs/input-hessian.rst).
     """
 
     delta: torch.Tensor
     gradient: torch.Tensor
     loss: torch.Tensor
-    gmres: GMRESResult
+    gmres: GMRESResult | MINRESResult
     krylov_dim: np.ndarray
     residual: np.ndarray
     ascent: np.ndarray
@@ -111,11 +127,16 @@ class NewtonDirection:
     hvps: np.ndarray
     fd_step_rounding: np.ndarray | None = None
 
+    @property
+    def krylov(self) -> GMRESResult | MINRESResult:
+        """The Krylov solve's result, whichever solver ran (same as ``gmres``)."""
+        return self.gmres
+
 
 class SOAE(Attack):
     r"""SOAE in the paper 'Hessian-Free Second-Order Adversarial Examples for Adversarial Learning'.
 
-    Qian, Wang, Wang, Gu, Guo & Swaileh (seed 004), Algorithm 1
+    Qian, Wang, Wang, Gu, Guo & Swaileh, Algorithm 1
 
     Distance Measure : Linf or L2
 
@@ -170,10 +191,17 @@ class SOAE(Attack):
     shift : float
         λ ≥ 0: solve :math:`(H + \lambda I)\delta = g` (a Levenberg-Marquardt
         damping for indefinite or near-singular :math:`H`).  (Default: 0, the paper)
-    hvp : {"exact", "fd-forward", "fd-central"}
+    solver : {"gmres", "minres"}
+        Krylov solver for :math:`H e = r_0`: GMRES (the paper's; one cycle of
+        ``max_krylov_dim`` Arnoldi steps) or MINRES (the same iterate for a
+        symmetric :math:`H`, in :math:`O(n)` memory per sample; at most
+        ``max_krylov_dim`` Lanczos steps).  (Default: ``"gmres"``)
+    hvp : {"exact", "fd-forward", "fd-central", "gauss-newton"}
         Hessian-vector products.  ``"fd-forward"`` with ``eta`` is the paper's
         line 3; in float32 on ReLU networks it is inaccurate
-        (``input-hessian-facts.md`` points 3 and 7), hence the exact default.
+        (see docs/input-hessian.rst), hence the exact default.  ``"gauss-newton"``:
+        :math:`J^\top S J v`, equal to the exact product on piecewise-linear
+        networks (cross-entropy only).
         (Default: ``"exact"``)
     eta : float, optional
         Finite-difference step η (FD only; the paper suggests :math:`\le 10^{-5}`).
@@ -234,6 +262,7 @@ class SOAE(Attack):
         tau: float = 1e-3,
         max_krylov_dim: int = 20,
         shift: float = 0.0,
+        solver: str = "gmres",
         hvp: str = "exact",
         eta: float | None = None,
         step_mode: str = "norm",
@@ -259,6 +288,7 @@ class SOAE(Attack):
         self.tau = check_positive(tau, "tau")
         self.max_krylov_dim = check_positive_int(max_krylov_dim, "max_krylov_dim")
         self.shift = check_nonnegative(shift, "shift")
+        self.solver = check_choice(solver, "solver", SOLVERS)
         self.hvp = check_choice(hvp, "hvp", METHODS)
         self.eta = _check_eta(eta, self.hvp)
         self.step_mode = check_choice(step_mode, "step_mode", STEP_MODES)
@@ -311,7 +341,10 @@ class SOAE(Attack):
         r0 = torch.where(finite[:, None], r0, torch.zeros_like(r0))
         # Lines 5-17 for the correction e = delta - delta^(0): H e = r_0 from e = 0,
         # so that rtol is relative to beta = ||r_0|| as in line 12.
-        result = gmres(A, r0, rtol=self.tau, restart=self.max_krylov_dim, maxiter=1)
+        if self.solver == "gmres":
+            result = gmres(A, r0, rtol=self.tau, restart=self.max_krylov_dim, maxiter=1)
+        else:
+            result = minres(A, r0, rtol=self.tau, maxiter=self.max_krylov_dim)
         delta = g + result.x
         g_norm = torch.linalg.vector_norm(g, dim=1)
         d_norm = torch.linalg.vector_norm(delta, dim=1)
@@ -371,5 +404,6 @@ class SOAE(Attack):
         return (
             f"{super().__repr__()[:-1]}, tau={self.tau:g}, "
             f"max_krylov_dim={self.max_krylov_dim}, shift={self.shift:g}, "
+            f"solver={self.solver!r}, "
             f"hvp={self.hvp!r}, step_mode={self.step_mode!r})"
         )

@@ -1,0 +1,371 @@
+r"""Input checks, per-sample records and results shared by the short-recurrence solvers.
+
+:func:`krylovadv.cg` and :func:`krylovadv.minres` take the same arguments as
+:func:`krylovadv.gmres` (an operator, right-hand sides ``(n,)`` or ``(B, n)``,
+``x0``, ``rtol``/``atol``, ``maxiter``, ``M``, ``callback``) and report the
+same per-sample facts (status, iterations, matvecs, *true* residual, history
+of residual estimates).  This module holds that common part once, so each
+solver module contains only its recurrence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._backend import (
+    as_batch,
+    batched_norm,
+    check_real_floating,
+    device,
+    namespace_of,
+    to_numpy,
+)
+from ._results import PerSampleResult
+from .operators import LinearOperator, aslinearoperator
+from .status import SolverStatus
+
+Array = Any
+
+#: Residual replacements in a row that bring no relative improvement of the true
+#: residual above sqrt(eps) before a sample is declared stagnant.  When the recursive
+#: residual passes the tolerance but the true one does not, the solver restarts from
+#: the true residual; once that no longer helps, the tolerance is below the accuracy
+#: this dtype and operator can reach.
+STAGNATION_RESTARTS = 3
+
+
+@dataclass
+class Problem:
+    r"""A validated batch of systems :math:`A_i x_i = b_i`.
+
+    Attributes
+    ----------
+    xp : namespace
+    op, precond : LinearOperator
+        ``A`` and ``M`` (``precond`` is ``None`` without a preconditioner).
+    b : array, shape (B, n)
+    x : array, shape (B, n)
+        A fresh copy of ``x0`` (zeros by default), to be updated in place.
+    x0_nonzero : numpy.ndarray of bool, shape (B,)
+    single : bool
+        Whether ``b`` was a single vector.
+    b_norm, tol : numpy.ndarray, shape (B,)
+        :math:`\|b_i\|` and :math:`\max(\mathrm{rtol}\|b_i\|, \mathrm{atol})`.
+    """
+
+    xp: Any
+    op: LinearOperator
+    precond: LinearOperator | None
+    b: Array
+    x: Array
+    x0_nonzero: np.ndarray
+    single: bool
+    b_norm: np.ndarray
+    tol: np.ndarray
+
+    @property
+    def batch(self) -> int:
+        return int(self.b.shape[0])
+
+    @property
+    def n(self) -> int:
+        return int(self.b.shape[1])
+
+    @property
+    def dtype(self) -> Any:
+        return self.b.dtype
+
+    @property
+    def device(self) -> Any:
+        return device(self.b)
+
+
+def check_operator(op: LinearOperator, name: str, n: int, B: int, b_shape: tuple) -> None:
+    """Raise ``ValueError`` unless ``op`` is ``(n, n)`` with a batch compatible with ``b``."""
+    if op.shape != (n, n):
+        raise ValueError(
+            f"{name} has shape {op.shape} but b has shape {b_shape}; {name} must be ({n}, {n})."
+        )
+    if op.batch_size is not None and op.batch_size != B:
+        raise ValueError(
+            f"{name} holds {op.batch_size} operators but b has {B} rows (shape {b_shape})."
+        )
+
+
+def setup_problem(A: Any, b: Array, x0: Array | None, M: Any, rtol: float, atol: float) -> Problem:
+    """Validate the arguments shared by the solvers; see :func:`krylovadv.cg`."""
+    xp = namespace_of(b)
+    check_real_floating(xp, b.dtype, "b")
+    b_shape = tuple(b.shape)
+    b2, single = as_batch(xp, b, "b")
+    B, n = b2.shape
+    if n == 0:
+        raise ValueError("b is empty (n = 0).")
+    op = aslinearoperator(A)
+    check_operator(op, "A", n, B, b_shape)
+    precond = None if M is None else aslinearoperator(M)
+    if precond is not None:
+        check_operator(precond, "M", n, B, b_shape)
+    if x0 is None:
+        x = xp.zeros((B, n), dtype=b2.dtype, device=device(b2))
+        x0_nonzero = np.zeros(B, dtype=bool)
+    else:
+        if tuple(x0.shape) != b_shape:
+            raise ValueError(f"x0 has shape {tuple(x0.shape)} but b has shape {b_shape}.")
+        if x0.dtype != b2.dtype:
+            raise TypeError(f"x0 has dtype {x0.dtype} but b has dtype {b2.dtype}; make them equal.")
+        x = xp.asarray(xp.reshape(x0, (B, n)), copy=True)
+        x0_nonzero = to_numpy(xp.any(x != 0, axis=-1))
+    for name, arr in (("b", b2), ("x0", x)):
+        bad = ~to_numpy(xp.all(xp.isfinite(arr), axis=-1))
+        if bad.any():
+            raise ValueError(
+                f"{name} contains NaN or Inf in sample(s) {np.flatnonzero(bad).tolist()}."
+            )
+    rtol, atol = float(rtol), float(atol)
+    if not (rtol >= 0 and atol >= 0 and np.isfinite(rtol) and np.isfinite(atol)):
+        raise ValueError(f"rtol and atol must be finite and >= 0; got rtol={rtol}, atol={atol}.")
+    b_norm = to_numpy(batched_norm(xp, b2)).astype(np.float64)
+    return Problem(
+        xp=xp,
+        op=op,
+        precond=precond,
+        b=b2,
+        x=x,
+        x0_nonzero=x0_nonzero,
+        single=single,
+        b_norm=b_norm,
+        tol=np.maximum(atol, rtol * b_norm),
+    )
+
+
+def check_maxiter(maxiter: int | None, default: int) -> int:
+    """``maxiter`` as a positive int (``default`` for ``None``)."""
+    maxiter = default if maxiter is None else int(maxiter)
+    if maxiter < 1:
+        raise ValueError(f"maxiter must be >= 1; got {maxiter}.")
+    return maxiter
+
+
+def row_norms(xp: Any, a: Array) -> np.ndarray:
+    r"""Return the row norms of ``a`` in float64 on the host, by a dot product when safe.
+
+    The square root of the dot product is a third of the cost of the scaled norm on
+    short numpy rows; it is kept only when the squares neither overflow nor
+    underflow (every norm finite and above :math:`\sqrt{\text{tiny}}/\varepsilon`),
+    otherwise the scaled :func:`~krylovadv._backend.batched_norm` is used.
+    """
+    if type(a) is np.ndarray and a.ndim == 2:
+        quick = np.sqrt(np.einsum("ij,ij->i", a, a)).astype(np.float64)
+        finfo = np.finfo(a.dtype)
+        if np.all(np.isfinite(quick)) and np.all(
+            (quick == 0) | (quick > np.sqrt(finfo.smallest_normal) / finfo.eps)
+        ):
+            return quick
+    return to_numpy(batched_norm(xp, a)).astype(np.float64)
+
+
+def dots(xp: Any, a: Array, b: Array) -> np.ndarray:
+    """Row-wise inner products ``<a_i, b_i>`` in float64 on the host (no temporary for numpy)."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        return np.einsum("ij,ij->i", a, b).astype(np.float64, copy=False)
+    return to_numpy(xp.sum(a * b, axis=-1)).astype(np.float64)
+
+
+def apply(op: LinearOperator, x: Array, idx: Array | None) -> Array:
+    """``op`` on rows ``x`` belonging to samples ``idx`` (``None`` = all)."""
+    return op.matvec(x, idx if op.batch_size is not None else None)
+
+
+def rows(xp: Any, a: Array, idx: Array | None) -> Array:
+    """Rows ``idx`` of ``a`` (all of them for ``None``)."""
+    return a if idx is None else xp.take(a, idx, axis=0)
+
+
+def active_index(xp: Any, mask: np.ndarray, dev: Any) -> tuple[np.ndarray, Array | None]:
+    """Host indices of ``mask`` and their device array (``None`` when all are active)."""
+    idx_np = np.flatnonzero(mask)
+    if idx_np.size == mask.size:
+        return idx_np, None
+    return idx_np, xp.asarray(idx_np, device=dev)
+
+
+def put_rows(full: Array, idx: Array | None, values: Array) -> None:
+    """``full[idx] = values`` in place (every row for ``None``)."""
+    if idx is None:
+        full[...] = values
+    else:
+        full[idx] = values
+
+
+def true_residual(
+    problem: Problem, x: Array, idx_np: np.ndarray, idx: Array | None
+) -> tuple[Array, np.ndarray]:
+    r"""Return :math:`r = b - Ax` on the rows ``idx`` and its norms (one product per row)."""
+    xp = problem.xp
+    Ax = apply(problem.op, rows(xp, x, idx), idx)
+    r = rows(xp, problem.b, idx) - Ax
+    return r, to_numpy(batched_norm(xp, r)).astype(np.float64)
+
+
+def ask_callback(callback: Callable[[Any], Any], argument: Any, B: int) -> np.ndarray:
+    """Call the user's callback; turn its answer into a per-sample stop mask."""
+    answer = callback(argument)
+    if answer is None or answer is False:
+        return np.zeros(B, dtype=bool)
+    if answer is True:
+        return np.ones(B, dtype=bool)
+    mask = np.asarray(to_numpy(answer) if hasattr(answer, "shape") else answer, dtype=bool)
+    if mask.ndim == 0:
+        return np.full(B, bool(mask))
+    if mask.shape != (B,):
+        raise ValueError(
+            f"the callback returned a mask of shape {mask.shape}; expected a bool or ({B},)."
+        )
+    return mask
+
+
+def precondition(problem: Problem, r: Array, idx: Array | None) -> Array:
+    """:math:`z = M r` on rows ``idx`` (``r`` itself without a preconditioner)."""
+    if problem.precond is None:
+        return r
+    return apply(problem.precond, r, idx)
+
+
+class SolveResultMixin(PerSampleResult):
+    """``message``, ``info``, scipy-style unpacking and a short repr for solve results."""
+
+    x: Array
+    converged: Any
+    status: Any
+    iterations: Any
+
+    @property
+    def message(self) -> str | list[str]:
+        """Readable status message(s)."""
+        if not self.batched:
+            return SolverStatus(self.status).message
+        return [SolverStatus(int(s)).message for s in self.status]
+
+    @property
+    def info(self) -> int | np.ndarray:
+        """Return scipy's ``info``: 0 on convergence, else the number of iterations."""
+        if not self.batched:
+            return 0 if self.converged else int(self.iterations)
+        return np.where(self.converged, 0, self.iterations)
+
+    def __iter__(self):
+        """Yield ``(x, info)`` so that ``x, info = solver(...)`` works as in scipy."""
+        return iter((self.x, self.info))
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        if not self.batched:
+            return (
+                f"{name}(status={SolverStatus(self.status).name}, "
+                f"iterations={self.iterations}, residual_norm={self.residual_norm:.3e})"
+            )
+        counts = {
+            SolverStatus(s).name: int(np.sum(self.status == s)) for s in np.unique(self.status)
+        }
+        return f"{name}(batch={len(self)}, status={counts}, iterations={self.iterations.tolist()})"
+
+
+@dataclass
+class Bookkeeping:
+    """Per-sample host records of an iterative solve (status, counts, histories)."""
+
+    status: np.ndarray
+    iterations: np.ndarray
+    matvecs: np.ndarray
+    residual_norm: np.ndarray
+    history: list[list[float]]
+    best: np.ndarray
+    stalled: np.ndarray
+
+    @classmethod
+    def start(cls, B: int) -> Bookkeeping:
+        return cls(
+            status=np.full(B, int(SolverStatus.NOT_STARTED), dtype=np.int64),
+            iterations=np.zeros(B, dtype=np.int64),
+            matvecs=np.zeros(B, dtype=np.int64),
+            residual_norm=np.full(B, np.inf),
+            history=[[] for _ in range(B)],
+            best=np.full(B, np.inf),
+            stalled=np.zeros(B, dtype=np.int64),
+        )
+
+    @property
+    def running(self) -> np.ndarray:
+        return self.status == SolverStatus.NOT_STARTED
+
+    def record(self, samples: np.ndarray, values: np.ndarray) -> None:
+        for s, v in zip(samples.tolist(), np.asarray(values).tolist(), strict=True):
+            self.history[s].append(float(v))
+
+    def judge(self, s: int, r_true: float, tol: float, margin: float, broke: bool = False) -> bool:
+        """Set sample ``s``'s status from its true residual; return whether to restart it.
+
+        ``CONVERGED`` if ``r_true <= tol``; ``NON_FINITE`` if it is not finite;
+        ``BREAKDOWN`` if the Krylov space was exhausted (``broke``) without progress
+        since the best residual so far; ``STAGNATION`` after
+        :data:`STAGNATION_RESTARTS` restarts without progress; otherwise the
+        sample restarts from its true residual (``True``).
+        """
+        if r_true <= tol:
+            self.status[s] = SolverStatus.CONVERGED
+        elif not np.isfinite(r_true):
+            self.status[s] = SolverStatus.NON_FINITE
+        elif broke and r_true >= margin * self.best[s]:
+            self.status[s] = SolverStatus.BREAKDOWN
+        elif self.stagnant(s, r_true, margin):
+            self.status[s] = SolverStatus.STAGNATION
+        else:
+            return True
+        return False
+
+    def stagnant(self, s: int, r_norm: float, margin: float) -> bool:
+        """Count a restart of sample ``s`` that ended at true residual ``r_norm``."""
+        if r_norm < margin * self.best[s]:
+            self.best[s] = r_norm
+            self.stalled[s] = 0
+        else:
+            self.stalled[s] += 1
+        return bool(self.stalled[s] >= STAGNATION_RESTARTS)
+
+
+def initial_residual(problem: Problem, book: Bookkeeping) -> Array:
+    r"""Return :math:`r_0 = b - Ax_0` (one product only where ``x0`` is nonzero).
+
+    Samples with :math:`b = 0` get :math:`x = 0` and ``CONVERGED`` (as scipy);
+    samples whose :math:`r_0` already meets the tolerance are ``CONVERGED``.
+    """
+    xp = problem.xp
+    dev = problem.device
+    zero_rhs = problem.b_norm == 0
+    if zero_rhs.any():
+        problem.x = xp.where(
+            xp.asarray(zero_rhs, device=dev)[:, None], xp.zeros_like(problem.x), problem.x
+        )
+        book.status[zero_rhs] = SolverStatus.CONVERGED
+        problem.x0_nonzero &= ~zero_rhs
+    r = xp.asarray(problem.b, copy=True)
+    r_norm = problem.b_norm.copy()
+    if problem.x0_nonzero.any():
+        idx_np = np.flatnonzero(problem.x0_nonzero)
+        idx = xp.asarray(idx_np, device=dev)
+        r_rows, norms = true_residual(problem, problem.x, idx_np, idx)
+        r[idx] = r_rows
+        book.matvecs[idx_np] += 1
+        r_norm[idx_np] = norms
+        book.status[idx_np[~np.isfinite(norms)]] = SolverStatus.NON_FINITE
+    r_norm[zero_rhs] = 0.0
+    book.residual_norm[:] = r_norm
+    book.best[:] = r_norm
+    done = book.running & (r_norm <= problem.tol)
+    book.status[done] = SolverStatus.CONVERGED
+    return r
