@@ -9,6 +9,7 @@ from torch import nn
 
 from krylovadv.torch.attacks import FGSM, PGD
 from krylovadv.torch.evaluate import check_adversarial, evaluate, wilson_interval
+from krylovadv.torch.fingerprint import FingerprintMismatch
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +38,26 @@ class Shift:
 
 
 class Flaky:
-    """Wraps an attack and raises on the n-th call (an interrupted run)."""
+    """Wraps an attack and raises on the n-th call (an interrupted run).
+
+    The bookkeeping is private (underscore) so that the wrapper's fingerprint
+    is the wrapped attack's configuration, as for the attack itself.
+    """
 
     def __init__(self, attack, fail_on):
-        self.attack, self.fail_on, self.calls = attack, fail_on, 0
+        self._attack, self._fail_on, self._calls = attack, fail_on, 0
         self.eps, self.norm, self.model = attack.eps, attack.norm, attack.model
+        self.steps, self.seed = attack.steps, attack.seed
+
+    @property
+    def calls(self):
+        return self._calls
 
     def __call__(self, x, y):
-        self.calls += 1
-        if self.calls == self.fail_on:
+        self._calls += 1
+        if self._calls == self._fail_on:
             raise KeyboardInterrupt("killed")
-        return self.attack(x, y)
+        return self._attack(x, y)
 
 
 def attacks_for(model):
@@ -150,8 +160,9 @@ def test_resume_file_of_another_evaluation_is_refused(problem, tmp_path):
     model, x, y = problem
     progress = tmp_path / "progress.json"
     evaluate(model, (x, y), attacks_for(model), resume=progress)
-    with pytest.raises(ValueError, match="different evaluation"):
+    with pytest.raises(FingerprintMismatch, match="data_sha256") as caught:
         evaluate(model, (x[:10], y[:10]), attacks_for(model), resume=progress)
+    assert str(progress) in str(caught.value) and "samples: 40 -> 10" in str(caught.value)
 
 
 def test_model_mode_is_restored_and_bad_inputs_are_refused(problem):
