@@ -102,8 +102,8 @@ def load_model(spec: str, *, device: str = "cpu") -> tuple[nn.Module, str, str |
     -------
     (torch.nn.Module, str, str or None)
         The model in eval mode, a description of where it came from, and the
-        sha256 of the file it was read from (``None`` for a zoo model, whose
-        checksum the registry records and verifies).
+        sha256 of the file it was read from (for a zoo model, the registry's
+        checksum, verified on load; ``None`` for TorchScript files).
 
     Raises
     ------
@@ -116,9 +116,10 @@ def load_model(spec: str, *, device: str = "cpu") -> tuple[nn.Module, str, str |
     zoo_names = zoo.available_models()
     if spec in zoo_names:
         try:
-            return zoo.load_pretrained(spec, device=device), f"zoo:{spec}", None
+            model = zoo.load_pretrained(spec, device=device)  # verifies the registry's sha256
         except zoo.ZooError as error:
             raise UsageError("--model", str(error)) from error
+        return model, f"zoo:{spec}", str(zoo.load_registry()["models"][spec]["sha256"])
     arch, sep, rest = spec.partition(":")
     if sep and arch in MODELS:
         path = Path(rest)

@@ -319,13 +319,16 @@ class EvaluationReport:
             else name
             for name, config in prov.get("attacks", {}).items()
         )
+        weights = f"weights sha256 `{prov['model_sha256']}` (of the state dict)"
+        if meta.get("model_file_sha256"):
+            weights = f"file sha256 `{meta['model_file_sha256']}`; {weights}"
         return [
-            f"- model: {meta.get('model', 'given module')}, "
-            f"weights sha256 `{prov['model_sha256']}`",
+            f"- model: {meta.get('model', 'given module')}, {weights}",
             f"- data: {data} (sha256 `{prov['data_sha256'][:16]}…`)",
             f"- attacks: {attacks}",
             f"- protocol: {'cascade' if self.cascade else 'independent'}; "
-            f"batch size {prov['batch_size']}; dtype {prov['dtype']}; device {prov['device']}",
+            f"batch size {prov['batch_size']}; dtype {prov['dtype'].removeprefix('torch.')}; "
+            f"device {prov['device']}",
             f"- krylovadv {prov['library_version']}, torch {prov['torch_version']}; "
             f"elapsed {prov['elapsed_s']:.1f} s",
             "",

@@ -1,0 +1,190 @@
+"""Long runs that never lie or lose work, tested as a user meets them: in a subprocess.
+
+Fingerprinted resume, fail-fast outputs, clean interrupts (SIGINT/SIGTERM),
+integrity of weights files, and the messages of issue "Long runs that never lie
+or lose work".  Each test fails on the behaviour before that issue was fixed.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("torch")
+
+from test_cli_commands import ROOT, run_cli  # the tests folder is on sys.path
+
+EVAL = ("evaluate", "--model", "natural", "--samples", "20", "--batch-size", "10")
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+# --- 1. fingerprints -------------------------------------------------------------------------
+
+
+def test_resume_of_another_evaluation_exits_2_naming_file_and_fields(tmp_path):
+    progress = tmp_path / "progress.json"
+    first = run_cli(*EVAL, "--attacks", "fgsm-linf", "--resume", str(progress), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    # Another model and another radius: before the fix both were accepted and the old
+    # model's numbers were reported under the new model's name.
+    other = run_cli(
+        "evaluate", "--model", "pgd-linf", "--samples", "20", "--batch-size", "10",
+        "--attacks", "fgsm-linf", "--eps-linf", "0.01", "--resume", str(progress),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert other.returncode == 2, other.stderr
+    message = other.stderr
+    assert "--resume" in message and str(progress) in message
+    assert "model_sha256" in message and "attacks.FGSM-linf.eps: 0.3 -> 0.01" in message
+    assert "To start fresh" in message and "Traceback" not in message
+
+
+def test_corrupt_resume_file_names_the_file_and_the_option(tmp_path):
+    progress = tmp_path / "progress.json"
+    progress.write_text('{"total": 3')
+    done = run_cli(*EVAL, "--attacks", "fgsm-linf", "--resume", str(progress), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--resume" in done.stderr and str(progress) in done.stderr
+    assert "JSONDecodeError" not in done.stderr and "Traceback" not in done.stderr
+
+
+# --- 3. fail fast ----------------------------------------------------------------------------
+
+
+def test_unwritable_checkpoint_dir_fails_before_any_work(tmp_path):
+    # A regular file where a folder is needed: unwritable even for the superuser (for
+    # whom chmod-based read-only folders are writable).  Before the fix, train finished
+    # an epoch and then failed naming a hidden temporary file.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    args = ("train", "--method", "natural", "--checkpoint-dir", f"{blocker}/ck")
+    done = run_cli(*args, cwd=tmp_path)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "--checkpoint-dir" in done.stderr and str(blocker) in done.stderr
+    assert ".tmp" not in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""  # no epoch was trained
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("evaluate", "--model", "natural", "--output", "{blocker}/report"), "--output"),
+        (("evaluate", "--model", "natural", "--resume", "{blocker}/p.json"), "--resume"),
+        (("attack", "--model", "natural", "--attack", "pgd", "--output", "{blocker}/a.npz"),
+         "--output"),
+        (("train", "--method", "natural", "--checkpoint-dir", "ck", "--output",
+          "{blocker}/w.safetensors"), "--output"),
+        (("reproduce", "soae-krylov-dim", "--output", "{blocker}/rep"), "--output"),
+        (("demo", "--output", "{blocker}/rep"), "--output"),
+    ],
+)  # fmt: skip
+def test_every_output_option_is_checked_first(args, option, tmp_path, monkeypatch, capsys):
+    # In-process (the subprocess path is the test above): the same main() the command runs.
+    from krylovadv.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    status = main([a.format(blocker=blocker) for a in args])
+    out, err = capsys.readouterr()
+    assert status == 2, err
+    assert option in err and str(blocker) in err and ".tmp" not in err
+    assert out == ""  # nothing was computed (the demo would print its solver table first)
+    assert not (tmp_path / "ck").exists()
+
+
+def test_atomic_write_names_the_destination_not_the_temporary_file(tmp_path):
+    from krylovadv.torch.checkpoint import atomic_write_bytes
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    with pytest.raises(OSError) as caught:
+        atomic_write_bytes(blocker / "report.md", b"x")
+    assert "report.md" in str(caught.value) and ".tmp" not in str(caught.value)
+
+
+# --- 4. clean interrupts ---------------------------------------------------------------------
+
+
+def _interrupt_when_started(command, progress, signum, cwd):
+    """Start ``command``, wait until the progress file holds a finished attack batch, signal."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "krylovadv", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=_env(),
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            state = json.loads(progress.read_text())
+        except (OSError, ValueError):
+            state = {}
+        if any(a["done_batches"] for a in state.get("attacks", {}).values()):
+            break
+        time.sleep(0.05)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=240)
+    return process.returncode, stdout, stderr
+
+
+EVAL_LONG = (
+    "evaluate", "--model", "natural", "--attacks", "pgd-linf", "--steps", "10",
+    "--samples", "120", "--batch-size", "10", "--independent",
+)  # fmt: skip
+
+
+def _interrupt_and_resume(signum, tmp_path):
+    progress = tmp_path / "progress.json"
+    command = (*EVAL_LONG, "--resume", str(progress), "--output", "interrupted")
+    status, _, stderr = _interrupt_when_started(command, progress, signum, tmp_path)
+    # Before the fix: a 70-line traceback and nothing saying how to resume.
+    assert status == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert f"progress saved to {progress}" in lines[0]
+    state = json.loads(progress.read_text())
+    finished = len(state["attacks"]["PGD-linf"]["done_batches"])
+    assert 1 <= finished < 12  # stopped mid-run, the finished batches kept
+    resume = lines[0].split("resume with: ", 1)[1].split()
+    assert resume[:2] == ["krylovadv", "evaluate"]
+    resumed = subprocess.run(
+        [sys.executable, "-m", "krylovadv", *resume[1:]],
+        capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    return json.loads((tmp_path / "interrupted" / "report.json").read_text())
+
+
+def test_ctrl_c_saves_progress_and_prints_the_resume_command(tmp_path):
+    report = _interrupt_and_resume(signal.SIGINT, tmp_path)
+    assert report["attacks"][0]["attacked"] == report["clean_correct"]
+
+
+@pytest.mark.slow
+def test_sigterm_then_resume_gives_the_uninterrupted_report(tmp_path):
+    a = _interrupt_and_resume(signal.SIGTERM, tmp_path)
+    fresh = run_cli(*EVAL_LONG, "--output", "fresh", cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr
+    b = json.loads((tmp_path / "fresh" / "report.json").read_text())
+    assert a["per_attack_robust"] == b["per_attack_robust"] and a["robust"] == b["robust"]
+
+
+def test_sigterm_raises_keyboard_interrupt_inside_a_run():
+    from krylovadv.torch.interrupts import terminate_as_interrupt
+
+    with pytest.raises(KeyboardInterrupt), terminate_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs at the next bytecode boundary
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
