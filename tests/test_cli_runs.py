@@ -188,3 +188,72 @@ def test_sigterm_raises_keyboard_interrupt_inside_a_run():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler runs at the next bytecode boundary
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+# --- 2. no silent overwrite, 5. integrity ----------------------------------------------------
+
+TINY_TRAIN = (
+    "--train-size", "64", "--epochs", "1", "--eval-subset", "0", "--batch-size", "32",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished one-epoch natural run and its weights file (with the sha256 sidecar)."""
+    folder = tmp_path_factory.mktemp("trained")
+    done = run_cli("train", "--method", "natural", *TINY_TRAIN, "--checkpoint-dir", "ck",
+                   "--output", "w.safetensors", cwd=folder)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_new_run_never_overwrites_another_runs_folder(trained):
+    before = _snapshot(trained / "ck")
+    other = ("train", "--method", "pgd-at", *TINY_TRAIN, "--checkpoint-dir", "ck")
+    refused = run_cli(*other, cwd=trained)
+    assert refused.returncode == 2, refused.stderr
+    assert "--checkpoint-dir: ck already holds a natural run" in refused.stderr
+    assert "--overwrite" in refused.stderr and "--resume" in refused.stderr
+    mismatch = run_cli(*other, "--resume", cwd=trained)
+    assert mismatch.returncode == 2, mismatch.stderr
+    assert "--resume" in mismatch.stderr and "config.method: 'natural' -> 'pgd-at'" in (
+        mismatch.stderr
+    )
+    assert _snapshot(trained / "ck") == before  # checkpoints and history.jsonl untouched
+
+
+def test_overwrite_replaces_the_run_explicitly(trained, tmp_path):
+    import shutil
+
+    shutil.copytree(trained / "ck", tmp_path / "ck")
+    done = run_cli("train", "--method", "pgd-at", *TINY_TRAIN, "--steps", "1",
+                   "--checkpoint-dir", "ck", "--overwrite", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    newest = sorted((tmp_path / "ck").glob("ckpt-*.json"))[-1]
+    assert json.loads(newest.read_text())["method"] == "pgd-at"
+
+
+def test_weights_with_bytes_overwritten_in_the_middle_are_refused(trained, tmp_path):
+    weights = trained / "w.safetensors"
+    sidecar = json.loads((trained / "w.safetensors.json").read_text())
+    from krylovadv.torch.checkpoint import sha256_file
+
+    assert sidecar["sha256"] == sha256_file(weights)
+    good = run_cli("attack", "--model", str(weights), "--attack", "fgsm", "--samples", "4")
+    assert good.returncode == 0, good.stderr
+    assert f"weights sha256 {sidecar['sha256']}" in good.stdout  # the loaded file's hash
+    blob = bytearray(weights.read_bytes())
+    middle = len(blob) // 2
+    blob[middle : middle + 64] = bytes(64)  # still a well-formed safetensors file
+    bad = tmp_path / "w.safetensors"
+    bad.write_bytes(bytes(blob))
+    (tmp_path / "w.safetensors.json").write_text(json.dumps(sidecar))
+    for spec in (str(bad), f"small-cnn:{bad}"):
+        done = run_cli("attack", "--model", spec, "--attack", "fgsm", "--samples", "4")
+        # Before: loaded and ran (15 % clean accuracy).
+        assert done.returncode == 2, done.stdout
+        assert f"checksum mismatch for {bad}" in done.stderr and "Traceback" not in done.stderr
