@@ -9,12 +9,14 @@ the exact command that resumes it (exit 130), never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["attack", "demo", "evaluate", "guarded", "reproduce", "train"]
+__all__ = ["attack", "demo", "evaluate", "guarded", "reproduce", "train", "zoo"]
 
 #: Exit status of an interrupted command (128 + SIGINT, the shell's convention).
 INTERRUPTED = 130
@@ -308,18 +310,23 @@ TRAIN_OPTIONS = {
 }
 
 
-def _config_error_as_option(text: str) -> tuple[str, str]:
-    """Name the option instead of the TrainConfig field in a configuration error."""
-    option = "--method"
-    for field, flag in TRAIN_OPTIONS.items():
-        if f"TrainConfig.{field}" in text:
-            option = flag
-            text = text.replace(f"TrainConfig.{field}", flag)
+def _config_error_as_option(
+    text: str, origin: dict[str, str], args: argparse.Namespace
+) -> tuple[str, str]:
+    """Name the option that set the field, not the TrainConfig field, in a config error."""
+    named = re.search(r"TrainConfig\.(\w+)", text)
+    if named is None:  # unknown field names: they came from --set or --config
+        return ("--set" if args.set else "--config"), text
+    field = named.group(1)
+    option = origin.get(field) or TRAIN_OPTIONS.get(field, "--set")
+    for name, flag in TRAIN_OPTIONS.items():
+        text = text.replace(f"TrainConfig.{name}", flag)
     return option, text
 
 
 def _build_train_config(args: argparse.Namespace) -> object:
     """Check the outputs and the folder, and build the TrainConfig (exit 2 on a wrong value)."""
+    from .._cli_training import train_values
     from ..torch.cli_support import UsageError, check_device, check_output
     from ..torch.fingerprint import FingerprintMismatch
     from ..torch.run_folder import RunFolderError, prepare_run_folder
@@ -332,74 +339,101 @@ def _build_train_config(args: argparse.Namespace) -> object:
                 "--output", f"{args.output}: the weights file must end in .safetensors."
             )
         check_output(args.output, "--output", folder=False)
-    check_output(args.checkpoint_dir, "--checkpoint-dir", folder=True)
-    values = {
-        field: getattr(args, field) for field in TRAIN_OPTIONS if getattr(args, field) is not None
-    }
-    values["checkpoint_dir"] = str(args.checkpoint_dir)
+    values, origin = train_values(args, TRAIN_OPTIONS)
+    check_output(values["checkpoint_dir"], origin.get("checkpoint_dir", "--checkpoint-dir"),
+                 folder=True)  # fmt: skip
+    from ..torch.training import TrainConfig
+
     try:
-        return prepare_run_folder(values, resume=args.resume, overwrite=args.overwrite)
+        config = TrainConfig.from_dict(values)
+    except ValueError as wrong:
+        raise UsageError(*_config_error_as_option(str(wrong), origin, args)) from None
+    try:
+        return prepare_run_folder(config, resume=args.resume, overwrite=args.overwrite)
     except RunFolderError as taken:
         raise UsageError("--checkpoint-dir", str(taken)) from None
     except FingerprintMismatch as mismatch:
         raise UsageError("--resume", str(mismatch)) from None
-    except ValueError as wrong:
-        raise UsageError(*_config_error_as_option(str(wrong))) from None
 
 
-def _print_history(config: object, history: list[dict]) -> None:
+def _print_epoch(config: object, record: dict) -> None:
     def show(value: object) -> str:
         return "-" if value is None else f"{value:.4f}"
 
-    for record in history:
-        print(
-            f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, "
-            f"train acc {record['train_acc']:.4f}, clean acc {show(record['clean_acc'])}, "
-            f"robust acc {show(record['robust_acc'])} (PGD-{config.eval_steps} on "
-            f"{record['eval_count']} test digits), {record['time_s']:.1f} s"
-        )
+    print(
+        f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, "
+        f"train acc {record['train_acc']:.4f}, clean acc {show(record['clean_acc'])}, "
+        f"robust acc {show(record['robust_acc'])} (PGD-{config.eval_steps} on "
+        f"{record['eval_count']} test digits), {record['time_s']:.1f} s",
+        flush=True,
+    )
+
+
+def _summary_json(result: object, output: str | None) -> str:
+    return json.dumps(
+        {
+            "global_step": result.global_step,
+            "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+            "resumed_from": result.resumed_from,
+            "last_epoch": result.history[-1] if result.history else None,
+            "output": output,
+        },
+        sort_keys=True,
+    )
 
 
 def train(args: argparse.Namespace) -> int:
     """``krylovadv train``: train, checkpoint every epoch, optionally write the weights."""
     from ..torch.checkpoint import latest_checkpoint, write_sidecar
     from ..torch.interrupts import RunInterrupted
+    from ..torch.pretrained import save_weights_file
     from ..torch.progress import progress_enabled
-
-    try:
-        from ..torch.training import Trainer
-    except ImportError:
-        from ..torch.train import Trainer
+    from ..torch.training import Trainer
 
     config = _build_train_config(args)
     start = latest_checkpoint(config.checkpoint_dir) if args.resume else None
+    if start is not None and not args.json:
+        print(f"resumed from {start}")
     trainer = Trainer(config, progress=progress_enabled(_progress(args)))
+    if not args.json:
+        print(
+            f"{config.method} training of {config.model}: {config.epochs} epoch(s), "
+            f"{config.norm} eps = {config.eps:g}, seed {config.seed}"
+        )
+    show = None if args.json else (lambda record: _print_epoch(config, record))
     try:
-        result = trainer.fit(resume=args.resume)
+        # The folder was checked (and cleared for --overwrite) by _build_train_config.
+        result = trainer.fit(resume=args.resume, overwrite=False, on_epoch=show)
+        if not trainer.dist.is_main:  # under torchrun only rank 0 reports and writes
+            return 0
     except KeyboardInterrupt:
-        raise RunInterrupted(
-            str(config.checkpoint_dir), "the unfinished epoch is discarded"
-        ) from None
+        saved = str(config.checkpoint_dir)
+        raise RunInterrupted(saved, "work since the last checkpoint is dropped") from None
     finally:
         trainer.close()
-    if start is not None:
-        print(f"resumed from {start} (global step {result.resumed_from})")
-    print(
-        f"{config.method} training of {config.model}: {config.epochs} epoch(s), "
-        f"{config.norm} eps = {config.eps:g}, seed {config.seed}"
-    )
-    _print_history(config, result.history)
-    print(f"checkpoint: {result.checkpoint}")
+    digest = sidecar = None
     if args.output is not None:
-        from ..torch.zoo import save_weights_file
-
         digest = save_weights_file(args.output, result.model, config=config)
         sidecar = write_sidecar(args.output, digest, config=config.to_dict())
+    if args.json:
+        print(_summary_json(result, args.output))
+        return 0
+    if trainer.schedule_note is not None:
+        print(trainer.schedule_note)
+    print(f"checkpoint: {result.checkpoint}")
+    if args.output is not None:
         print(
             f"weights written to {args.output} (sha256 {digest}, recorded in {sidecar}; "
             f"load with --model {config.model}:{args.output})"
         )
     return 0
+
+
+def zoo(args: argparse.Namespace) -> int:
+    """``krylovadv zoo``: build, list or verify the pre-trained models."""
+    from .._cli_training import run_zoo
+
+    return run_zoo(args)
 
 
 # --- reproduce ---------------------------------------------------------------------------

@@ -21,8 +21,9 @@ _REGISTRY = Path(__file__).resolve().parents[1] / "torch" / "weights" / "registr
 #: ``krylovadv attack``/``evaluate`` attack names (cli_support.ATTACKS; no torch import here).
 ATTACK_NAMES = ("fgsm", "pgd", "apgd", "so", "so-power", "soae")
 
-#: Training methods of ``krylovadv train``.
-TRAIN_METHODS = ("natural", "pgd-at", "trades", "mixed", "soat", "ensemble")
+#: Training methods of ``krylovadv train`` (krylovadv.torch.training.METHODS; a test
+#: keeps the two equal).
+TRAIN_METHODS = ("natural", "pgd-at", "trades", "mixed", "trades-mix", "soat", "ensemble")
 
 _EXIT_STATUS = "Exit status: 0 done, 2 a wrong option, 1 a failed run, 130 interrupted."
 
@@ -299,20 +300,23 @@ def _add_train(commands: argparse._SubParsersAction, handler: Callable) -> None:
     train = commands.add_parser(
         "train",
         help="train a model (natural or adversarial) on the embedded MNIST digits",
-        description="Train with the library's Trainer on the train split of the embedded "
-        "MNIST digits: seeded, checkpointed after every epoch, resumable to the same final "
-        "weights. Unset options take TrainConfig's defaults. Prints per-epoch clean and PGD "
-        "robust accuracy on a fixed held-out subset. A folder holding another run is refused "
+        description="Train with krylovadv.torch.training.Trainer on the train split of the "
+        "embedded MNIST digits: seeded, checkpointed after every epoch, resumable to the same "
+        "final weights. Unset options take TrainConfig's defaults. Prints per-epoch clean and "
+        "PGD robust accuracy on a fixed held-out subset. Under `torchrun --nproc_per_node=N -m "
+        "krylovadv train` the same command trains with DDP. A folder holding another run is "
+        "refused "
         "unless --resume (same settings) or --overwrite. --resume with a larger --epochs "
         "extends the run (the learning-rate schedule is recomputed for the new length and "
         f"stated). {_EXIT_STATUS}",
     )
     train.add_argument(
         "--method",
-        required=True,
+        default=None,
         choices=TRAIN_METHODS,
-        help="natural; pgd-at (Madry); trades; mixed (linf/l2 PGD); soat "
-        "(SOAE examples); ensemble (Tramer et al.; needs --ensemble-source)",
+        help="natural; pgd-at (Madry); trades; mixed (linf/l2 PGD); trades-mix; soat "
+        "(SOAE examples); ensemble (Tramer et al.; needs --ensemble-source); required "
+        "unless in --config or --set",
     )
     train.add_argument(
         "--model",
@@ -390,9 +394,29 @@ def _add_train(commands: argparse._SubParsersAction, handler: Callable) -> None:
     train.add_argument("--device", default=None, help="torch device (default cpu)")
     train.add_argument(
         "--checkpoint-dir",
-        required=True,
+        default=None,
         metavar="DIR",
-        help="where checkpoints are written (after every epoch; checked before the run)",
+        help="where checkpoints are written (after every epoch; checked before the run); "
+        "required unless in --config or --set",
+    )
+    train.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.json",
+        help="a JSON object of TrainConfig fields (named options and --set override it)",
+    )
+    train.add_argument(
+        "--set",
+        metavar="FIELD=VALUE",
+        action="append",
+        default=[],
+        help="set any TrainConfig field (VALUE parsed as JSON if possible); repeatable",
+    )
+    train.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON line (global_step, checkpoint, resumed_from, last_epoch) "
+        "instead of the per-epoch report",
     )
     run = train.add_mutually_exclusive_group()
     run.add_argument(
@@ -466,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
     """
     from .. import __version__
+    from .._cli_training import add_zoo_parser
     from . import commands as run
 
     parser = argparse.ArgumentParser(
@@ -478,5 +503,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_attack(commands, run.guarded(run.attack))
     _add_evaluate(commands, run.guarded(run.evaluate))
     _add_train(commands, run.guarded(run.train))
+    add_zoo_parser(commands, _positive_int).set_defaults(handler=run.guarded(run.zoo))
     _add_reproduce(commands, run.guarded(run.reproduce))
     return parser

@@ -86,7 +86,7 @@ def load_model(spec: str, *, device: str = "cpu") -> tuple[nn.Module, str, str |
     Parameters
     ----------
     spec : str
-        A zoo name (:func:`krylovadv.torch.zoo.available_models`);
+        A zoo name (:func:`krylovadv.torch.pretrained.available_models`);
         ``ARCH:PATH.safetensors`` (an architecture of
         :data:`krylovadv.torch.models.MODELS` and its weights, read with
         safetensors); ``PATH.safetensors`` written by the zoo or ``krylovadv
@@ -111,15 +111,15 @@ def load_model(spec: str, *, device: str = "cpu") -> tuple[nn.Module, str, str |
         For an unknown name, a missing, truncated or corrupt file (a checksum
         mismatch names the file), or weights that do not fit the architecture.
     """
-    from . import zoo
+    from . import pretrained
 
-    zoo_names = zoo.available_models()
+    zoo_names = pretrained.available_models()
     if spec in zoo_names:
         try:
-            model = zoo.load_pretrained(spec, device=device)  # verifies the registry's sha256
-        except zoo.ZooError as error:
+            model = pretrained.load_pretrained(spec, device=device)  # verifies the sha256
+        except pretrained.ZooError as error:
             raise UsageError("--model", str(error)) from error
-        return model, f"zoo:{spec}", str(zoo.load_registry()["models"][spec]["sha256"])
+        return model, f"zoo:{spec}", str(pretrained.load_registry()["models"][spec]["sha256"])
     arch, sep, rest = spec.partition(":")
     if sep and arch in MODELS:
         path = Path(rest)
@@ -128,8 +128,8 @@ def load_model(spec: str, *, device: str = "cpu") -> tuple[nn.Module, str, str |
     if path.suffix == ".safetensors":
         digest = _verified_sha256(path)
         try:
-            return zoo.load_weights_file(path, device=device), str(path), digest
-        except (zoo.ZooError, RuntimeError) as error:
+            return pretrained.load_weights_file(path, device=device), str(path), digest
+        except (pretrained.ZooError, RuntimeError) as error:
             raise UsageError("--model", _weights_problem(path, error)) from None
     if path.suffix in (".pt", ".pth", ".ts"):
         _need_file(path)

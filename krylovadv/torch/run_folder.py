@@ -49,14 +49,6 @@ class RunFolderError(ValueError):
     option = "--checkpoint-dir"
 
 
-def _train_config() -> Any:
-    try:  # the training package (krylovadv.torch.training) once it exists
-        from .training import TrainConfig
-    except ImportError:
-        from .train import TrainConfig
-    return TrainConfig
-
-
 def training_fingerprint(config: Mapping[str, Any], version: str | None = None) -> dict[str, Any]:
     """Return the training settings that determine the numbers, and the version.
 
@@ -123,13 +115,13 @@ def _describe(meta: Mapping[str, Any]) -> str:
     )
 
 
-def prepare_run_folder(values: Mapping[str, Any], *, resume: bool, overwrite: bool) -> Any:
-    """Build the configuration and check that its checkpoint folder may be used.
+def prepare_run_folder(config: Any, *, resume: bool, overwrite: bool) -> Any:
+    """Check that a configuration's checkpoint folder may be used; return the configuration.
 
     Parameters
     ----------
-    values : mapping
-        ``TrainConfig`` fields (with ``checkpoint_dir``).
+    config : TrainConfig
+        The new run's configuration (with ``checkpoint_dir``).
     resume : bool
         Continue the run in the folder: its fingerprint must match.
     overwrite : bool
@@ -141,14 +133,11 @@ def prepare_run_folder(values: Mapping[str, Any], *, resume: bool, overwrite: bo
 
     Raises
     ------
-    ValueError
-        For a wrong configuration (from ``TrainConfig``).
     RunFolderError
         If the folder holds another run and neither ``resume`` nor ``overwrite``.
     FingerprintMismatch
         If ``resume`` and the folder's run has other settings.
     """
-    config = _train_config().from_dict(values)
     directory = Path(config.checkpoint_dir)
     found = recorded_run(directory)
     has_history = (directory / HISTORY).is_file()

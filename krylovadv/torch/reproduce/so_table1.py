@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..attacks import PGD, SO
-from ..zoo import available_models
+from ..pretrained import available_models
 from . import ExperimentResult, ReproduceOptions, experiment, format_accuracy
 from ._common import correct_counts, sizes, test_digits
 
