@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -257,3 +258,41 @@ def test_weights_with_bytes_overwritten_in_the_middle_are_refused(trained, tmp_p
         # Before: loaded and ran (15 % clean accuracy).
         assert done.returncode == 2, done.stdout
         assert f"checksum mismatch for {bad}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resume_extends_epochs_and_logs_each_epoch_once(trained, tmp_path):
+    import shutil
+
+    shutil.copytree(trained / "ck", tmp_path / "ck")
+    done = run_cli("train", "--method", "natural", *TINY_TRAIN[:2], "--epochs", "2",
+                   *TINY_TRAIN[4:], "--checkpoint-dir", "ck", "--resume", cwd=tmp_path)  # fmt: skip
+    # Before: refused ("configuration differs in ['epochs']"), and every epoch was logged
+    # twice (a raw JSON line on stderr and a formatted one on stdout).
+    assert done.returncode == 0, done.stderr
+    start = sorted((trained / "ck").glob("ckpt-*.json"))[-1].name
+    assert f"resumed from {Path('ck') / start}" in done.stdout  # the file resumed from
+    assert "epochs changed from 1 to 2 on resume" in done.stdout
+    assert [
+        line.split(":")[0] for line in done.stdout.splitlines() if line.startswith("epoch ")
+    ] == ["epoch 2"]  # fmt: skip  (epoch 1 was reported by the run that trained it)
+    assert "epoch" not in done.stderr
+
+
+def test_ctrl_c_in_train_names_the_checkpoint_folder_and_the_resume_command(tmp_path):
+    command = ["train", "--method", "natural", "--train-size", "64", "--batch-size", "32",
+               "--eval-subset", "0", "--epochs", "500", "--checkpoint-dir", "ck"]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "krylovadv", *command],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(),
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "ck").glob("ckpt-*.json")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert "last checkpoint in ck" in lines[0]
+    assert lines[0].endswith("resume with: krylovadv " + " ".join(command) + " --resume")
