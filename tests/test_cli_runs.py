@@ -296,3 +296,66 @@ def test_ctrl_c_in_train_names_the_checkpoint_folder_and_the_resume_command(tmp_
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
     assert "last checkpoint in ck" in lines[0]
     assert lines[0].endswith("resume with: krylovadv " + " ".join(command) + " --resume")
+
+
+# --- 6. progress: one rule everywhere ----------------------------------------------------------
+
+
+def _attack_stderr(tty):
+    """Stderr of a short attack run, with stderr a pseudo-terminal or a pipe."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    command = [sys.executable, "-m", "krylovadv", "attack", "--model", "natural", "--attack",
+               "pgd", "--samples", "8", "--steps", "2", "--batch-size", "4"]  # fmt: skip
+    if not tty:
+        return subprocess.run(command, capture_output=True, text=True, env=_env()).stderr
+    leader, follower = pty.openpty()
+    # A new pseudo-terminal is 0 columns wide, and tqdm draws nothing in 0 columns.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=follower, env=_env())
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=240)
+    os.close(leader)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_attack_shows_progress_on_a_terminal_and_nothing_in_a_pipe():
+    # Before: 12 s of silence for --samples 1000 (no progress display at all).
+    assert "batch" in _attack_stderr(tty=True)  # tqdm's "2/2 [..., batch/s]"
+    assert _attack_stderr(tty=False) == ""
+
+
+def test_every_entry_point_defaults_to_the_same_rule(monkeypatch):
+    import inspect
+
+    from krylovadv.torch.attacks import Attack
+    from krylovadv.torch.evaluate import evaluate
+    from krylovadv.torch.progress import progress_enabled
+    from krylovadv.torch.training import Trainer, train
+
+    for function in (evaluate, Attack.run, Trainer.__init__, train):
+        assert inspect.signature(function).parameters["progress"].default is None, function
+
+    class Terminal:
+        def __init__(self, tty):
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    monkeypatch.setattr(sys, "stderr", Terminal(True))
+    assert progress_enabled(None) and not progress_enabled(False)
+    monkeypatch.setattr(sys, "stderr", Terminal(False))
+    assert not progress_enabled(None) and progress_enabled(True)
