@@ -123,6 +123,7 @@ def demo(args: argparse.Namespace) -> int:
     rows = run_solver_demo(grid=args.grid, batch=args.batch, seed=args.seed)
     columns = ["experiment", "solver", "time_s", "matvecs", "relative_residual", "note"]
     print(_format_table(rows, columns))
+    sys.stdout.flush()
     if args.solver_only:
         return 0
     from ..torch.demo import run_attack_demo
@@ -136,10 +137,11 @@ def demo(args: argparse.Namespace) -> int:
             device=args.device,
             output=args.output,
             progress=_progress(args),
+            solver_rows=rows,
         )
     except KeyboardInterrupt as stop:
         return _interrupted(args, stop)
-    print(result.to_markdown())
+    print(result.to_markdown(solvers=False))
     if result.folder is not None:
         print(f"\nReport written to {result.folder}/ (report.md, report.json, *.png)")
     return 0

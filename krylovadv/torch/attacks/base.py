@@ -1,7 +1,7 @@
 r"""The one attack loop every attack of :mod:`krylovadv.torch.attacks` shares.
 
 An iterative attack on an :math:`\ell_p` ball is projected ascent on the loss
-(Madry et al. 2018; seed 000, eq. 2):
+(Madry et al. 2018; Li et al., eq. 2):
 
 .. math::  x^{t+1} = \Pi_{x + \mathcal S}\bigl(x^t + \alpha\,u(d^t)\bigr),
            \qquad t = 0, \dots, T - 1,
@@ -9,8 +9,8 @@ An iterative attack on an :math:`\ell_p` ball is projected ascent on the loss
 where :math:`u` is the norm's steepest-ascent unit direction
 (:mod:`~krylovadv.torch.attacks.norms`) and the attacks differ **only** in the
 direction :math:`d^t`: the gradient :math:`\nabla_x L` (PGD), a Gaussian-smoothed
-gradient (S-O, seed 000), the dominant Hessian eigenvector (S-O, appendix), or
-:math:`H^{-1}\nabla_x L` from GMRES (SOAE, seed 004).  A subclass overrides
+gradient (S-O, Li et al.), the dominant Hessian eigenvector (S-O, appendix), or
+:math:`H^{-1}\nabla_x L` from GMRES (SOAE, Qian et al.).  A subclass overrides
 :meth:`Attack.direction`; everything else is here, once:
 
 - the model is put in eval mode and every submodule's own mode is restored
@@ -30,7 +30,7 @@ gradient (S-O, seed 000), the dominant Hessian eigenvector (S-O, appendix), or
 - optional early stop freezes a sample as soon as it is misclassified (and
   later restarts skip it);
 - :meth:`Attack.run` returns an :class:`AttackResult` with per-sample success,
-  a per-step :class:`AttackTrace` (seed 000, Fig. 1 plots its
+  a per-step :class:`AttackTrace` (Li et al., Fig. 1, plots its
   ``mean_grad_norm``) and the attack's own diagnostics.
 """
 
@@ -122,7 +122,7 @@ class AttackTrace:
 
     @property
     def mean_grad_norm(self) -> np.ndarray:
-        r""":math:`\frac{1}{B}\sum_i \|\nabla_x L(x^t_i)\|_2` per step (seed 000, Fig. 1)."""
+        r""":math:`\frac{1}{B}\sum_i \|\nabla_x L(x^t_i)\|_2` per step (Li et al., Fig. 1)."""
         return self.grad_norm.mean(axis=1)
 
     @property
