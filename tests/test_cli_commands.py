@@ -122,6 +122,11 @@ def test_version_and_help_texts_follow_the_code(monkeypatch):
     assert listed == available_models()
     for name in ATTACKS:  # APGD was in the API but not in the CLI
         assert name in text
+    # The torch-free parser's name lists are the registries' (they cannot drift).
+    from krylovadv.cli.parser import ATTACK_NAMES, TRAIN_METHODS
+    from krylovadv.torch.training import METHODS
+
+    assert set(ATTACK_NAMES) == set(ATTACKS) and set(TRAIN_METHODS) == set(METHODS)
 
 
 def test_apgd_runs_from_the_command_line():

@@ -296,20 +296,8 @@ def _add_evaluate(commands: argparse._SubParsersAction, handler: Callable) -> No
     evaluation.set_defaults(handler=handler)
 
 
-def _add_train(commands: argparse._SubParsersAction, handler: Callable) -> None:
-    train = commands.add_parser(
-        "train",
-        help="train a model (natural or adversarial) on the embedded MNIST digits",
-        description="Train with krylovadv.torch.training.Trainer on the train split of the "
-        "embedded MNIST digits: seeded, checkpointed after every epoch, resumable to the same "
-        "final weights. Unset options take TrainConfig's defaults. Prints per-epoch clean and "
-        "PGD robust accuracy on a fixed held-out subset. Under `torchrun --nproc_per_node=N -m "
-        "krylovadv train` the same command trains with DDP. A folder holding another run is "
-        "refused "
-        "unless --resume (same settings) or --overwrite. --resume with a larger --epochs "
-        "extends the run (the learning-rate schedule is recomputed for the new length and "
-        f"stated). {_EXIT_STATUS}",
-    )
+def _add_train_hyperparameters(train: argparse.ArgumentParser) -> None:
+    """Add the options of ``krylovadv train`` that set TrainConfig's hyper-parameters."""
     train.add_argument(
         "--method",
         default=None,
@@ -382,6 +370,10 @@ def _add_train(commands: argparse._SubParsersAction, handler: Callable) -> None:
         default=None,
         help="PGD steps of the per-epoch robust accuracy (default 20)",
     )
+
+
+def _add_train_run_options(train: argparse.ArgumentParser) -> None:
+    """Add where a training run lives, how it is configured and resumed, what it writes."""
     train.add_argument(
         "--ensemble-source",
         dest="ensemble_sources",
@@ -438,6 +430,24 @@ def _add_train(commands: argparse._SubParsersAction, handler: Callable) -> None:
         help="write the final weights here (safetensors, with a sha256 sidecar "
         "WEIGHTS.safetensors.json; load them with --model ARCH:WEIGHTS.safetensors)",
     )
+
+
+def _add_train(commands: argparse._SubParsersAction, handler: Callable) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a model (natural or adversarial) on the embedded MNIST digits",
+        description="Train with krylovadv.torch.training.Trainer on the train split of the "
+        "embedded MNIST digits: seeded, checkpointed after every epoch, resumable to the same "
+        "final weights. Unset options take TrainConfig's defaults. Prints per-epoch clean and "
+        "PGD robust accuracy on a fixed held-out subset. Under `torchrun --nproc_per_node=N -m "
+        "krylovadv train` the same command trains with DDP. A folder holding another run is "
+        "refused "
+        "unless --resume (same settings) or --overwrite. --resume with a larger --epochs "
+        "extends the run (the learning-rate schedule is recomputed for the new length and "
+        f"stated). {_EXIT_STATUS}",
+    )
+    _add_train_hyperparameters(train)
+    _add_train_run_options(train)
     _add_progress(train)
     train.set_defaults(handler=handler)
 
