@@ -235,7 +235,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.output is not None:
         cs.check_output(args.output, "--output", folder=True)
     progress_file, automatic = _progress_file(args)
-    cs.check_output(progress_file, "--resume" if not automatic else "--output", folder=False)
+    cs.check_output(progress_file, "--resume", folder=False)  # the automatic file too
     cs.check_device(args.device)
     data, indices = cs.load_data_subset(
         args.data, split=args.split, samples=args.samples, seed=args.seed

@@ -95,15 +95,12 @@ def clear_run_folder(directory: str | Path) -> list[Path]:
     """
     directory = Path(directory)
     removed = []
-    for meta_path in list_checkpoints(directory):
-        for path in (meta_path, meta_path.with_suffix(".safetensors")):
-            if path.exists():
-                path.unlink()
-                removed.append(path)
-    history = directory / HISTORY
-    if history.exists():
-        history.unlink()
-        removed.append(history)
+    paths = [p for m in list_checkpoints(directory) for p in (m, m.with_suffix(".safetensors"))]
+    for path in [*paths, directory / HISTORY]:
+        # missing_ok: under torchrun every rank clears the same folder.
+        if path.exists():
+            path.unlink(missing_ok=True)
+            removed.append(path)
     return removed
 
 
