@@ -421,8 +421,8 @@ def curvature_diagnostics(
     - ``top_eigenvalue``: the eigenvalue of largest magnitude of :math:`H_b`, by
       power iteration to a relative eigen-residual ``power_tol``;
     - ``krylov_dim``: the Krylov dimension :math:`m` at which GMRES on
-      :math:`H_b\delta = g_b` reaches :math:`\|\tilde r\|/\beta < \tau` (Qian et al.'s
-      stopping rule, from :math:`\delta^{(0)} = 0`), capped at
+      :math:`H_b\delta = g_b` reaches :math:`\|\tilde r\|/\beta < \tau` (seed
+      004's stopping rule, from :math:`\delta^{(0)} = 0`), capped at
       ``max_krylov_dim``, and ``krylov_converged``;
     - ``fd_gap``: :math:`\|H^{\mathrm{FD}}_b g_b - H_b g_b\| / \|H_b g_b\|`, the
       relative error of the forward-difference product at the papers' step
@@ -647,7 +647,7 @@ def evaluate(
         "attacks": fingerprint["attacks"],
         "elapsed_s": time.perf_counter() - started,
     }
-    return EvaluationReport(
+    report = EvaluationReport(
         total=int(x_all.shape[0]),
         clean_correct=int(clean.sum()),
         attacks=records,
@@ -658,6 +658,7 @@ def evaluate(
         curvature=diagnostics,
         provenance=provenance,
     )
+    return report
 
 
 class _EvaluationRun:
