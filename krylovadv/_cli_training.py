@@ -71,7 +71,7 @@ def run_zoo(args: argparse.Namespace) -> int:
         weights_dir=args.dir,
         eval_count=args.eval_count,
         threads=args.threads,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else None,  # None: bars only on a terminal
     )
 
 

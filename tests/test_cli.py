@@ -87,6 +87,26 @@ def test_attack_demo_writes_its_report(tmp_path):
     for attack in ("FGSM-linf", "PGD-linf", "PGD-l2", "SO-linf", "SO-l2", "SOAE-linf"):
         assert attack in text
     assert "Model `natural`" in text and "Model `pgd-linf`" in text
+    # The report states what ran, links its plots and holds the solver table.
+    from krylovadv import __version__
+    from krylovadv.torch.pretrained import load_registry
+
+    for name in ("natural", "pgd-linf"):
+        assert load_registry()["models"][name]["sha256"] in text
+    for fact in (
+        "split test",
+        "6 samples",
+        "(subset seed 0)",
+        "2 steps",
+        "ε = 0.3",
+        "protocol: independent",
+        f"krylovadv {__version__}",
+        "elapsed",
+    ):
+        assert fact in text, fact
+    assert "](robust_accuracy.png)" in text and "](gradient_norm.png)" in text
+    assert "| experiment | solver | time_s | matvecs | relative_residual | note |" in text
+    assert "| krylovadv.gmres |" in text and "| scipy gmres |" in text  # solver rows
 
 
 def test_reproduce_lists_every_experiment():

@@ -101,6 +101,39 @@ def test_help_explains_every_option(command):
     assert done.returncode == 0, done.stderr
     for option in HELP_OPTIONS[command]:
         assert option in done.stdout, option
+    assert "%%" not in done.stdout  # argparse prints descriptions verbatim
+
+
+def test_version_and_help_texts_follow_the_code(monkeypatch):
+    import krylovadv
+    from krylovadv.cli import build_parser
+    from krylovadv.torch.cli_support import ATTACKS
+    from krylovadv.torch.zoo import available_models
+
+    done = run_cli("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"krylovadv {krylovadv.__version__}"
+    monkeypatch.setenv("COLUMNS", "10000")  # no wrapping (argparse breaks at hyphens)
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    text = " ".join(sub["evaluate"].format_help().split())
+    assert "95 %%" not in text and "95 % Wilson" in text
+    # The zoo list of --help is the registry's, whatever it holds (trades-l2 was missing).
+    listed = text.split("a zoo name (", 1)[1].split(")", 1)[0].split(", ")
+    assert listed == available_models()
+    for name in ATTACKS:  # APGD was in the API but not in the CLI
+        assert name in text
+    # The torch-free parser's name lists are the registries' (they cannot drift).
+    from krylovadv.cli.parser import ATTACK_NAMES, TRAIN_METHODS
+    from krylovadv.torch.training import METHODS
+
+    assert set(ATTACK_NAMES) == set(ATTACKS) and set(TRAIN_METHODS) == set(METHODS)
+
+
+def test_apgd_runs_from_the_command_line():
+    done = run_cli("attack", "--model", "natural", "--attack", "apgd", "--samples", "4",
+                   "--steps", "3")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "attack: apgd linf" in done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -243,10 +276,37 @@ def test_attack_loads_a_torchscript_file(tmp_path):
         (("attack", "--model", "natural", "--attack", "pgd", "--output", "adv.pt"), "--output"),
         (("evaluate", "--model", "natural", "--attacks", "pgd-l3"), "--attacks"),
         (("train", "--method", "natural", "--checkpoint-dir", "ck", "--model", "vgg"), "--model"),
+        # Before: silently clamped to the 2,000 test digits.
+        (("attack", "--model", "natural", "--attack", "fgsm", "--samples", "100000"),
+         "--samples: 100000 samples asked for, but the test split of mnist10k holds 2000"),
+        # Before: ran without a word (every image is inside an l-inf ball of radius 30).
+        (("attack", "--model", "natural", "--attack", "fgsm", "--eps", "30"),
+         "--eps: 30 is larger than 1"),
+        (("evaluate", "--model", "natural", "--eps-l2", "29"),
+         "--eps-l2: 29 is larger than sqrt(784)"),
+        # Before: named the field TrainConfig.ensemble_sources.
+        (("train", "--method", "ensemble", "--checkpoint-dir", "ck"), "needs --ensemble-source"),
     ],
-)
+)  # fmt: skip
 def test_wrong_values_exit_2_naming_the_option(args, option, tmp_path):
     done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert option in done.stderr
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.stderr and "TrainConfig" not in done.stderr
+
+
+def test_truncated_weights_file_is_one_clear_sentence(tmp_path):
+    source = ROOT / "krylovadv" / "torch" / "weights" / "small-cnn-natural.safetensors"
+    blob = source.read_bytes()
+    path = tmp_path / "cut.safetensors"
+    path.write_bytes(blob[: len(blob) // 2])
+    sentence = f"--model: {path} is not a readable safetensors file (truncated or corrupt)."
+    done = run_cli("attack", "--model", str(path), "--attack", "fgsm", "--samples", "4")
+    assert done.returncode == 2
+    # Before: "... file not fully covered Pass ARCH:... with an architecture of [...]".
+    assert sentence in done.stderr and "Pass ARCH" not in done.stderr
+    from krylovadv.torch.cli_support import UsageError, load_model
+
+    with pytest.raises(UsageError) as caught:
+        load_model(f"small-cnn:{path}")  # the ARCH:FILE form: the same sentence
+    assert str(caught.value).startswith(sentence)

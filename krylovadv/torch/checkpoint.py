@@ -57,7 +57,10 @@ __all__ = [
     "save_checkpoint",
     "sha256_bytes",
     "sha256_file",
+    "sidecar_path",
     "unflatten_optimizer_state",
+    "verify_sidecar",
+    "write_sidecar",
 ]
 
 logger = logging.getLogger(__name__)
@@ -138,7 +141,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         The full content.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        # Name the destination, not the hidden temporary file the user never asked for.
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), 0o644)  # mkstemp's 0600 would hide shipped files
@@ -151,6 +158,89 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.unlink(tmp)
         raise
     _fsync_directory(path.parent)
+
+
+# --- sha256 sidecars of weights files -----------------------------------------
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """Return the sidecar of a weights file: ``<name>.safetensors.json`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def write_sidecar(path: str | os.PathLike, sha256: str, **info: Any) -> Path:
+    """Record a weights file's sha256 (and ``info``) in its JSON sidecar, atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The weights file (already written).
+    sha256 : str
+        Its hex digest (e.g. as returned by
+        :func:`krylovadv.torch.zoo.save_weights_file`).
+    **info
+        JSON-serialisable extras (e.g. the training configuration).
+
+    Returns
+    -------
+    Path
+        The sidecar.
+    """
+    from .. import __version__
+
+    path = Path(path)
+    record = {
+        "file": path.name,
+        "sha256": sha256,
+        "bytes": path.stat().st_size,
+        "krylovadv_version": __version__,
+        **info,
+    }
+    side = sidecar_path(path)
+    atomic_write_bytes(side, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
+    return side
+
+
+def verify_sidecar(path: str | os.PathLike) -> str:
+    """Return a weights file's sha256, checked against its sidecar if it has one.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The weights file.
+
+    Returns
+    -------
+    str
+        The hex sha256 of the file's bytes.
+
+    Raises
+    ------
+    CheckpointError
+        If the sidecar is unreadable or records another sha256 (the file was
+        truncated, corrupted or replaced after it was written); the message
+        names both files and the fix.
+    """
+    path = Path(path)
+    digest = sha256_file(path)
+    side = sidecar_path(path)
+    if not side.is_file():
+        return digest
+    try:
+        recorded = json.loads(side.read_text(encoding="utf-8"))["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(
+            f"the sidecar {side} of {path} is unreadable ({error}); rewrite the weights "
+            "with the library or delete the sidecar to load the file unverified."
+        ) from None
+    if digest != recorded:
+        raise CheckpointError(
+            f"checksum mismatch for {path}: its sha256 is {digest} but {side.name} records "
+            f"{recorded}; the file was truncated, corrupted or replaced after it was "
+            "written. Write it again (e.g. krylovadv train --output) or restore a good copy."
+        )
+    return digest
 
 
 # --- optimizer state ----------------------------------------------------------

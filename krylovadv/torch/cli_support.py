@@ -8,6 +8,7 @@ that :mod:`krylovadv.cli` stays a thin layer: parse, call the library, print.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,11 @@ import torch
 from torch import nn
 
 from ..data import ImageData, load_cifar10, load_mnist10k, load_mnist_idx
-from .attacks import FGSM, PGD, SO, SOAE, SOPower
+from .attacks import APGD, FGSM, PGD, SO, SOAE, SOPower
+from .checkpoint import CheckpointError, verify_sidecar
 from .models import MODELS, build_model
+from .outputs import check_output_dir, check_output_file
+from .progress import progress_bar
 
 __all__ = [
     "ATTACKS",
@@ -28,8 +32,11 @@ __all__ = [
     "attack_summary",
     "build_attack",
     "check_device",
+    "check_output",
+    "checked_eps",
     "default_eps",
     "load_data",
+    "load_data_subset",
     "load_model",
     "parse_attack_list",
     "run_attack",
@@ -38,14 +45,28 @@ __all__ = [
 ]
 
 #: Attack names of the command line → class.
-ATTACKS: dict[str, type] = {"fgsm": FGSM, "pgd": PGD, "so": SO, "so-power": SOPower, "soae": SOAE}
+ATTACKS: dict[str, type] = {
+    "fgsm": FGSM,
+    "pgd": PGD,
+    "apgd": APGD,
+    "so": SO,
+    "so-power": SOPower,
+    "soae": SOAE,
+}
 #: Threat models.
 NORMS = ("linf", "l2")
-#: Default radii per data family and norm (MNIST: seed 000's ℓ∞ 0.3 / ℓ2 2.0;
+#: Default radii per data family and norm (MNIST: Li et al.'s ℓ∞ 0.3 / ℓ2 2.0;
 #: CIFAR-10: the usual 8/255 and 0.5).
 _DEFAULT_EPS = {"mnist": {"linf": 0.3, "l2": 2.0}, "cifar10": {"linf": 8 / 255, "l2": 0.5}}
 #: Labels of the attacks in reports.
-_LABELS = {"fgsm": "FGSM", "pgd": "PGD", "so": "SO", "so-power": "SOPower", "soae": "SOAE"}
+_LABELS = {
+    "fgsm": "FGSM",
+    "pgd": "PGD",
+    "apgd": "APGD",
+    "so": "SO",
+    "so-power": "SOPower",
+    "soae": "SOAE",
+}
 
 
 class UsageError(ValueError):
@@ -59,7 +80,7 @@ class UsageError(ValueError):
 # --- models -----------------------------------------------------------------------------
 
 
-def load_model(spec: str, *, device: str = "cpu") -> tuple[nn.Module, str]:
+def load_model(spec: str, *, device: str = "cpu") -> tuple[nn.Module, str, str | None]:
     """Load the model named by a ``--model`` value.
 
     Parameters
@@ -71,41 +92,45 @@ def load_model(spec: str, *, device: str = "cpu") -> tuple[nn.Module, str]:
         safetensors); ``PATH.safetensors`` written by the zoo or ``krylovadv
         train`` (architecture in the header); or a TorchScript file ``PATH.pt``
         (read with :func:`torch.jit.load`, which runs code from the file: load
-        only files you trust).
+        only files you trust).  A weights file with a sha256 sidecar
+        (``PATH.safetensors.json``, see :func:`~krylovadv.torch.checkpoint.write_sidecar`)
+        is verified against it before loading.
     device : str
         Where to put the model.
 
     Returns
     -------
-    (torch.nn.Module, str)
-        The model in eval mode and a description of where it came from.
+    (torch.nn.Module, str, str or None)
+        The model in eval mode, a description of where it came from, and the
+        sha256 of the file it was read from (for a zoo model, the registry's
+        checksum, verified on load; ``None`` for TorchScript files).
 
     Raises
     ------
     UsageError
-        For an unknown name, a missing or unreadable file, or weights that do
-        not fit the architecture.
+        For an unknown name, a missing, truncated or corrupt file (a checksum
+        mismatch names the file), or weights that do not fit the architecture.
     """
     from . import pretrained
 
     zoo_names = pretrained.available_models()
     if spec in zoo_names:
         try:
-            return pretrained.load_pretrained(spec, device=device), f"zoo:{spec}"
+            model = pretrained.load_pretrained(spec, device=device)  # verifies the sha256
         except pretrained.ZooError as error:
             raise UsageError("--model", str(error)) from error
+        return model, f"zoo:{spec}", str(pretrained.load_registry()["models"][spec]["sha256"])
     arch, sep, rest = spec.partition(":")
     if sep and arch in MODELS:
-        return _load_arch_weights(arch, Path(rest), device), spec
+        path = Path(rest)
+        return _load_arch_weights(arch, path, device), spec, _verified_sha256(path)
     path = Path(spec)
     if path.suffix == ".safetensors":
-        _need_file(path)
+        digest = _verified_sha256(path)
         try:
-            return pretrained.load_weights_file(path, device=device), str(path)
+            return pretrained.load_weights_file(path, device=device), str(path), digest
         except (pretrained.ZooError, RuntimeError) as error:
-            raise UsageError(
-                "--model", f"{error} Pass ARCH:{path} with an architecture of {sorted(MODELS)}."
-            ) from error
+            raise UsageError("--model", _weights_problem(path, error)) from None
     if path.suffix in (".pt", ".pth", ".ts"):
         _need_file(path)
         try:
@@ -114,21 +139,46 @@ def load_model(spec: str, *, device: str = "cpu") -> tuple[nn.Module, str]:
             raise UsageError(
                 "--model", f"{path} is not a TorchScript file (torch.jit.save): {error}"
             ) from error
-        return model.eval(), f"torchscript:{path}"
+        return model.eval(), f"torchscript:{path}", None
     if sep:
         raise UsageError(
             "--model", f"unknown architecture {arch!r} in {spec!r}; choose from {sorted(MODELS)}."
         )
     raise UsageError(
         "--model",
-        f"unknown model {spec!r}: not a zoo model ({zoo_names}), "
+        f"unknown model {spec!r}: not a zoo model ({', '.join(zoo_names)}), "
         "not ARCH:WEIGHTS.safetensors, not a .safetensors or TorchScript .pt file.",
     )
+
+
+def _weights_problem(path: Path, error: Exception) -> str:
+    """One clear sentence about a weights file that does not load, with the right hint."""
+    text = str(error).rstrip(".")
+    if "does not record its architecture" in text:
+        return (
+            f"{path} does not record its architecture; pass ARCH:{path} with ARCH one of "
+            f"{', '.join(sorted(MODELS))}."
+        )
+    if "not a valid safetensors file" in text or "header" in text:
+        return (
+            f"{path} is not a readable safetensors file (truncated or corrupt). "
+            "Copy or rewrite the file; it cannot be loaded as it is."
+        )
+    return f"{text}. Check that the file matches its architecture."
 
 
 def _need_file(path: Path) -> None:
     if not path.is_file():
         raise UsageError("--model", f"file {path} does not exist.")
+
+
+def _verified_sha256(path: Path) -> str:
+    """Return the file's sha256, checked against its sidecar when it has one."""
+    _need_file(path)
+    try:
+        return verify_sidecar(path)
+    except CheckpointError as error:
+        raise UsageError("--model", str(error)) from None
 
 
 def _load_arch_weights(arch: str, path: Path, device: str) -> nn.Module:
@@ -147,7 +197,9 @@ def _load_arch_weights(arch: str, path: Path, device: str) -> nn.Module:
             meta = handle.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
-        raise UsageError("--model", f"{path} is not a valid safetensors file: {error}") from error
+        raise UsageError(
+            "--model", _weights_problem(path, ValueError(f"not a valid safetensors file: {error}"))
+        ) from None
     kwargs = json.loads(meta.get("model_kwargs", "{}")) if meta.get("model") == arch else {}
     model = build_model(arch, **kwargs)
     try:
@@ -155,16 +207,33 @@ def _load_arch_weights(arch: str, path: Path, device: str) -> nn.Module:
     except RuntimeError as error:
         raise UsageError(
             "--model", f"the weights of {path} do not fit architecture {arch!r}: {error}"
-        ) from error
+        ) from None
     return model.to(device).eval()
 
 
 # --- data ---------------------------------------------------------------------------------
 
 
-def load_data(
+def _load_source(spec: str, split: str) -> ImageData:
+    kind, _, directory = spec.partition(":")
+    try:
+        if kind == "mnist10k" and not directory:
+            return load_mnist10k(split)
+        if kind == "mnist-idx" and directory:
+            return load_mnist_idx(directory, split)
+        if kind == "cifar10" and directory:
+            return load_cifar10(directory, split)
+    except (FileNotFoundError, ValueError) as error:
+        option = "--split" if "split" in str(error) else "--data"
+        raise UsageError(option, str(error)) from error
+    raise UsageError(
+        "--data", f"unknown data {spec!r}; use mnist10k, mnist-idx:DIR or cifar10:DIR."
+    )
+
+
+def load_data_subset(
     spec: str, *, split: str = "test", samples: int | None = None, seed: int = 0
-) -> ImageData:
+) -> tuple[ImageData, np.ndarray]:
     """Load the data named by a ``--data`` value and draw a seeded subset.
 
     Parameters
@@ -175,38 +244,88 @@ def load_data(
     split : str
         ``test`` or ``train`` (``all`` for ``mnist10k``).
     samples : int, optional
-        Size of the seeded random subset (all if ``None``).
+        Size of the seeded random subset (all if ``None``); more than the
+        split holds is an error, never a silent clamp.
     seed : int
         Seed of the subset.
 
     Returns
     -------
-    ImageData
+    (ImageData, numpy.ndarray)
+        The subset and its sorted indices into the split (the same draw as
+        :meth:`krylovadv.data.ImageData.subset`).
     """
-    kind, _, directory = spec.partition(":")
-    try:
-        if kind == "mnist10k" and not directory:
-            data = load_mnist10k(split)
-        elif kind == "mnist-idx" and directory:
-            data = load_mnist_idx(directory, split)
-        elif kind == "cifar10" and directory:
-            data = load_cifar10(directory, split)
-        else:
-            raise UsageError(
-                "--data", f"unknown data {spec!r}; use mnist10k, mnist-idx:DIR or cifar10:DIR."
-            )
-    except (FileNotFoundError, ValueError) as error:
-        if isinstance(error, UsageError):
-            raise
-        option = "--split" if "split" in str(error) else "--data"
-        raise UsageError(option, str(error)) from error
-    return data.subset(samples, seed=seed)
+    data = _load_source(spec, split)
+    available = len(data)
+    if samples is None or samples == available:
+        return data, np.arange(available)
+    if samples > available:
+        raise UsageError(
+            "--samples",
+            f"{samples} samples asked for, but the {split} split of {spec} holds {available}; "
+            f"pass --samples {available} or fewer.",
+        )
+    index = np.sort(np.random.default_rng(seed).choice(available, samples, replace=False))
+    subset = ImageData(data.images[index], data.labels[index], f"{data.name}[{samples}]")
+    return subset, index
+
+
+def load_data(
+    spec: str, *, split: str = "test", samples: int | None = None, seed: int = 0
+) -> ImageData:
+    """Return the subset of :func:`load_data_subset` (without its indices)."""
+    return load_data_subset(spec, split=split, samples=samples, seed=seed)[0]
 
 
 def default_eps(data_spec: str, norm: str) -> float:
     """Return the default radius of ``norm`` for a ``--data`` value."""
     family = "cifar10" if data_spec.startswith("cifar10") else "mnist"
     return _DEFAULT_EPS[family][norm]
+
+
+def checked_eps(
+    value: float | None, *, data: str, norm: str, images: ImageData, option: str
+) -> float:
+    r"""Return ``value`` (or the default radius) after checking it against the pixel range.
+
+    Pixels are in [0, 1], so no two images are further apart than 1 in ℓ∞ or
+    :math:`\sqrt{d}` in ℓ2 (``d`` pixels): a larger radius puts every image in
+    the ball, and is almost always a radius meant for [0, 255] pixels.
+
+    Raises
+    ------
+    UsageError
+        Naming ``option``, the valid range and the likely intended value.
+    """
+    if value is None:
+        return default_eps(data, norm)
+    d = int(np.prod(images.images.shape[1:]))
+    largest = 1.0 if norm == "linf" else math.sqrt(d)
+    if value > largest:
+        bound = "1" if norm == "linf" else f"sqrt({d}) = {largest:.4g}"
+        raise UsageError(
+            option,
+            f"{value:g} is larger than {bound}, the largest {norm} distance between two images "
+            f"with pixels in [0, 1], so the ball would hold every image. Radii are in [0, 1] "
+            f"pixel units: for {value:g}/255 pass {value / 255:.4g}.",
+        )
+    return value
+
+
+def check_output(path: str | Path, option: str, *, folder: bool) -> Path:
+    """Check an output location before any work (:mod:`krylovadv.torch.outputs`).
+
+    Raises
+    ------
+    UsageError
+        Naming ``option`` when the folder cannot be created or written.
+    """
+    try:
+        if folder:
+            return check_output_dir(path, option)
+        return check_output_file(path, option)
+    except ValueError as error:
+        raise UsageError(option, str(error).removeprefix(f"{option}: ")) from None
 
 
 # --- attacks ------------------------------------------------------------------------------
@@ -319,9 +438,17 @@ class AttackOutcome:
 
 
 def run_attack(
-    attack: Any, model: nn.Module, data: ImageData, *, device: str = "cpu", batch_size: int = 256
+    attack: Any,
+    model: nn.Module,
+    data: ImageData,
+    *,
+    device: str = "cpu",
+    batch_size: int = 256,
+    progress: bool | None = None,
 ) -> AttackOutcome:
     """Run an attack over ``data`` in batches; check every example.
+
+    ``progress``: a bar over the batches (``None``: only on a terminal).
 
     Returns
     -------
@@ -337,7 +464,9 @@ def run_attack(
     diagnostics: dict[str, list[np.ndarray]] = {}
     seconds = 0.0
     norm = getattr(attack.norm, "name", attack.norm)
-    for start in range(0, x_all.shape[0], batch_size):
+    starts = range(0, x_all.shape[0], batch_size)
+    label = type(attack).__name__
+    for start in progress_bar(starts, progress=progress, desc=label, unit="batch"):
         xb = x_all[start : start + batch_size].to(device)
         yb = y_all[start : start + batch_size].to(device)
         started = time.perf_counter()

@@ -30,6 +30,9 @@ from torch import nn
 from ..data import ImageData
 from .checkpoint import atomic_write_bytes
 from .curvature import curvature_diagnostics  # re-exported: evaluate(curvature=True) uses it
+from .evaluation_progress import evaluation_fingerprint, load_progress, save_progress
+from .interrupts import RunInterrupted
+from .progress import progress_bar
 
 __all__ = [
     "AttackRecord",
@@ -37,22 +40,24 @@ __all__ = [
     "check_adversarial",
     "curvature_diagnostics",
     "evaluate",
+    "evaluation_fingerprint",
     "wilson_interval",
 ]
 
 
 def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
-    r"""Wilson score interval for a binomial proportion.
+    r"""Wilson score interval for a binomial proportion (a thin wrapper of scipy).
 
-    .. math:: \frac{\hat p + \frac{z^2}{2n} \pm z\sqrt{\frac{\hat p(1-\hat p)}{n}
-              + \frac{z^2}{4n^2}}}{1 + z^2/n}
+    Calls ``scipy.stats.binomtest(successes, total).proportion_ci(confidence,
+    method="wilson")``; kept as a function so that reports and the ``reproduce``
+    verdicts share one definition and handle ``total = 0``.
 
     Parameters
     ----------
     successes, total : int
         Counts (``total`` may be 0: the interval is then ``(0, 1)``).
     confidence : float
-        Two-sided level (0.95 gives :math:`z = 1.96`).
+        Two-sided level.
 
     Returns
     -------
@@ -61,18 +66,12 @@ def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tup
     """
     if total == 0:
         return 0.0, 1.0
-    z = _normal_quantile(0.5 + confidence / 2)
-    p = successes / total
-    denom = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denom
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    from scipy.stats import binomtest
 
-
-def _normal_quantile(q: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(q))
+    interval = binomtest(int(successes), int(total)).proportion_ci(
+        confidence_level=confidence, method="wilson"
+    )
+    return float(interval.low), float(interval.high)
 
 
 class _ForwardCounter:
@@ -214,6 +213,10 @@ class EvaluationReport:
         Free-form context (data set, model, seeds, scale).
     curvature : dict of str to numpy.ndarray or None
         Per-sample :func:`curvature_diagnostics` of the clean inputs, if requested.
+    provenance : dict
+        What produced the numbers, filled by :func:`evaluate`: the weights' and
+        data's sha256, library and torch versions, dtype, batch size, device,
+        each attack's full configuration and the elapsed time.
     """
 
     total: int
@@ -224,6 +227,7 @@ class EvaluationReport:
     cascade: bool
     meta: dict[str, Any] = field(default_factory=dict)
     curvature: dict[str, np.ndarray] | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def clean_accuracy(self) -> float:
@@ -290,13 +294,54 @@ class EvaluationReport:
         )
         return rows
 
+    def header(self) -> list[str]:
+        """Markdown lines stating what was evaluated (empty without provenance).
+
+        Model (with the weights' sha256), data, split, samples, each attack's
+        radius, steps and seed, protocol, library version, dtype and elapsed time.
+        """
+        prov, meta = self.provenance, self.meta
+        if not prov:
+            return []
+        data = ", ".join(
+            str(part)
+            for part in (
+                meta.get("data", "given arrays"),
+                f"split {meta['split']}" if "split" in meta else None,
+                f"{self.total} samples",
+                f"subset seed {meta['seed']}" if "seed" in meta else None,
+            )
+            if part is not None
+        )
+        attacks = "; ".join(
+            f"{name}: ε = {config.get('eps', '?'):g}, {config.get('steps', '?')} step(s), "
+            f"seed {config.get('seed', '-')}"
+            if isinstance(config.get("eps"), (int, float))
+            else name
+            for name, config in prov.get("attacks", {}).items()
+        )
+        weights = f"weights sha256 `{prov['model_sha256']}` (of the state dict)"
+        if meta.get("model_file_sha256"):
+            weights = f"file sha256 `{meta['model_file_sha256']}`; {weights}"
+        return [
+            f"- model: {meta.get('model', 'given module')}, {weights}",
+            f"- data: {data} (sha256 `{prov['data_sha256'][:16]}…`)",
+            f"- attacks: {attacks}",
+            f"- protocol: {'cascade' if self.cascade else 'independent'}; "
+            f"batch size {prov['batch_size']}; dtype {prov['dtype'].removeprefix('torch.')}; "
+            f"device {prov['device']}",
+            f"- krylovadv {prov['library_version']}, torch {prov['torch_version']}; "
+            f"elapsed {prov['elapsed_s']:.1f} s",
+            "",
+        ]
+
     def to_markdown(self) -> str:
-        """Render the table as GitHub Markdown."""
+        """Render the header (:meth:`header`) and the table as GitHub Markdown."""
         header = (
             "| attack | norm | ε | accuracy | 95 % CI | attacked | violations | "
             "forward passes / sample | time (s) |"
         )
-        lines = [header, "|" + "---|" * 9]
+        lines = [*self.header(), header, "|" + "---|" * 9]
         for r in self.rows():
             eps = r["eps"] if isinstance(r["eps"], str) else f"{r['eps']:g}"
             fwd = "-" if math.isnan(r["forward_per_sample"]) else f"{r['forward_per_sample']:.1f}"
@@ -342,6 +387,7 @@ class EvaluationReport:
                 k: v.astype(int).tolist() for k, v in self.per_attack_robust.items()
             },
             "meta": self.meta,
+            "provenance": self.provenance,
             "curvature": None
             if self.curvature is None
             else {k: np.asarray(v).tolist() for k, v in self.curvature.items()},
@@ -379,6 +425,15 @@ def _as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     raise TypeError("data must be an ImageData or a pair (images, labels).")
 
 
+def _checked_data(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    x_all, y_all = _as_tensors(data)
+    if x_all.shape[0] != y_all.shape[0]:
+        raise ValueError(f"{x_all.shape[0]} images but {y_all.shape[0]} labels.")
+    if not torch.isfinite(x_all).all() or x_all.min() < 0 or x_all.max() > 1:
+        raise ValueError("images must be finite and in [0, 1]; rescale them first.")
+    return x_all, y_all
+
+
 def _attack_list(attacks: Mapping[str, Any] | Sequence[Any]) -> list[tuple[str, Any]]:
     if isinstance(attacks, Mapping):
         items = list(attacks.items())
@@ -392,6 +447,14 @@ def _attack_list(attacks: Mapping[str, Any] | Sequence[Any]) -> list[tuple[str, 
     return items
 
 
+def _placement(model: nn.Module, device: Any) -> tuple[torch.device, torch.dtype]:
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    dtype = next((p.dtype for p in model.parameters()), torch.float32)
+    return torch.device(device), dtype
+
+
 def evaluate(
     model: nn.Module,
     data: Any,
@@ -401,7 +464,7 @@ def evaluate(
     device: str | torch.device | None = None,
     cascade: bool = True,
     resume: str | os.PathLike | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     meta: dict[str, Any] | None = None,
     curvature: bool | dict[str, Any] = False,
 ) -> EvaluationReport:
@@ -427,12 +490,16 @@ def evaluate(
         AutoAttack protocol (each attack only on still-robust samples) if True;
         every attack on every clean-correct sample if False.
     resume : path, optional
-        A JSON file of progress: written atomically after every batch, and read
-        on start to skip finished (attack, batch) pairs.
-    progress : bool
-        Show tqdm progress bars.
+        A JSON progress file: written atomically after every finished batch, and
+        read on start to skip finished (attack, batch) pairs.  It records the
+        run's :func:`evaluation_fingerprint`; a file written by a run with any
+        other setting raises :class:`~krylovadv.torch.fingerprint.FingerprintMismatch`
+        naming the fields that differ.
+    progress : bool or None
+        Progress bars; ``None`` (default): only when stderr is a terminal
+        (:func:`krylovadv.torch.progress.progress_enabled`).
     meta : dict, optional
-        Context stored in the report.
+        Context stored in the report (and in the fingerprint, except ``device``).
     curvature : bool or dict
         Also compute :func:`curvature_diagnostics` on the clean inputs (a dict
         passes its keyword arguments, e.g. ``{"tau": 1e-4, "eta": None}``).
@@ -441,94 +508,127 @@ def evaluate(
     -------
     EvaluationReport
 
+    Raises
+    ------
+    RunInterrupted
+        On Ctrl-C (or SIGTERM under
+        :func:`~krylovadv.torch.interrupts.terminate_as_interrupt`): the batch
+        in flight is discarded, the progress file holds every finished batch,
+        and ``saved`` names it.
+
     Notes
     -----
     The cost column counts the model's forward evaluations per attacked sample
     (a gradient is one forward and one backward; a double-backward Hessian-vector
     product reuses the forward of its gradient).
     """
+    started = time.perf_counter()
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
-    x_all, y_all = _as_tensors(data)
-    if x_all.shape[0] != y_all.shape[0]:
-        raise ValueError(f"{x_all.shape[0]} images but {y_all.shape[0]} labels.")
-    if not torch.isfinite(x_all).all() or x_all.min() < 0 or x_all.max() > 1:
-        raise ValueError("images must be finite and in [0, 1]; rescale them first.")
+    x_all, y_all = _checked_data(data)
     items = _attack_list(attacks)
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-    device = torch.device(device)
-    dtype = next((p.dtype for p in model.parameters()), torch.float32)
-    total = int(x_all.shape[0])
-
-    state = _load_progress(resume, total, [n for n, _ in items], cascade)
+    device, dtype = _placement(model, device)
+    fingerprint = evaluation_fingerprint(
+        model, x_all, y_all, items, cascade=cascade, batch_size=batch_size, dtype=dtype, meta=meta
+    )
+    run = _EvaluationRun(
+        model,
+        x_all,
+        y_all,
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        progress=progress,
+        resume=resume,
+        state=load_progress(resume, fingerprint),
+    )
     was_training = model.training
     model.eval()
     try:
-        if state["clean"] is None:
-            correct = np.zeros(total, dtype=bool)
+        clean = run.clean_correct()
+        robust, records, per_attack = run.attack_all(items, clean, cascade)
+        diagnostics = (
+            run.curvature(curvature if isinstance(curvature, dict) else {}) if curvature else None
+        )
+    except KeyboardInterrupt:
+        # The batch in flight is dropped; the progress file (written atomically
+        # after each finished batch) is the state to resume from.
+        raise RunInterrupted(None if resume is None else str(resume), run.position) from None
+    finally:
+        model.train(was_training)
+    provenance = {
+        "model_sha256": fingerprint["model_sha256"],
+        "data_sha256": fingerprint["data_sha256"],
+        "library_version": fingerprint["library_version"],
+        "torch_version": torch.__version__,
+        "dtype": fingerprint["dtype"],
+        "batch_size": batch_size,
+        "device": str(device),
+        "attacks": fingerprint["attacks"],
+        "elapsed_s": time.perf_counter() - started,
+    }
+    report = EvaluationReport(
+        total=int(x_all.shape[0]),
+        clean_correct=int(clean.sum()),
+        attacks=records,
+        robust=robust,
+        per_attack_robust=per_attack,
+        cascade=cascade,
+        meta=dict(meta or {}),
+        curvature=diagnostics,
+        provenance=provenance,
+    )
+    return report
+
+
+class _EvaluationRun:
+    """The state of one :func:`evaluate` call: data, placement and progress file."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        batch_size: int,
+        progress: bool | None,
+        resume: Any,
+        state: dict[str, Any],
+    ) -> None:
+        self.model, self.x, self.y = model, x, y
+        self.device, self.dtype, self.batch_size = device, dtype, batch_size
+        self.progress, self.resume, self.state = progress, resume, state
+        self.total = int(x.shape[0])
+        self.position = "before the clean pass"
+
+    def _batch(self, index: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[index].to(self.device, self.dtype), self.y[index].to(self.device)
+
+    def clean_correct(self) -> np.ndarray:
+        """Per sample: the clean input is classified correctly (computed once, then saved)."""
+        if self.state["clean"] is None:
+            correct = np.zeros(self.total, dtype=bool)
             with torch.no_grad():
-                for start in range(0, total, batch_size):
-                    xb = x_all[start : start + batch_size].to(device, dtype)
-                    yb = y_all[start : start + batch_size].to(device)
-                    correct[start : start + batch_size] = (model(xb).argmax(1) == yb).cpu().numpy()
-            state["clean"] = correct.tolist()
-            _save_progress(resume, state)
-        clean = np.asarray(state["clean"], dtype=bool)
+                for start in range(0, self.total, self.batch_size):
+                    xb, yb = self._batch(slice(start, start + self.batch_size))
+                    correct[start : start + self.batch_size] = (
+                        (self.model(xb).argmax(1) == yb).cpu().numpy()
+                    )
+            self.state["clean"] = correct.astype(int).tolist()
+            save_progress(self.resume, self.state)
+        return np.asarray(self.state["clean"], dtype=bool)
+
+    def attack_all(
+        self, items: list[tuple[str, Any]], clean: np.ndarray, cascade: bool
+    ) -> tuple[np.ndarray, list[AttackRecord], dict[str, np.ndarray]]:
+        """Run every attack under the protocol; return robust flags, records, per-attack flags."""
         robust = clean.copy()
         records, per_attack = [], {}
         for name, attack in items:
-            norm = _norm_name(attack)
-            eps = float(attack.eps)
-            saved = state["attacks"].get(name)
-            rec = AttackRecord(name=name, norm=norm, eps=eps)
-            still = (
-                np.asarray(saved["still"], dtype=bool)
-                if saved
-                else (robust.copy() if cascade else clean.copy())
-            )
-            done_batches = set(saved["done_batches"]) if saved else set()
-            if saved:
-                rec = AttackRecord(**saved["record"])
             targets = np.flatnonzero(robust if cascade else clean)
-            batches = [targets[i : i + batch_size] for i in range(0, targets.size, batch_size)]
-            iterator = _progress(batches, progress, name)
-            for b, index in enumerate(iterator):
-                if b in done_batches:
-                    continue
-                xb = x_all[index].to(device, dtype)
-                yb = y_all[index].to(device)
-                counter = _ForwardCounter(model)
-                started = time.perf_counter()
-                try:
-                    x_adv = attack(xb, yb)
-                finally:
-                    counter.close()
-                rec.wall_time_s += time.perf_counter() - started
-                rec.forward_samples += counter.samples
-                checks = check_adversarial(xb, x_adv.detach(), eps=eps, norm=norm)
-                rec.violations["non_finite"] += int((~checks["finite"]).sum())
-                rec.violations["out_of_range"] += int((~checks["in_range"]).sum())
-                rec.violations["out_of_ball"] += int((~checks["in_ball"]).sum())
-                rec.invalid += int((~checks["valid"]).sum())
-                with torch.no_grad():
-                    safe = torch.where(
-                        checks["finite"].view(-1, *([1] * (xb.ndim - 1))), x_adv.detach(), xb
-                    )
-                    fooled = model(safe).argmax(1) != yb
-                # An invalid example is not a successful attack: the sample stays robust.
-                broken = (fooled & checks["valid"]).cpu().numpy()
-                rec.attacked += int(index.size)
-                rec.broken += int(broken.sum())
-                still[index[broken]] = False
-                done_batches.add(b)
-                state["attacks"][name] = {
-                    "still": still.astype(int).tolist(),
-                    "done_batches": sorted(done_batches),
-                    "record": asdict(rec),
-                }
-                _save_progress(resume, state)
+            rec, still = self.attack_one(name, attack, targets, robust if cascade else clean)
             if cascade:
                 robust &= still
                 per_attack[name] = robust.copy()
@@ -537,52 +637,70 @@ def evaluate(
                 robust &= still
             rec.robust_after = int(per_attack[name].sum())
             records.append(rec)
-        diagnostics = None
-        if curvature:
-            options = curvature if isinstance(curvature, dict) else {}
-            parts: dict[str, list[np.ndarray]] = {}
-            for start in range(0, total, batch_size):
-                xb = x_all[start : start + batch_size].to(device, dtype)
-                yb = y_all[start : start + batch_size].to(device)
-                for key, value in curvature_diagnostics(model, xb, yb, **options).items():
-                    parts.setdefault(key, []).append(value)
-            diagnostics = {k: np.concatenate(v) for k, v in parts.items()}
-    finally:
-        model.train(was_training)
-    return EvaluationReport(
-        total=total,
-        clean_correct=int(clean.sum()),
-        attacks=records,
-        robust=robust,
-        per_attack_robust=per_attack,
-        cascade=cascade,
-        meta=dict(meta or {}),
-        curvature=diagnostics,
-    )
+        return robust, records, per_attack
 
+    def attack_one(
+        self, name: str, attack: Any, targets: np.ndarray, start: np.ndarray
+    ) -> tuple[AttackRecord, np.ndarray]:
+        """Run one attack on ``targets`` batch by batch, skipping batches already saved."""
+        norm, eps = _norm_name(attack), float(attack.eps)
+        saved = self.state["attacks"].get(name)
+        if saved:
+            rec = AttackRecord(**saved["record"])
+            still = np.asarray(saved["still"], dtype=bool)
+            done = set(saved["done_batches"])
+        else:
+            rec, still, done = AttackRecord(name=name, norm=norm, eps=eps), start.copy(), set()
+        size = self.batch_size
+        batches = [targets[i : i + size] for i in range(0, targets.size, size)]
+        for b, index in enumerate(progress_bar(batches, progress=self.progress, desc=name)):
+            self.position = f"{name}: {len(done)} of {len(batches)} batches done"
+            if b in done:
+                continue
+            broken = self.attack_batch(attack, index, rec, eps=eps, norm=norm)
+            still[index[broken]] = False
+            done.add(b)
+            self.state["attacks"][name] = {
+                "still": still.astype(int).tolist(),
+                "done_batches": sorted(done),
+                "record": asdict(rec),
+            }
+            save_progress(self.resume, self.state)
+        return rec, still
 
-def _progress(items: list, enabled: bool, label: str) -> Any:
-    if not enabled:
-        return items
-    from tqdm.auto import tqdm
+    def attack_batch(
+        self, attack: Any, index: np.ndarray, rec: AttackRecord, *, eps: float, norm: str
+    ) -> np.ndarray:
+        """Attack one batch, check every example, update ``rec``; return the broken flags."""
+        xb, yb = self._batch(index)
+        counter = _ForwardCounter(self.model)
+        started = time.perf_counter()
+        try:
+            x_adv = attack(xb, yb).detach()
+        finally:
+            counter.close()
+        rec.wall_time_s += time.perf_counter() - started
+        rec.forward_samples += counter.samples
+        checks = check_adversarial(xb, x_adv, eps=eps, norm=norm)
+        rec.violations["non_finite"] += int((~checks["finite"]).sum())
+        rec.violations["out_of_range"] += int((~checks["in_range"]).sum())
+        rec.violations["out_of_ball"] += int((~checks["in_ball"]).sum())
+        rec.invalid += int((~checks["valid"]).sum())
+        with torch.no_grad():
+            safe = torch.where(checks["finite"].view(-1, *([1] * (xb.ndim - 1))), x_adv, xb)
+            fooled = self.model(safe).argmax(1) != yb
+        # An invalid example is not a successful attack: the sample stays robust.
+        broken = (fooled & checks["valid"]).cpu().numpy()
+        rec.attacked += int(index.size)
+        rec.broken += int(broken.sum())
+        return broken
 
-    return tqdm(items, desc=label, leave=False)
-
-
-def _load_progress(path: Any, total: int, names: list[str], cascade: bool) -> dict[str, Any]:
-    fresh = {"total": total, "names": names, "cascade": cascade, "clean": None, "attacks": {}}
-    if path is None or not Path(path).is_file():
-        return fresh
-    with open(path, encoding="utf-8") as handle:
-        state = json.load(handle)
-    if (state.get("total"), state.get("names"), state.get("cascade")) != (total, names, cascade):
-        raise ValueError(
-            f"resume file {path} belongs to a different evaluation (samples, attacks or "
-            "protocol differ); delete it or choose another path."
-        )
-    return state
-
-
-def _save_progress(path: Any, state: dict[str, Any]) -> None:
-    if path is not None:
-        _atomic_write_text(Path(path), json.dumps(state))
+    def curvature(self, options: dict[str, Any]) -> dict[str, np.ndarray]:
+        """:func:`curvature_diagnostics` of the clean inputs, batch by batch."""
+        self.position = "in the curvature diagnostics"
+        parts: dict[str, list[np.ndarray]] = {}
+        for start in range(0, self.total, self.batch_size):
+            xb, yb = self._batch(slice(start, start + self.batch_size))
+            for key, value in curvature_diagnostics(self.model, xb, yb, **options).items():
+                parts.setdefault(key, []).append(value)
+        return {k: np.concatenate(v) for k, v in parts.items()}

@@ -28,7 +28,8 @@ from krylovadv.torch.checkpoint import (
     sha256_bytes,
 )
 from krylovadv.torch.models import build_model
-from krylovadv.torch.training import TrainConfig, Trainer
+from krylovadv.torch.run_folder import RunFolderError
+from krylovadv.torch.training import TrainConfig, Trainer, learning_rate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -265,10 +266,57 @@ def test_resume_refuses_a_different_configuration(tmp_path):
         checkpoint_dir=str(tmp_path),
     )
     Trainer(config, progress=False).fit()
-    with pytest.raises(CheckpointError, match="differs in \\['lr'\\]"):
+    with pytest.raises(CheckpointError, match=r"config\.lr: 0\.05 -> 0\.5") as caught:
         Trainer(config.replace(lr=0.5), progress=False).fit(resume=True)
+    assert str(tmp_path) in str(caught.value)
     finished = Trainer(config, progress=False).fit(resume=True)  # nothing left to do
     assert finished.resumed_from == 2 and finished.global_step == 2
+    # A new run (no resume) into the folder of another run is refused ...
+    with pytest.raises(RunFolderError, match="already holds a training run"):
+        Trainer(config.replace(method="pgd-at", steps=1), progress=False).fit()
+    assert load_checkpoint(tmp_path).metadata["method"] == "natural"
+    # ... unless asked to overwrite it.
+    replaced = Trainer(config.replace(method="pgd-at", steps=1), progress=False)
+    replaced.fit(overwrite=True)
+    assert load_checkpoint(tmp_path).metadata["method"] == "pgd-at"
+
+
+def test_resume_extends_epochs_and_states_the_schedule(tmp_path):
+    config = TrainConfig(
+        method="natural", epochs=1, train_size=32, batch_size=16, eval_subset=0,
+        lr_schedule="constant", checkpoint_dir=str(tmp_path / "extended"),
+    )  # fmt: skip
+    Trainer(config, progress=False).fit()
+    extended = Trainer(config.replace(epochs=2), progress=False)
+    result = extended.fit(resume=True)
+    assert result.resumed_from == 2 and result.global_step == 4
+    assert "epochs changed from 1 to 2" in extended.schedule_note
+    assert "uninterrupted 2-epoch run" in extended.schedule_note
+    # A constant schedule does not depend on the length: the same weights as 2 epochs at once.
+    straight = Trainer(
+        config.replace(epochs=2, checkpoint_dir=str(tmp_path / "straight")), progress=False
+    ).fit()
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(result.model.state_dict()[name], value, rtol=0, atol=0)
+    with pytest.raises(CheckpointError, match="already finished 2 epoch"):
+        Trainer(config.replace(epochs=1), progress=False).fit(resume=True)
+    with pytest.raises(CheckpointError, match="lr_schedule"):  # another schedule: refused
+        Trainer(config.replace(epochs=3, lr_schedule="cosine"), progress=False).fit(resume=True)
+    # A cosine schedule depends on the length: recomputed for the new one, and said so.
+    cosine = config.replace(lr_schedule="cosine", checkpoint_dir=str(tmp_path / "cosine"))
+    Trainer(cosine, progress=False).fit()
+    longer = Trainer(cosine.replace(epochs=2), progress=False)
+    history = longer.fit(resume=True).history
+    assert "recomputed for 2 epochs from epoch 2 on" in longer.schedule_note
+    assert history[1]["lr"] == pytest.approx(learning_rate(cosine.replace(epochs=2), 3, 2))
+
+
+def test_trainer_checks_the_checkpoint_dir_before_any_work(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    config = TrainConfig(method="natural", epochs=1, checkpoint_dir=str(blocker / "ck"))
+    with pytest.raises(ValueError, match=r"checkpoint_dir: .*blocker"):
+        Trainer(config, progress=False)
 
 
 # --- pre-trained weights (the model zoo) ----------------------------------------------

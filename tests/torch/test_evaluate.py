@@ -9,6 +9,7 @@ from torch import nn
 
 from krylovadv.torch.attacks import FGSM, PGD
 from krylovadv.torch.evaluate import check_adversarial, evaluate, wilson_interval
+from krylovadv.torch.fingerprint import FingerprintMismatch
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +38,26 @@ class Shift:
 
 
 class Flaky:
-    """Wraps an attack and raises on the n-th call (an interrupted run)."""
+    """Wraps an attack and raises on the n-th call (an interrupted run).
+
+    The bookkeeping is private (underscore) so that the wrapper's fingerprint
+    is the wrapped attack's configuration, as for the attack itself.
+    """
 
     def __init__(self, attack, fail_on):
-        self.attack, self.fail_on, self.calls = attack, fail_on, 0
+        self._attack, self._fail_on, self._calls = attack, fail_on, 0
         self.eps, self.norm, self.model = attack.eps, attack.norm, attack.model
+        self.steps, self.seed = attack.steps, attack.seed
+
+    @property
+    def calls(self):
+        return self._calls
 
     def __call__(self, x, y):
-        self.calls += 1
-        if self.calls == self.fail_on:
+        self._calls += 1
+        if self._calls == self._fail_on:
             raise KeyboardInterrupt("killed")
-        return self.attack(x, y)
+        return self._attack(x, y)
 
 
 def attacks_for(model):
@@ -150,8 +160,9 @@ def test_resume_file_of_another_evaluation_is_refused(problem, tmp_path):
     model, x, y = problem
     progress = tmp_path / "progress.json"
     evaluate(model, (x, y), attacks_for(model), resume=progress)
-    with pytest.raises(ValueError, match="different evaluation"):
+    with pytest.raises(FingerprintMismatch, match="data_sha256") as caught:
         evaluate(model, (x[:10], y[:10]), attacks_for(model), resume=progress)
+    assert str(progress) in str(caught.value) and "samples: 40 -> 10" in str(caught.value)
 
 
 def test_model_mode_is_restored_and_bad_inputs_are_refused(problem):
@@ -220,3 +231,49 @@ def test_evaluate_reports_curvature_on_request(problem):
     assert all(len(v) == len(y) for v in report.curvature.values())
     assert "curvature (clean inputs)" in report.to_markdown()
     assert evaluate(model, (x, y), {"fgsm": FGSM(model, eps=0.1)}).curvature is None
+
+
+def test_report_header_states_what_was_evaluated(problem, tmp_path):
+    from krylovadv import __version__
+    from krylovadv.torch.fingerprint import model_sha256
+
+    model, x, y = problem
+    meta = {"model": "linear", "data": "toy", "split": "test", "seed": 7}
+    report = evaluate(model, (x, y), attacks_for(model), meta=meta, cascade=False)
+    header = "\n".join(report.header())
+    for fact in (
+        f"weights sha256 `{model_sha256(model)}`",
+        "data: toy, split test, 40 samples, subset seed 7",
+        "pgd: ε = 0.1, 5 step(s), seed 1",
+        "protocol: independent",
+        f"krylovadv {__version__}",
+        "elapsed",
+    ):
+        assert fact in header, fact
+    assert report.to_markdown().startswith(header)
+    assert report.to_dict()["provenance"]["attacks"]["pgd"]["steps"] == 5
+
+
+def test_resume_refuses_other_weights_or_radius(problem, tmp_path):
+    # Before: only the sample count, attack names and protocol were compared, so a file
+    # of another model (or radius) was accepted and its numbers reported.
+    model, x, y = problem
+    progress = tmp_path / "progress.json"
+    evaluate(model, (x, y), {"fgsm": FGSM(model, eps=0.1)}, resume=progress)
+    with pytest.raises(FingerprintMismatch, match=r"attacks\.fgsm\.eps: 0\.1 -> 0\.5"):
+        evaluate(model, (x, y), {"fgsm": FGSM(model, eps=0.5)}, resume=progress)
+    other = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    with pytest.raises(FingerprintMismatch, match="model_sha256"):
+        evaluate(other, (x, y), {"fgsm": FGSM(other, eps=0.1)}, resume=progress)
+    progress.write_text("{not json")
+    with pytest.raises(ValueError, match="is not a progress file"):
+        evaluate(model, (x, y), {"fgsm": FGSM(model, eps=0.1)}, resume=progress)
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 1), (3, 7), (50, 100), (199, 200), (200, 200)])
+def test_wilson_interval_is_the_closed_form_score_interval(k, n):
+    z = 1.959963984540054  # the 97.5 % standard normal quantile
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert wilson_interval(k, n) == pytest.approx((centre - half, centre + half), abs=1e-12)

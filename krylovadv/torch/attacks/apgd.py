@@ -212,7 +212,7 @@ class APGD(Attack):
         step_size = np.full((N, B), np.nan)
         restarted = np.full((N, B), np.nan)
         active = torch.ones(B, device=dev, dtype=torch.bool)
-        for k in range(N):
+        for k in self._steps(N):
             if self.early_stop:
                 active &= ~succ_cur
             if not bool(active.any()):

@@ -1,7 +1,7 @@
 r"""The one attack loop every attack of :mod:`krylovadv.torch.attacks` shares.
 
 An iterative attack on an :math:`\ell_p` ball is projected ascent on the loss
-(Madry et al. 2018; seed 000, eq. 2):
+(Madry et al. 2018; Li et al., eq. 2):
 
 .. math::  x^{t+1} = \Pi_{x + \mathcal S}\bigl(x^t + \alpha\,u(d^t)\bigr),
            \qquad t = 0, \dots, T - 1,
@@ -9,8 +9,8 @@ An iterative attack on an :math:`\ell_p` ball is projected ascent on the loss
 where :math:`u` is the norm's steepest-ascent unit direction
 (:mod:`~krylovadv.torch.attacks.norms`) and the attacks differ **only** in the
 direction :math:`d^t`: the gradient :math:`\nabla_x L` (PGD), a Gaussian-smoothed
-gradient (S-O, seed 000), the dominant Hessian eigenvector (S-O, appendix), or
-:math:`H^{-1}\nabla_x L` from GMRES (SOAE, seed 004).  A subclass overrides
+gradient (S-O, Li et al.), the dominant Hessian eigenvector (S-O, appendix), or
+:math:`H^{-1}\nabla_x L` from GMRES (SOAE, Qian et al.).  A subclass overrides
 :meth:`Attack.direction`; everything else is here, once:
 
 - the model is put in eval mode and every submodule's own mode is restored
@@ -30,7 +30,7 @@ gradient (S-O, seed 000), the dominant Hessian eigenvector (S-O, appendix), or
 - optional early stop freezes a sample as soon as it is misclassified (and
   later restarts skip it);
 - :meth:`Attack.run` returns an :class:`AttackResult` with per-sample success,
-  a per-step :class:`AttackTrace` (seed 000, Fig. 1 plots its
+  a per-step :class:`AttackTrace` (Li et al., Fig. 1, plots its
   ``mean_grad_norm``) and the attack's own diagnostics.
 """
 
@@ -55,6 +55,7 @@ from .._validation import (
     check_positive_int,
 )
 from ..losses import LOSSES, LossFunction, per_sample_loss
+from ..progress import progress_bar
 from .norms import Norm, get_norm
 
 __all__ = ["DEFAULT_SEED", "Attack", "AttackResult", "AttackTrace", "StepState", "eval_mode"]
@@ -121,7 +122,7 @@ class AttackTrace:
 
     @property
     def mean_grad_norm(self) -> np.ndarray:
-        r""":math:`\frac{1}{B}\sum_i \|\nabla_x L(x^t_i)\|_2` per step (seed 000, Fig. 1)."""
+        r""":math:`\frac{1}{B}\sum_i \|\nabla_x L(x^t_i)\|_2` per step (Li et al., Fig. 1)."""
         return self.grad_norm.mean(axis=1)
 
     @property
@@ -495,9 +496,16 @@ class Attack:
             Same shape, dtype and device as ``x``; equal to
             ``self.run(x, y).x_adv``.
         """
-        return self._run(x, y, trace=False, evaluate=False)[0].x_adv
+        return self._run(x, y, trace=False, evaluate=False, progress=False)[0].x_adv
 
-    def run(self, x: torch.Tensor, y: torch.Tensor, *, trace: bool = True) -> AttackResult:
+    def run(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        trace: bool = True,
+        progress: bool | None = None,
+    ) -> AttackResult:
         r"""Run the attack and return the adversarial examples with their records.
 
         Parameters
@@ -511,12 +519,16 @@ class Attack:
             norm may cost an extra gradient per step for attacks that do not
             compute :math:`\nabla_x L(x^t)` anyway (S-O); the adversarial
             examples are the same either way.
+        progress : bool or None
+            A bar over the attack's iterations; ``None`` (default): only when
+            stderr is a terminal (:func:`krylovadv.torch.progress.progress_enabled`,
+            the rule of every long-running entry point).
 
         Returns
         -------
         AttackResult
         """
-        best, restart = self._run(x, y, trace=trace, evaluate=True)
+        best, restart = self._run(x, y, trace=trace, evaluate=True, progress=progress)
         return AttackResult(
             x_adv=best.x_adv,
             success=best.success,
@@ -527,8 +539,20 @@ class Attack:
         )
 
     # -- the loop ------------------------------------------------------------------------
+    def _steps(self, count: int) -> Any:
+        """``range(count)``, with a progress bar while ``run(progress=...)`` asks for one."""
+        label = f"{type(self).__name__}-{self.norm.name}"
+        progress = getattr(self, "_progress", False)
+        return progress_bar(range(count), progress=progress, desc=label, unit="step")
+
     def _run(
-        self, x: torch.Tensor, y: torch.Tensor, *, trace: bool, evaluate: bool
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        trace: bool,
+        evaluate: bool,
+        progress: bool | None = False,
     ) -> tuple[_Run, np.ndarray]:
         """Check the inputs, run every restart and keep each sample's worst case."""
         x = check_images(x, "x")
@@ -541,20 +565,24 @@ class Attack:
         with eval_mode(self.model), torch.enable_grad():
             check_model_decoupled(self.model)  # a module whose eval() leaves BatchNorm training
             evaluate = evaluate or trace or self.restarts > 1
-            best = self._attack_once(x, y, generator, trace=trace, evaluate=evaluate)
-            restart = np.zeros(B, dtype=np.int64)
-            for r in range(1, self.restarts):
-                todo = torch.ones(B, dtype=torch.bool, device=x.device)
-                if self.early_stop:
-                    todo = ~best.success
-                    if not bool(todo.any()):
-                        break
-                run = self._attack_once(x[todo], y[todo], generator, trace=trace, evaluate=True)
-                better = (run.success & ~best.success[todo]) | (
-                    (run.success == best.success[todo]) & (run.loss > best.loss[todo])
-                )
-                _merge(best, run, todo, better)
-                restart[_positions(todo, better)] = r
+            self._progress = progress  # read by _steps(); private: not part of the config
+            try:
+                best = self._attack_once(x, y, generator, trace=trace, evaluate=evaluate)
+                restart = np.zeros(B, dtype=np.int64)
+                for r in range(1, self.restarts):
+                    todo = torch.ones(B, dtype=torch.bool, device=x.device)
+                    if self.early_stop:
+                        todo = ~best.success
+                        if not bool(todo.any()):
+                            break
+                    run = self._attack_once(x[todo], y[todo], generator, trace=trace, evaluate=True)
+                    better = (run.success & ~best.success[todo]) | (
+                        (run.success == best.success[todo]) & (run.loss > best.loss[todo])
+                    )
+                    _merge(best, run, todo, better)
+                    restart[_positions(todo, better)] = r
+            finally:
+                self._progress = False
         return best, restart
 
     def _attack_once(
@@ -574,7 +602,7 @@ class Attack:
             x_adv = x.clone()
         records = _Records(T, B, trace)
         active = np.ones(B, dtype=bool)
-        for t in range(T):
+        for t in self._steps(T):
             idx_np = np.flatnonzero(active)
             if idx_np.size == 0:
                 break

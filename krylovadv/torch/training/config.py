@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import MODELS
+from ..run_folder import RESUMABLE_CHANGES as _RESUMABLE_CHANGES
 from .methods import METHODS
 
 __all__ = ["RESUMABLE_CHANGES", "SUBSET_SEED", "TrainConfig"]
@@ -22,9 +23,9 @@ ENSEMBLE_ATTACKS = ("fgsm", "pgd")
 #: Seed of the fixed random subsets ``train_size`` and ``eval_subset`` take (the
 #: embedded digits are stored sorted by class, so a prefix would be one class).
 SUBSET_SEED = 0
-#: Configuration fields that may change between a run and its resumption:
-#: they do not affect the computed weights.
-RESUMABLE_CHANGES = frozenset({"checkpoint_dir", "checkpoint_every", "keep_checkpoints", "device"})
+#: Configuration fields that may change between a run and its resumption (defined
+#: with the run-folder rules: they do not affect the weights, or, ``epochs``, extend the run).
+RESUMABLE_CHANGES = _RESUMABLE_CHANGES
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,12 @@ from ..checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from ..fingerprint import FingerprintMismatch, check_fingerprint
 from ..models import build_model
-from .config import RESUMABLE_CHANGES, SUBSET_SEED, TrainConfig
+from ..outputs import check_output_dir
+from ..progress import progress_enabled
+from ..run_folder import RunFolderError, clear_run_folder, recorded_run, training_fingerprint
+from .config import SUBSET_SEED, TrainConfig
 from .distributed import setup_distributed
 from .evaluation import evaluate_accuracy
 from .methods import METHODS, StepContext
@@ -83,8 +87,9 @@ class Trainer:
     eval_data : ImageData, optional
         Held-out data of the per-epoch evaluation (default: the test split);
         a fixed random subset of ``config.eval_subset`` samples is used.
-    progress : bool
-        Show tqdm progress bars (only on a TTY, only on rank 0).
+    progress : bool or None
+        Progress bars on rank 0; ``None`` (default): only when stderr is a
+        terminal (:func:`krylovadv.torch.progress.progress_enabled`).
     sources : sequence of torch.nn.Module, optional
         Source models of ``ensemble`` (default: loaded from
         ``config.ensemble_sources``).
@@ -116,11 +121,15 @@ class Trainer:
         *,
         train_data: ImageData | None = None,
         eval_data: ImageData | None = None,
-        progress: bool = True,
+        progress: bool | None = None,
         sources: Sequence[nn.Module] | None = None,
     ) -> None:
         config.validate()
+        if config.checkpoint_dir is not None:  # fail before any data is loaded or step run
+            check_output_dir(config.checkpoint_dir, "checkpoint_dir")
         self.config = config
+        #: What resuming with another ``epochs`` did to the schedule (set by :meth:`fit`).
+        self.schedule_note: str | None = None
         self.dist = setup_distributed(config.device)
         device = config.device
         if self.dist.enabled and device.startswith("cuda"):
@@ -132,7 +141,7 @@ class Trainer:
                 f"batch_size {config.batch_size} must be divisible by the number "
                 f"of processes {self.dist.world_size}."
             )
-        self.progress = bool(progress) and self.dist.is_main
+        self.progress = progress_enabled(progress) and self.dist.is_main
         self.method = METHODS[config.method]
         self.train_data, self.eval_data = self._data(train_data, eval_data)
         self.images = torch.as_tensor(self.train_data.images).to(self.device)
@@ -293,22 +302,27 @@ class Trainer:
         checkpoint = load_checkpoint(path)
         meta = checkpoint.metadata
         saved = TrainConfig.from_dict(meta["config"]).to_dict()
-        current = self.config.to_dict()
-        differ = sorted(
-            k for k in current if current[k] != saved.get(k) and k not in RESUMABLE_CHANGES
-        )
-        if differ:
-            raise CheckpointError(
-                f"cannot resume from {path}: its configuration differs in {differ} "
-                f"(checkpoint: {[saved.get(k) for k in differ]}, now: "
-                f"{[current[k] for k in differ]}). Use another checkpoint_dir for a new run."
+        recorded = {
+            **training_fingerprint(saved, meta.get("krylovadv_version")),
+            "data": meta.get("data"),
+            "steps_per_epoch": meta.get("steps_per_epoch"),
+        }
+        current = {
+            **training_fingerprint(self.config.to_dict()),
+            "data": self.split_info(),
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+        try:
+            check_fingerprint(
+                path,
+                json.loads(json.dumps(recorded)),
+                json.loads(json.dumps(current)),
+                fresh="Resume with the same settings, or use another checkpoint_dir (or "
+                "overwrite=True) for a new run.",
             )
-        if meta.get("steps_per_epoch") != self.steps_per_epoch:
-            raise CheckpointError(
-                f"cannot resume from {path}: {meta.get('steps_per_epoch')} "
-                f"steps per epoch there, {self.steps_per_epoch} now (different "
-                "data or batch size)."
-            )
+        except FingerprintMismatch as mismatch:
+            raise CheckpointError(f"cannot resume: {mismatch}") from None
+        self.schedule_note = self._extension(int(saved["epochs"]), int(meta["epoch"]), path)
         self.model.load_state_dict(
             {k: v.to(self.device) for k, v in checkpoint.model_state.items()}
         )
@@ -404,22 +418,82 @@ class Trainer:
         tally = self.dist.sum(tally, self.device)
         return {"clean_acc": int(tally[0]) / n, "robust_acc": int(tally[1]) / n, "eval_count": n}
 
-    def fit(self, resume: bool = False) -> TrainResult:
+    def _extension(self, saved_epochs: int, done_epochs: int, path: Path) -> str | None:
+        """Check and describe a change of ``epochs`` on resume (``None``: no change)."""
+        epochs = self.config.epochs
+        if epochs == saved_epochs:
+            return None
+        if epochs < done_epochs:
+            raise CheckpointError(
+                f"cannot resume from {path} with epochs={epochs}: the run has already "
+                f"finished {done_epochs} epoch(s); pass epochs >= {done_epochs}."
+            )
+        schedule = self.config.lr_schedule
+        if schedule == "cosine":
+            effect = (
+                f"the cosine learning-rate schedule is recomputed for {epochs} epochs from "
+                f"epoch {done_epochs + 1} on (the epochs before it followed the "
+                f"{saved_epochs}-epoch schedule), so the weights differ from an uninterrupted "
+                f"{epochs}-epoch run"
+            )
+        else:
+            effect = (
+                f"the {schedule} learning-rate schedule does not depend on the number of "
+                f"epochs, so the run continues exactly as an uninterrupted {epochs}-epoch run"
+            )
+        return f"epochs changed from {saved_epochs} to {epochs} on resume: {effect}."
+
+    def _claim_folder(self, overwrite: bool) -> None:
+        """Refuse to start a new run in a folder holding another run (unless ``overwrite``)."""
+        directory = self.config.checkpoint_dir
+        if directory is None or not self.dist.is_main:
+            return
+        found = recorded_run(directory)
+        if found is None and not (Path(directory) / "history.jsonl").is_file():
+            return
+        if overwrite:
+            clear_run_folder(directory)
+            return
+        raise RunFolderError(
+            f"{directory} already holds a training run; pass resume=True to continue it, "
+            "overwrite=True to delete it and start afresh, or use another checkpoint_dir."
+        )
+
+    def fit(
+        self,
+        resume: bool = False,
+        *,
+        overwrite: bool = False,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    ) -> TrainResult:
         """Train for ``config.epochs`` epochs (or finish a checkpointed run).
 
         Parameters
         ----------
         resume : bool
             Continue from the newest valid checkpoint of ``config.checkpoint_dir``
-            (if there is none, start from scratch).  The resumed run replays the
-            same data order, attacks and learning rates, so it reaches the same
-            final weights as an uninterrupted run.
+            (if there is none, start from scratch).  The checkpoint's fingerprint
+            (configuration, data split, steps per epoch, library version) must
+            match this run's, except ``epochs``, which may grow: the run is
+            extended and :attr:`schedule_note` states what that did to the
+            learning-rate schedule.  The resumed run replays the same data order,
+            attacks and learning rates, so it reaches the same final weights as
+            an uninterrupted run.
+        overwrite : bool
+            Without ``resume``, a ``checkpoint_dir`` holding another run is
+            refused (:class:`~krylovadv.torch.run_folder.RunFolderError`); with
+            ``overwrite=True`` that run's checkpoints and history are deleted first.
+        on_epoch : callable, optional
+            Called on the main process with each epoch's record, after its
+            checkpoint is written.
 
         Returns
         -------
         TrainResult
         """
         c = self.config
+        if not resume:
+            self._claim_folder(overwrite)
         epoch, start_k, global_step = 0, 0, 0
         history: list[dict[str, Any]] = []
         stats = {"loss_sum": 0.0, "correct": 0, "count": 0, "time_s": 0.0}
@@ -480,8 +554,6 @@ class Trainer:
             stats["time_s"] += time.perf_counter() - started
             record = self._epoch_record(epoch, global_step, stats)
             history.append(record)
-            if self.dist.is_main:
-                logger.info("epoch %d: %s", epoch + 1, json.dumps(record))
             epoch, start_k = epoch + 1, 0
             stats = {"loss_sum": 0.0, "correct": 0, "count": 0, "time_s": 0.0}
             last_path = (
@@ -494,6 +566,10 @@ class Trainer:
                 )
                 or last_path
             )
+            if self.dist.is_main:
+                logger.info("epoch %d: %s", epoch, json.dumps(record))
+                if on_epoch is not None:
+                    on_epoch(record)
         self.dist.barrier()
         self.model.eval()
         return TrainResult(
@@ -551,7 +627,7 @@ def train(
     config: TrainConfig,
     *,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
     train_data: ImageData | None = None,
     eval_data: ImageData | None = None,
 ) -> TrainResult:
@@ -563,8 +639,8 @@ def train(
         All hyper-parameters.
     resume : bool
         Continue from the newest valid checkpoint of ``config.checkpoint_dir``.
-    progress : bool
-        Progress bars (TTY and rank 0 only).
+    progress : bool or None
+        Progress bars on rank 0; ``None`` (default): only when stderr is a terminal.
     train_data, eval_data : ImageData, optional
         Custom data (default: the embedded MNIST split).
 
