@@ -519,7 +519,9 @@ def _check_preconditioner(beta_sq: np.ndarray, samples: np.ndarray) -> None:
 
 
 def _check_symmetric(problem: Problem, book: Bookkeeping) -> None:
-    r"""Raise unless :math:`|v^H Au - \overline{u^H Av}| \le \varepsilon^{2/3}\|Au\|\|v\|`, per sample.
+    r"""Raise unless :math:`|v^H Au - \overline{u^H Av}| \le \varepsilon^{2/3}\|Au\|\|v\|`.
+
+    Checked per sample on seeded random vectors.
 
     (For real data this is :math:`|v^T A u - u^T A v|`; for complex data it is the
     Hermitian test, :math:`v^H A u = \overline{u^H A v}`.)
