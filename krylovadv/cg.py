@@ -119,17 +119,24 @@ def cg(
     callback: Callable[[Any], Any] | None = None,
     **unexpected: Any,
 ) -> CGResult:
-    r"""Solve :math:`Ax = b` for a symmetric positive definite ``A`` by conjugate gradients.
+    r"""Solve :math:`Ax = b` for a symmetric (Hermitian) positive definite ``A`` by CG.
 
     Parameters
     ----------
     A : LinearOperator, array, scipy sparse matrix, scipy LinearOperator or callable
-        Symmetric operator(s); ``(B, n, n)`` or a batched operator gives ``B``
-        independent systems.  Symmetry is not checked (it would cost products).
-    b : array, shape (n,) or (B, n)
-        Right-hand side(s), float32 or float64, numpy or torch (any device).
-    x0 : array, optional
-        Starting guess, same shape as ``b``; zeros by default.  Never modified.
+        Symmetric (real) or Hermitian (complex) operator(s); ``(B, n, n)`` or a
+        batched operator gives ``B`` independent systems.  Symmetry is not
+        checked (it would cost products).  For complex data every inner product
+        is :math:`a^H b` and the transposes below read as conjugate transposes.
+    b : array or list, shape (n,), (n, 1) or (B, n)
+        Right-hand side(s), numpy (also a list or ``numpy.matrix``) or torch
+        (any device), with :func:`krylovadv.gmres`'s input rules: float32,
+        float64, complex64 or complex128, integers upcast to float64, the
+        working dtype joining ``A``'s and ``b``'s, ``(n, 1)`` scipy's column
+        vector.
+    x0 : array, list or "Mb", optional
+        Starting guess shaped like ``b``; zeros by default; ``"Mb"`` starts
+        from :math:`Mb`.  Never modified.
     rtol, atol : float
         Per sample, stop when the true residual satisfies
         :math:`\|b - Ax\|_2 \le \max(\mathrm{rtol}\|b\|_2, \mathrm{atol})`.

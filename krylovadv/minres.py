@@ -173,10 +173,15 @@ def minres(
     Parameters
     ----------
     A : LinearOperator, array, scipy sparse matrix, scipy LinearOperator or callable
-        Symmetric operator(s), possibly indefinite or singular; ``(B, n, n)``
+        Symmetric (real) or Hermitian (complex) operator(s), possibly
+        indefinite or singular; ``(B, n, n)``
         or a batched operator gives ``B`` independent systems.
-    b : array, shape (n,) or (B, n)
-        Right-hand side(s), float32 or float64, numpy or torch (any device).
+    b : array or list, shape (n,), (n, 1) or (B, n)
+        Right-hand side(s), numpy (also a list or ``numpy.matrix``) or torch
+        (any device), with :func:`krylovadv.gmres`'s input rules: float32,
+        float64, complex64 or complex128, integers upcast to float64, the
+        working dtype joining ``A``'s and ``b``'s, ``(n, 1)`` scipy's column
+        vector.
     x0 : array, optional
         Starting guess (zeros by default; the minimum-norm property of
         singular systems needs :math:`x_0` in the range of ``A``, e.g. 0).
