@@ -692,8 +692,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     reproduce = commands.add_parser(
         "reproduce",
-        help="reproduce a table or figure of the seed papers, with a verdict",
-        description="Run one of the seeds' experiments and write its table next to the "
+        help="reproduce a table or figure of Li et al. or Qian et al., with a verdict",
+        description="Run one of the papers' experiments and write its table next to the "
         "paper's numbers, with 95 %% confidence intervals and a one-line verdict (holds / "
         "does not hold / partly). quick: minutes on 2 CPU cores with the zoo's small "
         "models; full: the paper's protocol (GPU). --list shows the experiments.",
