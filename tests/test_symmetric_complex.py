@@ -139,3 +139,30 @@ def test_real_b_with_complex_A_solves_in_complex():
     x, info = cg(A, b, rtol=1e-12)
     assert info == 0 and x.dtype == np.complex128
     np.testing.assert_allclose(A @ x, b, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_eigsh_invariant_subspace_complex(backend):
+    """Rank 3: the Krylov space is invariant after 3 steps; the fresh vector is orthogonal."""
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(complex_vector(rng, (30, 30)))
+    lam = np.r_[[5.0, -3.0, 2.0], np.zeros(27)]
+    A = (Q * lam) @ Q.conj().T
+    A = (A + A.conj().T) / 2
+    result = eigsh(torch.tensor(A) if backend == "torch" else A, 3, which="LM", rng=1)
+    assert result.invariant_subspaces >= 1 and result.status == SolverStatus.CONVERGED
+    np.testing.assert_allclose(result.eigenvalues, [-3.0, 2.0, 5.0], atol=1e-12)
+    v = np.asarray(result.eigenvectors)
+    np.testing.assert_allclose(A @ v, v * result.eigenvalues, atol=1e-11)
+
+
+def test_minres_singular_hermitian_gives_minimum_norm_solution():
+    rng = np.random.default_rng(4)
+    Q, _ = np.linalg.qr(complex_vector(rng, (20, 20)))
+    lam = np.r_[rng.uniform(1, 5, 6) * rng.choice([-1, 1], 6), np.zeros(14)]
+    A = (Q * lam) @ Q.conj().T
+    A = (A + A.conj().T) / 2
+    b = A @ complex_vector(rng, 20)  # consistent
+    x, info = minres(A, b, rtol=1e-12)
+    assert info == 0
+    np.testing.assert_allclose(x, np.linalg.pinv(A, hermitian=True) @ b, atol=1e-10)
