@@ -540,8 +540,10 @@ def _check_symmetric(problem: Problem, book: Bookkeeping) -> None:
     rng = np.random.default_rng(0)
     # Complex test vectors for a complex system: real ones would not tell a complex
     # symmetric A = A^T from a Hermitian one.
-    draws = 2 if is_complex(xp, problem.dtype) else 1
-    u_np, v_np = (sum(1j**k * rng.standard_normal((B, n)) for k in range(draws)) for _ in range(2))
+    u_np, v_np = rng.standard_normal((2, B, n))
+    if is_complex(xp, problem.dtype):
+        u_np = u_np + 1j * rng.standard_normal((B, n))
+        v_np = v_np + 1j * rng.standard_normal((B, n))
     u = xp.asarray(u_np, dtype=problem.dtype, device=problem.device)
     v = xp.asarray(v_np, dtype=problem.dtype, device=problem.device)
     eps = finfo_eps(xp, problem.dtype)
