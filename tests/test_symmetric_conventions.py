@@ -141,3 +141,13 @@ def test_eigsh_sample_is_the_problem_alone(vectors):
         assert one.batch_size == 1 and one.matvecs == alone.matvecs
         np.testing.assert_allclose(one.eigenvalues, alone.eigenvalues, rtol=1e-12)
         assert (one.eigenvectors is None) == (not vectors)
+
+
+@pytest.mark.parametrize("module", ["krylovadv.cg", "krylovadv.minres", "krylovadv.lanczos"])
+def test_docstring_examples_run(module):
+    """The Examples sections (scipy-style unpacking) are executed, not just shown."""
+    import doctest
+    import importlib
+
+    failed, attempted = doctest.testmod(importlib.import_module(module), verbose=False)
+    assert attempted > 0 and failed == 0

@@ -91,3 +91,14 @@ def test_to_scipy_runs_in_the_gradients_dtype():
     np.testing.assert_allclose(
         out, H.matvec(torch.ones(1, D), torch.tensor([0]))[0].numpy(), rtol=1e-6
     )
+
+
+def test_docstring_example_runs():
+    """InputHessian's Examples (scipy's eigsh on ``H.to_scipy(sample=0)``) are executed."""
+    import doctest
+
+    from krylovadv.torch import hessian
+
+    torch.manual_seed(0)
+    failed, attempted = doctest.testmod(hessian, verbose=False)
+    assert attempted > 0 and failed == 0
