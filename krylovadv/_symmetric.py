@@ -5,7 +5,11 @@ r"""Input checks, per-sample records and results shared by the short-recurrence 
 ``x0``, ``rtol``/``atol``, ``maxiter``, ``M``, ``callback``) and report the
 same per-sample facts (status, iterations, matvecs, *true* residual, history
 of residual estimates).  This module holds that common part once, so each
-solver module contains only its recurrence.
+solver module contains only its recurrence; the input rules themselves are
+:mod:`krylovadv._system`'s, shared with GMRES.
+
+Complex Hermitian systems need nothing else: the inner products here are
+:math:`a^H b`, and the ones the recurrences use are real (see :func:`dots`).
 """
 
 from __future__ import annotations
