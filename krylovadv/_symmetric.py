@@ -5,7 +5,11 @@ r"""Input checks, per-sample records and results shared by the short-recurrence 
 ``x0``, ``rtol``/``atol``, ``maxiter``, ``M``, ``callback``) and report the
 same per-sample facts (status, iterations, matvecs, *true* residual, history
 of residual estimates).  This module holds that common part once, so each
-solver module contains only its recurrence.
+solver module contains only its recurrence; the input rules themselves are
+:mod:`krylovadv._system`'s, shared with GMRES.
+
+Complex Hermitian systems need nothing else: the inner products here are
+:math:`a^H b`, and the ones the recurrences use are real (see :func:`dots`).
 """
 
 from __future__ import annotations
@@ -16,16 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import (
-    as_batch,
-    batched_norm,
-    check_real_floating,
-    device,
-    namespace_of,
-    to_numpy,
-)
+from ._backend import batched_dot, batched_norm, device, to_numpy
 from ._results import PerSampleResult
-from .operators import LinearOperator, aslinearoperator
+from ._system import check_tolerances, make_system
+from .operators import LinearOperator
 from .status import SolverStatus
 
 Array = Any
@@ -84,63 +82,44 @@ class Problem:
         return device(self.b)
 
 
-def check_operator(op: LinearOperator, name: str, n: int, B: int, b_shape: tuple) -> None:
-    """Raise ``ValueError`` unless ``op`` is ``(n, n)`` with a batch compatible with ``b``."""
-    if op.shape != (n, n):
-        raise ValueError(
-            f"{name} has shape {op.shape} but b has shape {b_shape}; {name} must be ({n}, {n})."
-        )
-    if op.batch_size is not None and op.batch_size != B:
-        raise ValueError(
-            f"{name} holds {op.batch_size} operators but b has {B} rows (shape {b_shape})."
-        )
+def setup_problem(A: Any, b: Array, x0: Array | None, M: Any, rtol: Any, atol: Any) -> Problem:
+    """Validate the arguments shared by the solvers with scipy's conventions.
 
-
-def setup_problem(A: Any, b: Array, x0: Array | None, M: Any, rtol: float, atol: float) -> Problem:
-    """Validate the arguments shared by the solvers; see :func:`krylovadv.cg`."""
-    xp = namespace_of(b)
-    check_real_floating(xp, b.dtype, "b")
-    b_shape = tuple(b.shape)
-    b2, single = as_batch(xp, b, "b")
-    B, n = b2.shape
-    if n == 0:
-        raise ValueError("b is empty (n = 0).")
-    op = aslinearoperator(A)
-    check_operator(op, "A", n, B, b_shape)
-    precond = None if M is None else aslinearoperator(M)
-    if precond is not None:
-        check_operator(precond, "M", n, B, b_shape)
-    if x0 is None:
-        x = xp.zeros((B, n), dtype=b2.dtype, device=device(b2))
-        x0_nonzero = np.zeros(B, dtype=bool)
-    else:
-        if tuple(x0.shape) != b_shape:
-            raise ValueError(f"x0 has shape {tuple(x0.shape)} but b has shape {b_shape}.")
-        if x0.dtype != b2.dtype:
-            raise TypeError(f"x0 has dtype {x0.dtype} but b has dtype {b2.dtype}; make them equal.")
-        x = xp.asarray(xp.reshape(x0, (B, n)), copy=True)
-        x0_nonzero = to_numpy(xp.any(x != 0, axis=-1))
-    for name, arr in (("b", b2), ("x0", x)):
-        bad = ~to_numpy(xp.all(xp.isfinite(arr), axis=-1))
-        if bad.any():
-            raise ValueError(
-                f"{name} contains NaN or Inf in sample(s) {np.flatnonzero(bad).tolist()}."
-            )
-    rtol, atol = float(rtol), float(atol)
-    if not (rtol >= 0 and atol >= 0 and np.isfinite(rtol) and np.isfinite(atol)):
-        raise ValueError(f"rtol and atol must be finite and >= 0; got rtol={rtol}, atol={atol}.")
+    The input rules are :func:`krylovadv._system.make_system`'s (the same as
+    :func:`krylovadv.gmres`): lists and ``numpy.matrix`` are arrays, integer data
+    is upcast to float64, ``(n, 1)`` is scipy's column vector, the working dtype
+    joins ``A``'s and ``b``'s (complex for a complex Hermitian ``A``), and
+    ``atol=None`` is a ``ValueError`` as in scipy.
+    """
+    rtol, atol = check_tolerances(rtol, atol)
+    system = make_system(A, b, x0, M)
+    xp, b2 = system.xp, system.b
     b_norm = to_numpy(batched_norm(xp, b2)).astype(np.float64)
+    # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.)
+    tol = np.maximum(atol, np.where(b_norm > 0, rtol * b_norm, 0.0))
     return Problem(
         xp=xp,
-        op=op,
-        precond=precond,
+        op=system.op,
+        precond=system.precond,
         b=b2,
-        x=x,
-        x0_nonzero=x0_nonzero,
-        single=single,
+        x=system.x,
+        x0_nonzero=system.x0_nonzero,
+        single=system.single,
         b_norm=b_norm,
-        tol=np.maximum(atol, rtol * b_norm),
+        tol=tol,
     )
+
+
+def reject_unexpected(solver: str, unexpected: dict[str, Any]) -> None:
+    """``TypeError`` for unknown keywords; scipy's removed ``tol`` gets a pointer to ``rtol``."""
+    if "tol" in unexpected:
+        raise TypeError(
+            f"{solver}() got an unexpected keyword argument 'tol': scipy replaced it by rtol "
+            "(deprecated in scipy 1.12, removed in 1.14); use rtol=... for the relative and "
+            "atol=... for the absolute tolerance."
+        )
+    name = next(iter(unexpected))
+    raise TypeError(f"{solver}() got an unexpected keyword argument {name!r}.")
 
 
 def check_maxiter(maxiter: int | None, default: int) -> int:
@@ -160,7 +139,10 @@ def row_norms(xp: Any, a: Array) -> np.ndarray:
     otherwise the scaled :func:`~krylovadv._backend.batched_norm` is used.
     """
     if type(a) is np.ndarray and a.ndim == 2:
-        quick = np.sqrt(np.einsum("ij,ij->i", a, a)).astype(np.float64)
+        squares = np.einsum("ij,ij->i", a.conj(), a).real if np.iscomplexobj(a) else None
+        if squares is None:
+            squares = np.einsum("ij,ij->i", a, a)
+        quick = np.sqrt(squares).astype(np.float64)
         finfo = np.finfo(a.dtype)
         if np.all(np.isfinite(quick)) and np.all(
             (quick == 0) | (quick > np.sqrt(finfo.smallest_normal) / finfo.eps)
@@ -170,10 +152,25 @@ def row_norms(xp: Any, a: Array) -> np.ndarray:
 
 
 def dots(xp: Any, a: Array, b: Array) -> np.ndarray:
-    """Row-wise inner products ``<a_i, b_i>`` in float64 on the host (no temporary for numpy)."""
+    r"""Row-wise real parts of :math:`a_i^H b_i` in float64 on the host.
+
+    The solvers only take inner products that are real for a Hermitian ``A``
+    (and Hermitian positive definite ``M``): :math:`r^H M r`, :math:`d^H A d`,
+    :math:`v^H A v`.  For a complex system the imaginary part is rounding error
+    of order :math:`\varepsilon\|A\|\|a\|\|b\|`, so dropping it keeps the
+    recurrences (step lengths, Lanczos :math:`\alpha_k`, :math:`\beta_k`, Givens
+    rotations) real, as in exact arithmetic.  For real data this is the plain dot.
+    """
     if type(a) is np.ndarray and type(b) is np.ndarray:
+        if np.iscomplexobj(a) or np.iscomplexobj(b):
+            return np.einsum("ij,ij->i", a.conj(), b).real.astype(np.float64)
         return np.einsum("ij,ij->i", a, b).astype(np.float64, copy=False)
-    return to_numpy(xp.sum(a * b, axis=-1)).astype(np.float64)
+    return np.real(to_numpy(batched_dot(xp, a, b))).astype(np.float64)
+
+
+def complex_dots(xp: Any, a: Array, b: Array) -> np.ndarray:
+    """Row-wise :math:`a_i^H b_i` in complex128 on the host (keeps the imaginary part)."""
+    return to_numpy(batched_dot(xp, a, b)).astype(np.complex128)
 
 
 def apply(op: LinearOperator, x: Array, idx: Array | None) -> Array:
@@ -262,6 +259,19 @@ class SolveResultMixin(PerSampleResult):
         """Yield ``(x, info)`` so that ``x, info = solver(...)`` works as in scipy."""
         return iter((self.x, self.info))
 
+    def __len__(self) -> int:
+        """Return 2, the length of scipy's ``(x, info)``; the batch size is :attr:`batch_size`."""
+        return 2
+
+    def __getitem__(self, k: int) -> Any:
+        """Return ``(x, info)[k]`` as scipy's tuple; per-sample results are :meth:`sample`."""
+        if not isinstance(k, (int, np.integer)):
+            raise TypeError(
+                f"{type(self).__name__} indexes like scipy's (x, info) pair with 0 or 1; "
+                f"got {k!r}. Use result.sample(i) for sample i of a batch."
+            )
+        return (self.x, self.info)[k]
+
     def __repr__(self) -> str:
         name = type(self).__name__
         if not self.batched:
@@ -272,7 +282,8 @@ class SolveResultMixin(PerSampleResult):
         counts = {
             SolverStatus(s).name: int(np.sum(self.status == s)) for s in np.unique(self.status)
         }
-        return f"{name}(batch={len(self)}, status={counts}, iterations={self.iterations.tolist()})"
+        iterations = self.iterations.tolist()
+        return f"{name}(batch={self.batch_size}, status={counts}, iterations={iterations})"
 
 
 @dataclass

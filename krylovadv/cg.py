@@ -44,6 +44,7 @@ from ._symmetric import (
     initial_residual,
     precondition,
     put_rows,
+    reject_unexpected,
     row_norms,
     rows,
     setup_problem,
@@ -61,9 +62,10 @@ class CGResult(SolveResultMixin):
     r"""Outcome of :func:`cg`, per sample.
 
     Scalars for a single system, arrays of length ``B`` for a batch
-    (``result[i]`` is sample ``i``'s result, equal to solving it alone).
-    ``x, info = cg(A, b)`` unpacks like scipy (``info = 0`` on convergence,
-    else the number of iterations).
+    (``result.sample(i)`` is sample ``i``'s result, equal to solving it alone;
+    ``result.batch_size`` is ``B``).  The result is also scipy's pair:
+    ``x, info = cg(A, b)``, ``result[0]`` is ``x`` and ``result[1]`` is
+    ``info`` (0 on convergence, else the number of iterations).
 
     Attributes
     ----------
@@ -115,18 +117,26 @@ def cg(
     maxiter: int | None = None,
     M: Any = None,
     callback: Callable[[Any], Any] | None = None,
+    **unexpected: Any,
 ) -> CGResult:
-    r"""Solve :math:`Ax = b` for a symmetric positive definite ``A`` by conjugate gradients.
+    r"""Solve :math:`Ax = b` for a symmetric (Hermitian) positive definite ``A`` by CG.
 
     Parameters
     ----------
     A : LinearOperator, array, scipy sparse matrix, scipy LinearOperator or callable
-        Symmetric operator(s); ``(B, n, n)`` or a batched operator gives ``B``
-        independent systems.  Symmetry is not checked (it would cost products).
-    b : array, shape (n,) or (B, n)
-        Right-hand side(s), float32 or float64, numpy or torch (any device).
-    x0 : array, optional
-        Starting guess, same shape as ``b``; zeros by default.  Never modified.
+        Symmetric (real) or Hermitian (complex) operator(s); ``(B, n, n)`` or a
+        batched operator gives ``B`` independent systems.  Symmetry is not
+        checked (it would cost products).  For complex data every inner product
+        is :math:`a^H b` and the transposes below read as conjugate transposes.
+    b : array or list, shape (n,), (n, 1) or (B, n)
+        Right-hand side(s), numpy (also a list or ``numpy.matrix``) or torch
+        (any device), with :func:`krylovadv.gmres`'s input rules: float32,
+        float64, complex64 or complex128, integers upcast to float64, the
+        working dtype joining ``A``'s and ``b``'s, ``(n, 1)`` scipy's column
+        vector.
+    x0 : array, list or "Mb", optional
+        Starting guess shaped like ``b``; zeros by default; ``"Mb"`` starts
+        from :math:`Mb`.  Never modified.
     rtol, atol : float
         Per sample, stop when the true residual satisfies
         :math:`\|b - Ax\|_2 \le \max(\mathrm{rtol}\|b\|_2, \mathrm{atol})`.
@@ -172,7 +182,7 @@ def cg(
     converges to the minimum-norm solution from :math:`x_0 = 0`; use
     :func:`krylovadv.minres` for indefinite or inconsistent systems.
 
-    Samples never mix: ``cg(A, b)[i]`` equals ``cg(A[i], b[i])``, and only
+    Samples never mix: ``cg(A, b).sample(i)`` equals ``cg(A[i], b[i])``, and only
     unfinished samples reach the operator (with their ``indices``).
 
     Examples
@@ -184,6 +194,8 @@ def cg(
     >>> info, np.allclose(A @ x, [1.0, 2.0])
     (0, True)
     """
+    if unexpected:
+        reject_unexpected("cg", unexpected)
     problem = setup_problem(A, b, x0, M, rtol, atol)
     xp, dev = problem.xp, problem.device
     B, n = problem.batch, problem.n
@@ -322,7 +334,7 @@ def cg(
         curvature=curvature,
         batched=True,
     )
-    return result[0] if problem.single else result
+    return result.sample(0) if problem.single else result
 
 
 def _check_preconditioner(rz: np.ndarray, samples: np.ndarray) -> None:

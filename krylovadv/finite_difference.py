@@ -25,8 +25,8 @@ step, and the perturbation that actually happened in floating point,
 :math:`u` is reported in :attr:`FiniteDifferenceHVP.step_rounding`.
 
 Finite differences of a piecewise-linear network's gradient are unreliable in
-float32 (see ``docs``): prefer an exact HVP where autograd is available, and
-check :meth:`FiniteDifferenceHVP.estimate_error`.
+float32 (measured in docs/input-hessian.rst, section 3): prefer an exact HVP
+where autograd is available, and check :meth:`FiniteDifferenceHVP.estimate_error`.
 """
 
 from __future__ import annotations

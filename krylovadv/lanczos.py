@@ -1,4 +1,4 @@
-r"""A few eigenpairs of symmetric operators: thick-restart Lanczos (``eigsh``), batched.
+r"""A few eigenpairs of symmetric (Hermitian) operators: thick-restart Lanczos (``eigsh``), batched.
 
 The Lanczos process builds an orthonormal basis :math:`V_j` of
 :math:`\mathcal K_j(A, v_0)` with :math:`A V_j = V_j T_j + \beta_j v_{j+1} e_j^T`
@@ -21,7 +21,7 @@ against the array API so it runs on numpy and torch, in batches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -29,9 +29,12 @@ import numpy as np
 from ._backend import (
     as_batch,
     batched_norm,
-    check_real_floating,
+    check_floating,
+    coerce_dtype,
     device,
+    dtype_in,
     finfo_eps,
+    is_complex,
     namespace_of,
     to_numpy,
 )
@@ -56,9 +59,11 @@ class EigshResult(PerSampleResult):
     r"""Outcome of :func:`eigsh`, per sample.
 
     Scalars/arrays for one operator, with a leading batch axis ``B`` for a
-    batch; ``result[i]`` is sample ``i``'s result.  Unpacks like scipy:
-    ``w, v = eigsh(A, k)``; with ``return_eigenvectors=False`` the result
-    iterates over (and converts with ``numpy.asarray`` to) the eigenvalues.
+    batch; ``result.sample(i)`` is sample ``i``'s result and
+    ``result.batch_size`` is ``B``.  The result reads as scipy's answer:
+    ``w, v = eigsh(A, k)`` and ``result[0]``/``result[1]`` are ``w``/``v``;
+    with ``return_eigenvectors=False`` it iterates over, indexes and converts
+    with ``numpy.asarray`` to the eigenvalues.
 
     Attributes
     ----------
@@ -103,15 +108,30 @@ class EigshResult(PerSampleResult):
 
     batch_field: ClassVar[str] = "eigenvalues"
 
-    def __getitem__(self, i: int) -> Any:
+    def sample(self, i: int) -> EigshResult:
+        """Return the result of sample ``i`` alone (as solving that problem alone returns)."""
         if self.batched and self.eigenvectors is None:
             # PerSampleResult indexes every field; there are no vectors to index.
-            vectors, self.eigenvectors = None, [None] * len(self)
-            try:
-                return super().__getitem__(i)
-            finally:
-                self.eigenvectors = vectors
-        return super().__getitem__(i)
+            return replace(self, eigenvectors=[None] * self.batch_size).sample(i)
+        return super().sample(i)
+
+    def __len__(self) -> int:
+        """Return the length of scipy's answer: 2 for ``(w, v)``, else that of ``w``."""
+        return 2 if self.eigenvectors is not None else len(self.eigenvalues)
+
+    def __getitem__(self, k: int) -> Any:
+        """Index scipy's answer: ``(w, v)[k]``, or ``w[k]`` without eigenvectors.
+
+        Per-sample results of a batch are :meth:`sample`, not indexing.
+        """
+        if not isinstance(k, (int, np.integer)):
+            raise TypeError(
+                f"EigshResult indexes like scipy's (w, v) pair (or w); got {k!r}. "
+                "Use result.sample(i) for sample i of a batch."
+            )
+        if self.eigenvectors is None:
+            return self.eigenvalues[k]
+        return (self.eigenvalues, self.eigenvectors)[k]
 
     def __iter__(self):
         """Yield ``(w, v)``, or the eigenvalues themselves without eigenvectors (as scipy)."""
@@ -132,7 +152,8 @@ class EigshResult(PerSampleResult):
         counts = {
             SolverStatus(s).name: int(np.sum(self.status == s)) for s in np.unique(self.status)
         }
-        return f"EigshResult(batch={len(self)}, status={counts}, matvecs={self.matvecs.tolist()})"
+        matvecs = self.matvecs.tolist()
+        return f"EigshResult(batch={self.batch_size}, status={counts}, matvecs={matvecs})"
 
 
 def _select(theta: np.ndarray, which: str, count: int) -> np.ndarray:
@@ -164,7 +185,9 @@ def eigsh(
     Parameters
     ----------
     A : operator
-        Symmetric; anything :func:`~krylovadv.operators.aslinearoperator` takes.
+        Real symmetric or complex Hermitian; anything
+        :func:`~krylovadv.operators.aslinearoperator` takes.  A complex ``A``
+        (or ``v0``) makes the basis complex; the eigenvalues are real.
         A batched operator gives ``B`` independent problems.
     k : int
         Number of eigenpairs, ``1 <= k < n`` (as scipy).
@@ -253,32 +276,42 @@ def eigsh(
             v = draw
     else:
         xp = namespace_of(v0)
-        check_real_floating(xp, v0.dtype, "v0")
         v, single = as_batch(xp, v0, "v0")
         B = int(v.shape[0])
         if v.shape[1] != n:
             raise ValueError(f"A has shape {op.shape} but v0 has shape {tuple(v0.shape)}.")
         if not bool(xp.all(xp.isfinite(v))):
             raise ValueError("v0 contains NaN or Inf.")
+    # scipy's dtype rule (as the solvers): a complex Hermitian A makes the basis complex.
+    dtype = coerce_dtype(xp, v.dtype, dtype_in(xp, op.dtype))
+    check_floating(xp, dtype, "v0")
+    if v.dtype != dtype:
+        v = xp.astype(v, dtype)
     if op.batch_size is not None and op.batch_size != B:
         raise ValueError(f"A holds {op.batch_size} operators but there are {B} start vectors.")
     norms = batched_norm(xp, v)
     if bool(xp.any(norms == 0)):
         raise ValueError("v0 must be nonzero for every sample.")
-    dtype, dev = v.dtype, device(v)
+    dev = device(v)
+    # Thresholds from the real dtype's eps (finfo of a complex dtype is its real part's).
     eps = finfo_eps(xp, dtype)
+    # T_j = V_j^H A V_j is Hermitian: real diagonal and real beta_j, but the entries
+    # that full reorthogonalization adds above the tridiagonal are complex.
+    host = np.complex128 if is_complex(xp, dtype) else np.float64
     tol = eps if tol == 0 else tol
 
     basis = xp.zeros((B, ncv + 1, n), dtype=dtype, device=dev)
     basis[:, 0, :] = v / norms[:, None]
-    T = np.zeros((B, ncv + 1, ncv + 1))  # projected matrix, upper triangle + coupling row
+    T = np.zeros(
+        (B, ncv + 1, ncv + 1), dtype=host
+    )  # projected matrix, upper triangle + coupling row
     status = np.full(B, int(SolverStatus.NOT_STARTED), dtype=np.int64)
     cycles = np.zeros(B, dtype=np.int64)
     matvecs = np.zeros(B, dtype=np.int64)
     invariant = np.zeros(B, dtype=np.int64)
     scale = np.zeros(B)  # running max ||A v_j||, the scale of the breakdown test
     theta_out = np.full((B, k), np.nan)
-    s_out = np.zeros((B, ncv, k))
+    s_out = np.zeros((B, ncv, k), dtype=host)
     res_out = np.full((B, k), np.inf)
     history: list[list[np.ndarray]] = [[] for _ in range(B)]
     running = np.ones(B, dtype=bool)
@@ -298,7 +331,7 @@ def eigsh(
             matvecs[idx_np] += 1
             with np.errstate(invalid="ignore", over="ignore"):
                 h, w, nb, na = orthogonalize(xp, sub, j, w, "cgs2")
-            h_np = to_numpy(h).astype(np.float64)
+            h_np = to_numpy(h).astype(host)
             nb_np = to_numpy(nb).astype(np.float64)
             na_np = to_numpy(na).astype(np.float64)
             finite = np.isfinite(nb_np) & np.isfinite(na_np) & np.isfinite(h_np).all(axis=1)
@@ -379,13 +412,13 @@ def eigsh(
         eigenvalue_history=[np.asarray(h) for h in history],
         batched=True,
     )
-    return result[0] if single else result
+    return result.sample(0) if single else result
 
 
 def _projected(T: np.ndarray, size: int) -> np.ndarray:
-    """Return the symmetric projected matrices ``(b, size, size)`` from their upper triangles."""
+    """Return the Hermitian projected matrices ``(b, size, size)`` from their upper triangles."""
     Tm = T[:, :size, :size]
-    return np.triu(Tm) + np.swapaxes(np.triu(Tm, 1), 1, 2)
+    return np.triu(Tm) + np.conj(np.swapaxes(np.triu(Tm, 1), 1, 2))
 
 
 def _ritz_pairs(
@@ -409,7 +442,7 @@ def _fresh_vectors(
         np.repeat(generator.standard_normal((1, n)), b, axis=0), dtype=dtype, device=dev
     )
     for _ in range(2):  # twice is enough (as in orthogonalize)
-        coeff = (V @ fresh[:, :, None])[:, :, 0]
+        coeff = (xp.conj(V) @ fresh[:, :, None])[:, :, 0]  # v_l^H f
         fresh = fresh - (coeff[:, None, :] @ V)[:, 0, :]
     fresh_norm = batched_norm(xp, fresh)
     # Only the rows of samples that broke down are used; the others may have no room
@@ -446,7 +479,7 @@ def _thick_restart(
     diagonal = np.arange(keep)
     T[samples[:, None], diagonal, diagonal] = theta
     T[samples, keep, :keep] = coupling
-    T[samples, :keep, keep] = coupling
+    T[samples, :keep, keep] = np.conj(coupling)
 
 
 def _store_current(

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._backend import batched_norm, finfo_eps, to_numpy
+from ._backend import batched_norm, finfo_eps, is_complex, to_numpy
 from ._symmetric import (
     Bookkeeping,
     Problem,
@@ -44,10 +44,12 @@ from ._symmetric import (
     apply,
     ask_callback,
     check_maxiter,
+    complex_dots,
     dots,
     initial_residual,
     precondition,
     put_rows,
+    reject_unexpected,
     rows,
     setup_problem,
     true_residual,
@@ -86,8 +88,10 @@ class MINRESResult(SolveResultMixin):
     r"""Outcome of :func:`minres`, per sample.
 
     Scalars for a single system, arrays of length ``B`` for a batch
-    (``result[i]`` is sample ``i``'s result).  ``x, info = minres(A, b)``
-    unpacks like scipy.
+    (``result.sample(i)`` is sample ``i``'s result, ``result.batch_size`` is
+    ``B``).  The result is also scipy's pair: ``x, info = minres(A, b)``,
+    ``result[0]`` is ``x`` and ``result[1]`` is ``info`` (0 on convergence,
+    else the number of iterations).
 
     Attributes
     ----------
@@ -162,16 +166,22 @@ def minres(
     M: Any = None,
     callback: Callable[[Any], Any] | None = None,
     check: bool = False,
+    **unexpected: Any,
 ) -> MINRESResult:
     r"""Solve :math:`(A - \sigma I)x = b` for a symmetric ``A`` by MINRES.
 
     Parameters
     ----------
     A : LinearOperator, array, scipy sparse matrix, scipy LinearOperator or callable
-        Symmetric operator(s), possibly indefinite or singular; ``(B, n, n)``
+        Symmetric (real) or Hermitian (complex) operator(s), possibly
+        indefinite or singular; ``(B, n, n)``
         or a batched operator gives ``B`` independent systems.
-    b : array, shape (n,) or (B, n)
-        Right-hand side(s), float32 or float64, numpy or torch (any device).
+    b : array or list, shape (n,), (n, 1) or (B, n)
+        Right-hand side(s), numpy (also a list or ``numpy.matrix``) or torch
+        (any device), with :func:`krylovadv.gmres`'s input rules: float32,
+        float64, complex64 or complex128, integers upcast to float64, the
+        working dtype joining ``A``'s and ``b``'s, ``(n, 1)`` scipy's column
+        vector.
     x0 : array, optional
         Starting guess (zeros by default; the minimum-norm property of
         singular systems needs :math:`x_0` in the range of ``A``, e.g. 0).
@@ -222,7 +232,7 @@ def minres(
     zero pivot :math:`\gamma_k` (a singular :math:`T_k`, only possible at a
     breakdown) skips the update instead of dividing by zero.
 
-    Samples never mix (``minres(A, b)[i]`` equals ``minres(A[i], b[i])``) and
+    Samples never mix (``minres(A, b).sample(i)`` equals ``minres(A[i], b[i])``) and
     only unfinished samples reach the operator.
 
     Examples
@@ -235,6 +245,8 @@ def minres(
     >>> np.allclose(x, [1.0, -1.0, 0.0])        # the minimum-norm solution
     True
     """
+    if unexpected:
+        reject_unexpected("minres", unexpected)
     problem = setup_problem(A, b, x0, M, rtol, atol)
     shift = float(shift)
     if not np.isfinite(shift):
@@ -338,7 +350,7 @@ def minres(
         restarts=restarts,
         batched=True,
     )
-    return result[0] if problem.single else result
+    return result.sample(0) if problem.single else result
 
 
 @dataclass
@@ -512,7 +524,12 @@ def _check_preconditioner(beta_sq: np.ndarray, samples: np.ndarray) -> None:
 
 
 def _check_symmetric(problem: Problem, book: Bookkeeping) -> None:
-    r"""Raise unless :math:`|u^T A v - v^T A u| \le \varepsilon^{2/3}\|Au\|\|v\|` per sample.
+    r"""Raise unless :math:`|v^H Au - \overline{u^H Av}| \le \varepsilon^{2/3}\|Au\|\|v\|`.
+
+    Checked per sample on seeded random vectors.
+
+    (For real data this is :math:`|v^T A u - u^T A v|`; for complex data it is the
+    Hermitian test, :math:`v^H A u = \overline{u^H A v}`.)
 
     :math:`\varepsilon^{2/3}` (as scipy's ``check``): rounding of the two products
     is about :math:`n\varepsilon\|A\|\|u\|\|v\|`, far below it for a symmetric
@@ -521,8 +538,14 @@ def _check_symmetric(problem: Problem, book: Bookkeeping) -> None:
     xp = problem.xp
     B, n = problem.batch, problem.n
     rng = np.random.default_rng(0)
-    u = xp.asarray(rng.standard_normal((B, n)), dtype=problem.dtype, device=problem.device)
-    v = xp.asarray(rng.standard_normal((B, n)), dtype=problem.dtype, device=problem.device)
+    # Complex test vectors for a complex system: real ones would not tell a complex
+    # symmetric A = A^T from a Hermitian one.
+    u_np, v_np = rng.standard_normal((2, B, n))
+    if is_complex(xp, problem.dtype):
+        u_np = u_np + 1j * rng.standard_normal((B, n))
+        v_np = v_np + 1j * rng.standard_normal((B, n))
+    u = xp.asarray(u_np, dtype=problem.dtype, device=problem.device)
+    v = xp.asarray(v_np, dtype=problem.dtype, device=problem.device)
     eps = finfo_eps(xp, problem.dtype)
     for name, op in (("A", problem.op), ("M", problem.precond)):
         if op is None:
@@ -530,13 +553,13 @@ def _check_symmetric(problem: Problem, book: Bookkeeping) -> None:
         Au, Av = apply(op, u, None), apply(op, v, None)
         if op is problem.op:
             book.matvecs += 2
-        s = dots(xp, v, Au)
-        t = dots(xp, u, Av)
+        s = complex_dots(xp, v, Au)
+        t = complex_dots(xp, u, Av)
         scale = to_numpy(batched_norm(xp, Au) * batched_norm(xp, v)).astype(np.float64)
-        bad = np.abs(s - t) > eps ** (2 / 3) * np.maximum(scale, np.finfo(np.float64).tiny)
+        bad = np.abs(s - np.conj(t)) > eps ** (2 / 3) * np.maximum(scale, np.finfo(np.float64).tiny)
         if bad.any():
             raise ValueError(
-                f"{name} is not symmetric for sample(s) {np.flatnonzero(bad).tolist()} "
-                "(u^T A v != v^T A u on random vectors); minres needs a symmetric operator "
-                "(use gmres for a general one)."
+                f"{name} is not symmetric (Hermitian) for sample(s) {np.flatnonzero(bad).tolist()} "
+                "(v^H A u != conj(u^H A v) on random vectors); minres needs a symmetric or "
+                "Hermitian operator (use gmres for a general one)."
             )

@@ -54,9 +54,9 @@ def test_batch_equals_loop(qs, seed):
     assert np.array_equal(x0, x0_copy)
     for i in range(len(qs)):
         single = cg(A[i], b[i], x0[i], rtol=1e-8)
-        assert single.status == batch[i].status
-        assert single.iterations == batch[i].iterations
-        assert single.matvecs == batch[i].matvecs
+        assert single.status == batch.sample(i).status
+        assert single.iterations == batch.sample(i).iterations
+        assert single.matvecs == batch.sample(i).matvecs
         scale = np.linalg.norm(single.x) + 1.0
         np.testing.assert_allclose(batch.x[i], single.x, atol=1e-9 * scale * qs[i].cond)
 
@@ -90,8 +90,8 @@ def test_negative_curvature_is_per_sample_in_a_batch():
     A = np.stack([np.diag([1.0, 2.0, 3.0]), np.diag([1.0, -2.0, 3.0])])
     b = np.ones((2, 3))
     result = cg(A, b, rtol=1e-10)
-    assert result[0].status == SolverStatus.CONVERGED
-    assert result[1].status == SolverStatus.NEGATIVE_CURVATURE
+    assert result.sample(0).status == SolverStatus.CONVERGED
+    assert result.sample(1).status == SolverStatus.NEGATIVE_CURVATURE
     assert np.all(result.curvature_direction[0] == 0) and np.isnan(result.curvature[0])
     d = result.curvature_direction[1]
     assert d @ A[1] @ d < 0

@@ -89,9 +89,9 @@ def test_batch_equals_loop(qs, seed):
     batch = minres(A, b, x0, rtol=1e-8)
     for i in range(len(qs)):
         single = minres(A[i], b[i], x0[i], rtol=1e-8)
-        assert single.status == batch[i].status
-        assert single.iterations == batch[i].iterations
-        assert single.matvecs == batch[i].matvecs
+        assert single.status == batch.sample(i).status
+        assert single.iterations == batch.sample(i).iterations
+        assert single.matvecs == batch.sample(i).matvecs
         scale = np.linalg.norm(single.x) + 1.0
         np.testing.assert_allclose(batch.x[i], single.x, atol=1e-9 * scale * qs[i].cond)
 

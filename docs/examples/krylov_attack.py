@@ -70,6 +70,7 @@ class DampedNewton(Attack):
         self.damping = damping
 
     def direction(self, x_adv, x, y, state):
+        """Return (H + lambda I)^{-1} g at x_adv, one GMRES cycle per sample."""
         H = InputHessian(self.model, x_adv, y)
         shifted = krylovadv.ShiftedOperator(H, self.damping)
         solve = krylovadv.gmres(shifted, H.gradient, rtol=1e-3, restart=20, maxiter=1)

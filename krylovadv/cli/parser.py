@@ -445,7 +445,7 @@ def _add_train(commands: argparse._SubParsersAction, handler: Callable) -> None:
 def _add_reproduce(commands: argparse._SubParsersAction, handler: Callable) -> None:
     reproduce = commands.add_parser(
         "reproduce",
-        help="reproduce a table or figure of the papers, with a verdict",
+        help="reproduce a table or figure of Li et al. or Qian et al., with a verdict",
         description="Run one experiment of Li et al. (On Norm-Agnostic Robustness of "
         "Adversarial Training) or Qian et al. (Hessian-Free Second-Order Adversarial "
         "Examples for Adversarial Learning) and write its table next to the paper's "

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -195,7 +195,8 @@ class InputHessian(LinearOperator):
     :math:`H_b = J^\top(\operatorname{diag}p - pp^\top)J` for cross-entropy,
     PSD of rank :math:`\le K - 1`; Krylov solvers stop after at most
     :math:`K` steps.  Finite differences across ReLU or max-pool kinks are
-    unreliable, badly so in float32: check :meth:`fd_error_estimate`.
+    unreliable, badly so in float32: check :meth:`fd_error_estimate`.  Both
+    facts are measured in docs/input-hessian.rst (sections 1 and 3).
 
     Examples
     --------
@@ -209,7 +210,22 @@ class InputHessian(LinearOperator):
     >>> H.shape, H.batch_size
     ((4, 4), 5)
     >>> delta = krylovadv.gmres(H, H.gradient, rtol=1e-8).x   # H_b delta_b = g_b
+
+    One sample's Hessian as a scipy operator (products run in torch, in the
+    gradient's dtype and device), here for scipy's ARPACK ``eigsh``:
+
+    >>> import numpy as np, scipy.sparse.linalg as sla
+    >>> H_0 = H.to_scipy(sample=0)
+    >>> top_scipy = sla.eigsh(H_0, k=1, which="LA", tol=1e-12)[0][0]
+    >>> top_ours = krylovadv.eigsh(H, 1, which="LA", rng=0).sample(0).eigenvalues[0]
+    >>> bool(np.isclose(top_scipy, top_ours, rtol=1e-8, atol=1e-12))
+    True
     """
+
+    #: The input Hessian is symmetric, so ``to_scipy`` gives scipy an ``rmatvec``
+    #: (equal to ``matvec``).  Finite-difference products are symmetric only up to
+    #: their truncation error (see :meth:`fd_error_estimate`).
+    hermitian: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -281,6 +297,10 @@ class InputHessian(LinearOperator):
         scheme = "forward" if self.method == "fd-forward" else "central"
         flat = grad.detach().reshape(point.batch_size, point.n)
         return FiniteDifference(point, flat, scheme, self.eta), values, grad
+
+    def _default_like(self) -> torch.Tensor:
+        """Run scipy's products (:meth:`to_scipy`) in the gradient's dtype and device."""
+        return self.gradient
 
     @property
     def rows_built(self) -> int:
