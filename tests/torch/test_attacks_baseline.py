@@ -20,7 +20,7 @@ from krylovadv.data import load_mnist10k
 from krylovadv.torch.attacks import APGD, APGDT, Cascade, Square, first_order_cascade
 from krylovadv.torch.attacks.apgd import dlr_loss, dlr_targeted_loss
 from krylovadv.torch.attacks.square import p_schedule
-from krylovadv.torch.reproduce.verdicts import difference_interval
+from krylovadv.torch.intervals import difference_interval
 from krylovadv.torch.zoo import load_pretrained
 
 N_DIGITS = 100

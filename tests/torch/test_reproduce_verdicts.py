@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from krylovadv.torch.intervals import difference_interval
 from krylovadv.torch.reproduce.verdicts import (
     claim_verdict,
     combine,
     compare,
-    difference_interval,
     so_table1_claims,
     soae_table1_claims,
 )

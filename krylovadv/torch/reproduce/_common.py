@@ -24,6 +24,7 @@ __all__ = [
     "one_thread",
     "save_figure",
     "sizes",
+    "split_digits",
     "test_digits",
     "write_png",
 ]
@@ -53,6 +54,20 @@ def sizes(options: ReproduceOptions, quick: dict[str, Any], full: dict[str, Any]
 def test_digits(count: int, seed: int) -> ImageData:
     """Return a seeded subset of ``count`` digits of the mnist10k test split."""
     return load_mnist10k("test").subset(count, seed=seed)
+
+
+def split_digits(part: str, count: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the first ``count`` digits of the ``"tuning"`` or ``"reporting"`` part as tensors.
+
+    The parts are disjoint (:func:`krylovadv.data.mnist10k_tuning_split`), and
+    their prefixes are class-balanced, so a quick scale takes the first digits.
+    """
+    if part not in ("tuning", "reporting"):
+        raise ValueError(f"part must be 'tuning' or 'reporting'; got {part!r}.")
+    data = load_mnist10k(part).subset(count)
+    x = torch.as_tensor(np.asarray(data.images), dtype=torch.float32, device=device)
+    y = torch.as_tensor(np.asarray(data.labels), dtype=torch.long, device=device)
+    return x, y
 
 
 def digits(samples: int, seed: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
