@@ -484,6 +484,7 @@ def evaluate(
     progress: bool = False,
     meta: dict[str, Any] | None = None,
     curvature: bool | dict[str, Any] = False,
+    masking: bool | dict[str, Any] = False,
 ) -> EvaluationReport:
     """Evaluate clean and robust accuracy under a list of attacks.
 
@@ -516,6 +517,11 @@ def evaluate(
     curvature : bool or dict
         Also compute :func:`curvature_diagnostics` on the clean inputs (a dict
         passes its keyword arguments, e.g. ``{"tau": 1e-4, "eta": None}``).
+    masking : bool or dict
+        Also run the gradient-masking diagnostics of
+        :func:`krylovadv.torch.masking.diagnose` (threat model of the first attack;
+        the gradient attacks' counts join its white-box reference; a dict passes
+        keyword arguments) and store them in ``report.meta["masking"]``.
 
     Returns
     -------
@@ -629,7 +635,7 @@ def evaluate(
             diagnostics = {k: np.concatenate(v) for k, v in parts.items()}
     finally:
         model.train(was_training)
-    return EvaluationReport(
+    report = EvaluationReport(
         total=total,
         clean_correct=int(clean.sum()),
         attacks=records,
@@ -639,6 +645,13 @@ def evaluate(
         meta=dict(meta or {}),
         curvature=diagnostics,
     )
+    if masking:
+        from .masking import diagnose_evaluation
+
+        report.meta["masking"] = diagnose_evaluation(
+            model, x_all.to(device, dtype), y_all.to(device), items, report, masking
+        )
+    return report
 
 
 def _progress(items: list, enabled: bool, label: str) -> Any:

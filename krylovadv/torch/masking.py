@@ -38,6 +38,7 @@ __all__ = [
     "MaskingReport",
     "count_correct",
     "diagnose",
+    "diagnose_evaluation",
     "flag_black_box",
     "flag_large_radius",
     "flag_unconverged",
@@ -279,3 +280,34 @@ def diagnose(
         )
     )
     return MaskingReport(flags, total)
+
+
+def diagnose_evaluation(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attacks: list[tuple[str, Any]],
+    report: Any,
+    options: bool | dict[str, Any],
+) -> dict[str, Any]:
+    """Run :func:`diagnose` for :func:`krylovadv.torch.evaluate.evaluate` (``masking=``).
+
+    The threat model is the first attack's; the counts of the evaluated gradient
+    attacks (not Square) join the white-box reference of flag (a) when the
+    evaluation ran every attack on every digit (``cascade=False``).
+    """
+    from .attacks import Square
+    from .evaluate import _norm_name
+
+    kwargs = dict(options) if isinstance(options, dict) else {}
+    _, first = attacks[0]
+    white = {}
+    if not report.cascade:
+        white = {
+            name: int(report.per_attack_robust[name].sum())
+            for name, attack in attacks
+            if not isinstance(attack, Square)
+        }
+    kwargs.setdefault("white_box", white)
+    result = diagnose(model, x, y, norm=_norm_name(first), eps=float(first.eps), **kwargs)
+    return result.to_dict() | {"summary": result.summary()}

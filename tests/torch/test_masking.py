@@ -85,3 +85,19 @@ def test_real_unmasked_model_is_not_flagged(digits) -> None:
     assert not flags["a"].flagged and not flags["b"].flagged, report.summary()
     assert flags["b"].numbers["correct"] == 0
     assert report.to_dict()["total"] == 40
+
+
+def test_evaluate_masking_hook(digits) -> None:
+    from krylovadv.torch.attacks import PGD
+    from krylovadv.torch.evaluate import evaluate
+
+    model = load_pretrained("natural")
+    x, y = digits[0][:20], digits[1][:20]
+    options = {"steps": 3, "long_steps": 5, "square_queries": 20}
+    report = evaluate(
+        model, (x, y), {"PGD": PGD(model, eps=0.3, steps=3)}, cascade=False, masking=options
+    )
+    masking = report.meta["masking"]
+    assert [f["name"] for f in masking["flags"]] == ["a", "b", "c"]
+    assert "PGD" in masking["summary"] and masking["total"] == 20
+    assert "masking" not in evaluate(model, (x, y), [PGD(model, eps=0.3, steps=1)]).meta
