@@ -1,4 +1,4 @@
-"""Nox sessions for krylovadv: tests, slow, lint, docs, bench."""
+"""Nox sessions for krylovadv: tests, slow, lint, docs, bench, bench-compare."""
 
 import nox
 
@@ -46,5 +46,40 @@ def bench(session: nox.Session) -> None:
     session.install(*CONSTRAINTS, "-e", ".[bench,torch]")
     session.run("asv", "machine", "--yes", *ASV_CONFIG)
     session.run(
-        "asv", "run", "--python=same", "--quick", "--show-stderr", *ASV_CONFIG, *session.posargs
+        "asv",
+        "run",
+        "--python=same",
+        "--environment",
+        "existing",
+        "--quick",
+        "--show-stderr",
+        *ASV_CONFIG,
+        *session.posargs,
+    )
+
+
+@nox.session(name="bench-compare")
+def bench_compare(session: nox.Session) -> None:
+    """Compare HEAD with a base commit: ``nox -s bench-compare -- BASE [asv options]``.
+
+    Runs ``asv continuous --factor 1.1 BASE HEAD``: asv builds both commits into
+    its own virtualenvs (CPU torch, benchmarks/asv.conf.json), times them and
+    exits non-zero when a benchmark is more than 10 % slower at HEAD, which
+    fails the session.  Extra options go to asv, e.g. ``--bench gmres``.
+    """
+    if not session.posargs:
+        session.error("name the base commit: nox -s bench-compare -- BASE [asv options]")
+    base, *options = session.posargs
+    session.install(*CONSTRAINTS, "asv>=0.6", "virtualenv")
+    session.run("asv", "machine", "--yes", *ASV_CONFIG)
+    session.run(
+        "asv",
+        "continuous",
+        "--factor",
+        "1.1",
+        "--show-stderr",
+        *ASV_CONFIG,
+        *options,
+        base,
+        "HEAD",
     )

@@ -1,6 +1,6 @@
 """Adversarial training: CPU time per epoch of each method relative to natural training.
 
-One epoch of :class:`krylovadv.torch.train.Trainer` on a fixed subset of 512
+One epoch of :class:`krylovadv.torch.training.Trainer` on a fixed subset of 512
 embedded MNIST training digits (batch 128, 4 optimizer steps), ``small-cnn``,
 float32, with the settings of the model zoo (:mod:`krylovadv.torch.zoo`):
 10 inner steps for PGD-AT / TRADES / mixed, 3 SOAE steps with exact Hessian
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from krylovadv.torch.models import build_model
-from krylovadv.torch.train import TrainConfig, Trainer
+from krylovadv.torch.training import TrainConfig, Trainer
 
 from .timing import interleaved_cpu_min
 

@@ -8,7 +8,7 @@ import torch
 
 from krylovadv.torch.models import MadryCNN
 
-#: Batch size of the torch benchmarks (seed 004's and the notes' measurements).
+#: Batch size of the torch benchmarks (Qian et al.'s training batch size).
 BATCH = 128
 
 

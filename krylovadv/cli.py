@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from ._cli_training import add_zoo_parser, run_zoo, train_values
 
 __all__ = ["main"]
 
@@ -232,31 +236,46 @@ def _train(args: argparse.Namespace) -> int:
     import logging
 
     from .torch.cli_support import UsageError, check_device
-    from .torch.train import TrainConfig, Trainer
+    from .torch.training import TrainConfig, Trainer
 
     if args.device is not None:
         check_device(args.device)
     if args.output is not None and Path(args.output).suffix != ".safetensors":
         raise UsageError("--output", f"{args.output}: the weights file must end in .safetensors.")
-    values = {
-        field: getattr(args, field) for field in _TRAIN_OPTIONS if getattr(args, field) is not None
-    }
-    values["checkpoint_dir"] = str(args.checkpoint_dir)
+    values, origin = train_values(args, _TRAIN_OPTIONS)
     try:
         config = TrainConfig.from_dict(values)
     except ValueError as error:
         text = str(error)
-        option = next(
-            (flag for field, flag in _TRAIN_OPTIONS.items() if f"TrainConfig.{field} " in text),
-            "--method",
-        )
+        named = re.search(r"TrainConfig\.(\w+)", text)  # the field the message names
+        if named is not None:
+            field = named.group(1)
+            option = origin.get(field) or _TRAIN_OPTIONS.get(field, "--set")
+        else:  # unknown field names: they came from --set or --config
+            option = "--set" if args.set else "--config"
         raise UsageError(option, text) from error
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     trainer = Trainer(config, progress=not args.no_progress)
     try:
         result = trainer.fit(resume=args.resume)
+        if not trainer.dist.is_main:  # under torchrun only rank 0 reports and writes
+            return 0
     finally:
         trainer.close()
+    if args.output is not None:
+        from .torch.pretrained import save_weights_file
+
+        save_weights_file(args.output, result.model, config=config)
+    if args.json:
+        summary = {
+            "global_step": result.global_step,
+            "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+            "resumed_from": result.resumed_from,
+            "last_epoch": result.history[-1] if result.history else None,
+            "output": args.output,
+        }
+        print(json.dumps(summary, sort_keys=True))
+        return 0
     if result.resumed_from is not None:
         print(f"resumed from {result.checkpoint} (global step {result.resumed_from})")
     print(
@@ -276,9 +295,6 @@ def _train(args: argparse.Namespace) -> int:
         )
     print(f"checkpoint: {result.checkpoint}")
     if args.output is not None:
-        from .torch.zoo import save_weights_file
-
-        save_weights_file(args.output, result.model, config=config)
         print(f"weights written to {args.output} (load with --model {config.model}:{args.output})")
     return 0
 
@@ -542,20 +558,21 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train a model (natural or adversarial) on the embedded MNIST digits",
-        description="Train with krylovadv.torch.train.Trainer on the train split of the "
+        description="Train with krylovadv.torch.training.Trainer on the train split of the "
         "embedded MNIST digits: seeded, checkpointed after every epoch, "
         "resumable to the same final weights. Unset options take "
         "TrainConfig's defaults. Prints per-epoch clean and PGD robust accuracy "
-        "on a fixed held-out subset. Exit status: 0 done, 2 a wrong option, "
-        "1 a failed run.",
+        "on a fixed held-out subset. Under `torchrun --nproc_per_node=N -m krylovadv "
+        "train` the same command trains with DDP. Exit status: 0 done, 2 a wrong "
+        "option, 1 a failed run.",
     )
     train.add_argument(
         "--method",
-        required=True,
-        choices=("natural", "pgd-at", "trades", "mixed", "soat", "ensemble"),
-        help="natural; pgd-at (Madry); trades; mixed (linf/l2 PGD); soat "
+        default=None,
+        choices=("natural", "pgd-at", "trades", "mixed", "trades-mix", "soat", "ensemble"),
+        help="natural; pgd-at (Madry); trades; mixed (linf/l2 PGD); trades-mix; soat "
         "(SOAE examples); ensemble (Tramer et al.; needs "
-        "--ensemble-source)",
+        "--ensemble-source); required unless in --config or --set",
     )
     train.add_argument(
         "--model",
@@ -632,9 +649,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="torch device (default cpu)")
     train.add_argument(
         "--checkpoint-dir",
-        required=True,
+        default=None,
         metavar="DIR",
-        help="where checkpoints are written (after every epoch)",
+        help="where checkpoints are written (after every epoch); required unless in "
+        "--config or --set",
+    )
+    train.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.json",
+        help="a JSON object of TrainConfig fields (named options and --set override it)",
+    )
+    train.add_argument(
+        "--set",
+        metavar="FIELD=VALUE",
+        action="append",
+        default=[],
+        help="set any TrainConfig field (VALUE parsed as JSON if possible); repeatable",
+    )
+    train.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON line (global_step, checkpoint, resumed_from, last_epoch) "
+        "instead of the per-epoch report",
     )
     train.add_argument(
         "--resume",
@@ -651,6 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train.set_defaults(handler=_guarded(_train))
+    add_zoo_parser(commands, _positive_int).set_defaults(handler=_guarded(run_zoo))
 
     reproduce = commands.add_parser(
         "reproduce",

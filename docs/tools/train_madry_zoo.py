@@ -4,7 +4,7 @@ Usage::
 
     OMP_NUM_THREADS=1 python docs/tools/train_madry_zoo.py NAME [NAME ...] --out DIR
 
-Each model is trained with :class:`krylovadv.torch.train.Trainer` (the configuration is
+Each model is trained with :class:`krylovadv.torch.training.Trainer` (the configuration is
 :data:`CONFIGS`; the last epoch is kept — no early stopping, nothing is selected on test
 digits), saved as ``DIR/madry-cnn-NAME.safetensors`` and evaluated on the *reporting* part
 of the test digits (the first 1,000 of :func:`krylovadv.data.load_mnist10k` of
@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from krylovadv.data import load_mnist10k
-from krylovadv.torch.train import TrainConfig, Trainer, evaluate_accuracy
-from krylovadv.torch.zoo import save_weights_file
+from krylovadv.torch.pretrained import save_weights_file
+from krylovadv.torch.training import TrainConfig, Trainer, evaluate_accuracy
 
 _COMMON = {
     "model": "madry-cnn",

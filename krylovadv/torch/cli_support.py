@@ -65,7 +65,7 @@ def load_model(spec: str, *, device: str = "cpu") -> tuple[nn.Module, str]:
     Parameters
     ----------
     spec : str
-        A zoo name (:func:`krylovadv.torch.zoo.available_models`);
+        A zoo name (:func:`krylovadv.torch.pretrained.available_models`);
         ``ARCH:PATH.safetensors`` (an architecture of
         :data:`krylovadv.torch.models.MODELS` and its weights, read with
         safetensors); ``PATH.safetensors`` written by the zoo or ``krylovadv
@@ -86,13 +86,13 @@ def load_model(spec: str, *, device: str = "cpu") -> tuple[nn.Module, str]:
         For an unknown name, a missing or unreadable file, or weights that do
         not fit the architecture.
     """
-    from . import zoo
+    from . import pretrained
 
-    zoo_names = zoo.available_models()
+    zoo_names = pretrained.available_models()
     if spec in zoo_names:
         try:
-            return zoo.load_pretrained(spec, device=device), f"zoo:{spec}"
-        except zoo.ZooError as error:
+            return pretrained.load_pretrained(spec, device=device), f"zoo:{spec}"
+        except pretrained.ZooError as error:
             raise UsageError("--model", str(error)) from error
     arch, sep, rest = spec.partition(":")
     if sep and arch in MODELS:
@@ -101,8 +101,8 @@ def load_model(spec: str, *, device: str = "cpu") -> tuple[nn.Module, str]:
     if path.suffix == ".safetensors":
         _need_file(path)
         try:
-            return zoo.load_weights_file(path, device=device), str(path)
-        except (zoo.ZooError, RuntimeError) as error:
+            return pretrained.load_weights_file(path, device=device), str(path)
+        except (pretrained.ZooError, RuntimeError) as error:
             raise UsageError(
                 "--model", f"{error} Pass ARCH:{path} with an architecture of {sorted(MODELS)}."
             ) from error

@@ -22,8 +22,8 @@ import torch
 from ..data import load_mnist10k
 from .attacks import FGSM, PGD, SO, SOAE
 from .evaluate import EvaluationReport, _atomic_write_text, evaluate
+from .pretrained import load_pretrained
 from .reproduce._common import write_png
-from .zoo import load_pretrained
 
 __all__ = ["DEMO_MODELS", "DemoResult", "build_demo_attacks", "run_attack_demo"]
 

@@ -21,7 +21,7 @@ from krylovadv.torch.attacks import APGD, APGDT, Cascade, Square, first_order_ca
 from krylovadv.torch.attacks.apgd import dlr_loss, dlr_targeted_loss
 from krylovadv.torch.attacks.square import p_schedule
 from krylovadv.torch.intervals import difference_interval
-from krylovadv.torch.zoo import load_pretrained
+from krylovadv.torch.pretrained import load_pretrained
 
 N_DIGITS = 100
 EPS = 0.3

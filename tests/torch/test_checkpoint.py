@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from krylovadv.torch import zoo
+from krylovadv.torch import pretrained
 from krylovadv.torch.checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -25,9 +25,10 @@ from krylovadv.torch.checkpoint import (
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
+    sha256_bytes,
 )
 from krylovadv.torch.models import build_model
-from krylovadv.torch.train import TrainConfig, Trainer
+from krylovadv.torch.training import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -176,7 +177,7 @@ def test_loading_never_unpickles(tmp_path, monkeypatch):
 def _run(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     return subprocess.Popen(
-        [sys.executable, "-m", "krylovadv.torch.train", *args, "--no-progress"],
+        [sys.executable, "-m", "krylovadv", "train", *args, "--json", "--no-progress"],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -270,53 +271,53 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     assert finished.resumed_from == 2 and finished.global_step == 2
 
 
-# --- model zoo ------------------------------------------------------------------------
+# --- pre-trained weights (the model zoo) ----------------------------------------------
 
 
 def test_every_registry_entry_matches_its_file():
-    registry = zoo.load_registry()
+    registry = pretrained.load_registry()
     assert registry["models"], "the package ships no zoo models"
     for name, entry in registry["models"].items():
-        path = zoo.WEIGHTS_DIR / entry["file"]
+        path = pretrained.WEIGHTS_DIR / entry["file"]
         assert path.is_file(), f"{name}: {path} missing"
-        assert zoo.sha256_bytes(path.read_bytes()) == entry["sha256"], name
-        assert entry["command"].startswith("python -m krylovadv.torch.zoo build")
+        assert sha256_bytes(path.read_bytes()) == entry["sha256"], name
+        assert entry["command"].startswith("krylovadv zoo build")
         metrics = entry["metrics"]
         assert 0 <= metrics["robust_acc"] <= metrics["clean_acc"] <= 1
         assert metrics["count"] > 0
-    assert all(zoo.verify().values())
+    assert all(pretrained.verify().values())
     for needed in ("natural", "pgd-linf"):  # the demo's models
         assert needed in registry["models"]
 
 
 def test_load_pretrained_verifies_the_checksum(tmp_path):
-    name = zoo.available_models()[0]
-    model = zoo.load_pretrained(name)
+    name = pretrained.available_models()[0]
+    model = pretrained.load_pretrained(name)
     assert not model.training
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    entry = zoo.load_registry()["models"][name]
+    entry = pretrained.load_registry()["models"][name]
     registry = {"format": 1, "models": {name: entry}}
     (tmp_path / "registry.json").write_text(json.dumps(registry))
-    data = bytearray((zoo.WEIGHTS_DIR / entry["file"]).read_bytes())
+    data = bytearray((pretrained.WEIGHTS_DIR / entry["file"]).read_bytes())
     data[-1] ^= 0x01
     (tmp_path / entry["file"]).write_bytes(bytes(data))
-    with pytest.raises(zoo.ZooError, match="checksum mismatch"):
-        zoo.load_pretrained(name, registry=tmp_path / "registry.json")
-    assert zoo.verify(tmp_path / "registry.json") == {name: False}
+    with pytest.raises(pretrained.ZooError, match="checksum mismatch"):
+        pretrained.load_pretrained(name, registry=tmp_path / "registry.json")
+    assert pretrained.verify(tmp_path / "registry.json") == {name: False}
     (tmp_path / entry["file"]).unlink()
-    with pytest.raises(zoo.ZooError, match="missing"):
-        zoo.load_pretrained(name, registry=tmp_path / "registry.json")
-    with pytest.raises(zoo.ZooError, match="unknown zoo model"):
-        zoo.load_pretrained("no-such-model")
+    with pytest.raises(pretrained.ZooError, match="missing"):
+        pretrained.load_pretrained(name, registry=tmp_path / "registry.json")
+    with pytest.raises(pretrained.ZooError, match="unknown zoo model"):
+        pretrained.load_pretrained("no-such-model")
 
 
 def test_weights_file_round_trip(tmp_path):
     torch.manual_seed(0)
     model = build_model("small-cnn")
     config = TrainConfig(method="natural")
-    digest = zoo.save_weights_file(tmp_path / "w.safetensors", model, config=config)
-    again = zoo.load_weights_file(tmp_path / "w.safetensors", sha256=digest)
+    digest = pretrained.save_weights_file(tmp_path / "w.safetensors", model, config=config)
+    again = pretrained.load_weights_file(tmp_path / "w.safetensors", sha256=digest)
     for name, value in model.state_dict().items():
         assert torch.equal(again.state_dict()[name], value)
-    with pytest.raises(zoo.ZooError, match="checksum mismatch"):
-        zoo.load_weights_file(tmp_path / "w.safetensors", sha256="0" * 64)
+    with pytest.raises(pretrained.ZooError, match="checksum mismatch"):
+        pretrained.load_weights_file(tmp_path / "w.safetensors", sha256="0" * 64)

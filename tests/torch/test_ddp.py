@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 
 from krylovadv.torch.checkpoint import load_checkpoint
-from krylovadv.torch.train import TrainConfig, Trainer
+from krylovadv.torch.training import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,9 +50,11 @@ def test_two_gloo_processes_match_one_process(tmp_path, momentum):
             "--standalone",
             "--nproc_per_node=2",
             "-m",
-            "krylovadv.torch.train",
+            "krylovadv",
+            "train",
             "--config",
             str(tmp_path / "config.json"),
+            "--json",
             "--no-progress",
         ],
         cwd=tmp_path,

@@ -14,7 +14,7 @@ from krylovadv.torch.masking import (
     flag_large_radius,
     flag_unconverged,
 )
-from krylovadv.torch.zoo import load_pretrained
+from krylovadv.torch.pretrained import load_pretrained
 
 
 @pytest.fixture(autouse=True, scope="module")

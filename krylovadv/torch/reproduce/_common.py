@@ -14,7 +14,7 @@ import torch
 from ...data import ImageData, load_mnist10k
 from ..checkpoint import atomic_write_bytes
 from ..evaluate import evaluate
-from ..zoo import load_pretrained
+from ..pretrained import load_pretrained
 from . import ReproduceOptions
 
 __all__ = [

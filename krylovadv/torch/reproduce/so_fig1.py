@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..attacks import PGD, SO
-from ..zoo import load_pretrained
+from ..pretrained import load_pretrained
 from . import ExperimentResult, ReproduceOptions, experiment
 from ._common import one_thread, save_figure, sizes, test_digits
 

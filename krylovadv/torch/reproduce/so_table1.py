@@ -24,7 +24,7 @@ import torch
 
 from ..attacks import PGD, SO, first_order_cascade
 from ..masking import diagnose, flag_black_box
-from ..zoo import available_models, load_pretrained
+from ..pretrained import available_models, load_pretrained
 from . import ExperimentResult, ReproduceOptions, experiment, format_accuracy
 from ._common import one_thread, save_figure, sizes, split_digits
 from ._tuning import AttackSpec, Knob, plot_sweeps, tune_and_report, tuning_markdown
