@@ -1,20 +1,48 @@
 r"""Confidence intervals of accuracies and of accuracy differences (95 % by default).
 
+:func:`wilson_interval` is scipy's Wilson score interval
+(``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``, the same
+interval as :func:`krylovadv.torch.evaluate.wilson_interval`).
 :func:`difference_interval` is Newcombe's hybrid score interval (method 10 of
 Newcombe, *Interval estimation for the difference between independent
-proportions: comparison of eleven methods*, Stat. Med. 17, 1998), built from the
-Wilson intervals of :func:`krylovadv.torch.evaluate.wilson_interval`.  It is
-hand-written because scipy has no interval for a difference of proportions
-(``scipy.stats.binomtest`` covers one proportion only).
+proportions: comparison of eleven methods*, Stat. Med. 17, 1998), built from two
+Wilson intervals.  It is hand-written because scipy has no interval for a
+difference of proportions (``binomtest`` covers one proportion only).
+
+This module imports neither :mod:`krylovadv.torch.evaluate` nor anything that
+does, so that the evaluation can use the masking diagnostics without a cycle.
 """
 
 from __future__ import annotations
 
 import math
 
-from .evaluate import wilson_interval
+from scipy.stats import binomtest
 
 __all__ = ["difference_interval", "wilson_interval"]
+
+
+def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Return the Wilson score interval of ``successes / total`` (``(0, 1)`` when ``total`` is 0).
+
+    Parameters
+    ----------
+    successes, total : int
+        Counts, ``0 <= successes <= total``.
+    confidence : float
+        Two-sided level.
+
+    Returns
+    -------
+    tuple of float
+        Lower and upper bounds in [0, 1].
+    """
+    if total == 0:
+        return 0.0, 1.0
+    ci = binomtest(int(successes), int(total)).proportion_ci(
+        confidence_level=confidence, method="wilson"
+    )
+    return float(ci.low), float(ci.high)
 
 
 def difference_interval(

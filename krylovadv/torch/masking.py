@@ -297,7 +297,7 @@ def diagnose_evaluation(
     evaluation ran every attack on every digit (``cascade=False``).
     """
     from .attacks import Square
-    from .evaluate import _norm_name
+    from .attacks.norms import get_norm
 
     kwargs = dict(options) if isinstance(options, dict) else {}
     _, first = attacks[0]
@@ -309,5 +309,5 @@ def diagnose_evaluation(
             if not isinstance(attack, Square)
         }
     kwargs.setdefault("white_box", white)
-    result = diagnose(model, x, y, norm=_norm_name(first), eps=float(first.eps), **kwargs)
+    result = diagnose(model, x, y, norm=get_norm(first.norm).name, eps=float(first.eps), **kwargs)
     return result.to_dict() | {"summary": result.summary()}

@@ -165,3 +165,12 @@ def test_soat_boundary() -> None:
             baseline="best",
         )
         assert claims[2].verdict == verdict
+
+
+@given(st.integers(0, 300).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+def test_scipy_wilson_matches_the_evaluation_interval(args) -> None:
+    from krylovadv.torch.evaluate import wilson_interval as hand_written
+    from krylovadv.torch.intervals import wilson_interval
+
+    k, n = args
+    assert wilson_interval(k, n) == pytest.approx(hand_written(k, n), abs=1e-12)
