@@ -45,7 +45,9 @@ _INTRO = [
     "claim computed from the tuned rows.  Accuracies carry 95 % Wilson intervals and",
     "differences Newcombe intervals; read every gap against them.  ``--scale full`` (the",
     "papers' protocols and the madry-cnn models) needs a GPU and was not run for this",
-    "page.",
+    "page; a supplementary quick run of ``so-table1`` on the zoo's ``madry-pgd-linf``",
+    "model (Madry et al.'s network, 200 reporting digits) is in",
+    "``docs/reproducing/so-table1-madry-cnn/report.md`` (same verdict).",
 ]
 
 
