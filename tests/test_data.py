@@ -51,7 +51,7 @@ def test_subset_is_seeded_and_without_replacement():
 
 
 def test_unknown_split_names_the_valid_ones():
-    with pytest.raises(ValueError, match="'train', 'test' or 'all'"):
+    with pytest.raises(ValueError, match="'train', 'test', 'tuning', 'reporting', 'all'"):
         load_mnist10k("validation")
 
 

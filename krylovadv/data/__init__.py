@@ -26,11 +26,14 @@ import numpy as np
 __all__ = [
     "MNIST10K_SPLIT_SEED",
     "MNIST10K_TEST_SIZE",
+    "MNIST10K_TUNING_SEED",
+    "MNIST10K_TUNING_SIZE",
     "ImageData",
     "load_cifar10",
     "load_mnist10k",
     "load_mnist_idx",
     "mnist10k_split",
+    "mnist10k_tuning_split",
 ]
 
 #: Seed of the fixed, stratified train/test split of the embedded digits.
@@ -38,7 +41,13 @@ MNIST10K_SPLIT_SEED = 20260101
 #: Test-split size of the embedded digits (the other 8,000 are the train split).
 MNIST10K_TEST_SIZE = 2000
 
-Split = Literal["train", "test", "all"]
+#: Seed of the fixed, stratified tuning/reporting split of the 2,000 test digits.
+MNIST10K_TUNING_SEED = 20261130
+#: Digits of the tuning part (the other 1,500 test digits are the reporting part).
+MNIST10K_TUNING_SIZE = 500
+
+Split = Literal["train", "test", "tuning", "reporting", "all"]
+_SPLITS = ("train", "test", "tuning", "reporting", "all")
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,8 @@ class ImageData:
 
 
 def _validate_split(split: str) -> None:
-    if split not in ("train", "test", "all"):
-        raise ValueError(f"split must be 'train', 'test' or 'all'; got {split!r}.")
+    if split not in _SPLITS:
+        raise ValueError(f"split must be one of {list(_SPLITS)}; got {split!r}.")
 
 
 def mnist10k_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,11 +121,7 @@ def mnist10k_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         Sorted indices, 8,000 and 2,000 of them.
     """
     rng = np.random.default_rng(MNIST10K_SPLIT_SEED)
-    classes, counts = np.unique(labels, return_counts=True)
-    exact = counts * MNIST10K_TEST_SIZE / labels.shape[0]
-    quota = np.floor(exact).astype(int)
-    remainder = MNIST10K_TEST_SIZE - quota.sum()
-    quota[np.argsort(-(exact - quota), kind="stable")[:remainder]] += 1
+    classes, quota = _stratified_quota(labels, MNIST10K_TEST_SIZE)
     test = []
     for cls, q in zip(classes, quota, strict=True):
         members = np.flatnonzero(labels == cls)
@@ -126,13 +131,74 @@ def mnist10k_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return train_index, test_index
 
 
+def _stratified_quota(labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class counts proportional to the class frequencies (largest remainders)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * size / labels.shape[0]
+    quota = np.floor(exact).astype(int)
+    remainder = size - quota.sum()
+    quota[np.argsort(-(exact - quota), kind="stable")[:remainder]] += 1
+    return classes, quota
+
+
+def _interleave(groups: list[np.ndarray]) -> np.ndarray:
+    """Round-robin over the groups: every prefix is stratified to within one per class."""
+    order = []
+    for rank in range(max((len(g) for g in groups), default=0)):
+        order.extend(int(g[rank]) for g in groups if rank < len(g))
+    return np.asarray(order, dtype=np.int64)
+
+
+def mnist10k_tuning_split(test_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the fixed (tuning, reporting) split of the 2,000 test digits.
+
+    Reproductions choose every attack's hyper-parameters on the *tuning* part
+    and report accuracies on the *reporting* part only, so no reported number
+    is measured on the digits that chose the settings.  Each class contributes
+    :data:`MNIST10K_TUNING_SIZE` / 2,000 of its test digits to the tuning part
+    (largest remainders for rounding), drawn with :data:`MNIST10K_TUNING_SEED`.
+
+    Both parts are returned in *round-robin class order* (a seeded permutation
+    within each class, then one digit of each class in turn), so that the first
+    ``n`` digits of either part — what ``ImageData.subset(n)`` and the quick
+    scales take — hold every class equally often to within one digit (until the
+    smallest class of the part runs out: 43 tuning, 130 reporting digits).
+
+    Parameters
+    ----------
+    test_labels : numpy.ndarray
+        The 2,000 labels of the test split (:func:`load_mnist10k` of ``"test"``).
+
+    Returns
+    -------
+    tuning_index, reporting_index : numpy.ndarray
+        Indices into the test split, 500 and 1,500 of them, disjoint.
+    """
+    labels = np.asarray(test_labels)
+    if labels.ndim != 1 or labels.shape[0] != MNIST10K_TEST_SIZE:
+        raise ValueError(
+            f"test_labels must be the {MNIST10K_TEST_SIZE} labels of the test split; "
+            f"got shape {labels.shape}."
+        )
+    rng = np.random.default_rng(MNIST10K_TUNING_SEED)
+    classes, quota = _stratified_quota(labels, MNIST10K_TUNING_SIZE)
+    tuning, reporting = [], []
+    for cls, q in zip(classes, quota, strict=True):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        tuning.append(members[:q])
+        reporting.append(members[q:])
+    return _interleave(tuning), _interleave(reporting)
+
+
 def load_mnist10k(split: Split = "test") -> ImageData:
     """Load the embedded 10,000 MNIST digits (the package's default data).
 
     Parameters
     ----------
-    split : {"train", "test", "all"}
-        The fixed stratified split of :func:`mnist10k_split` (8,000 / 2,000).
+    split : {"train", "test", "tuning", "reporting", "all"}
+        The fixed stratified split of :func:`mnist10k_split` (8,000 / 2,000);
+        ``"tuning"`` and ``"reporting"`` are the 500 / 1,500 parts of the test
+        split of :func:`mnist10k_tuning_split` (in round-robin class order).
 
     Returns
     -------
@@ -149,6 +215,9 @@ def load_mnist10k(split: Split = "test") -> ImageData:
         return ImageData(images, labels, "mnist10k")
     train_index, test_index = mnist10k_split(labels)
     index = train_index if split == "train" else test_index
+    if split in ("tuning", "reporting"):
+        tuning_index, reporting_index = mnist10k_tuning_split(labels[test_index])
+        index = test_index[tuning_index if split == "tuning" else reporting_index]
     return ImageData(images[index], labels[index], f"mnist10k-{split}")
 
 

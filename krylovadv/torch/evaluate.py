@@ -467,6 +467,7 @@ def evaluate(
     progress: bool | None = None,
     meta: dict[str, Any] | None = None,
     curvature: bool | dict[str, Any] = False,
+    masking: bool | dict[str, Any] = False,
 ) -> EvaluationReport:
     """Evaluate clean and robust accuracy under a list of attacks.
 
@@ -503,6 +504,11 @@ def evaluate(
     curvature : bool or dict
         Also compute :func:`curvature_diagnostics` on the clean inputs (a dict
         passes its keyword arguments, e.g. ``{"tau": 1e-4, "eta": None}``).
+    masking : bool or dict
+        Also run the gradient-masking diagnostics of
+        :func:`krylovadv.torch.masking.diagnose` (threat model of the first attack;
+        the gradient attacks' counts join its white-box reference; a dict passes
+        keyword arguments) and store them in ``report.meta["masking"]``.
 
     Returns
     -------
@@ -578,6 +584,16 @@ def evaluate(
         curvature=diagnostics,
         provenance=provenance,
     )
+    if masking:
+        from .masking import diagnose_evaluation
+
+        model.eval()
+        try:
+            report.meta["masking"] = diagnose_evaluation(
+                model, x_all.to(device, dtype), y_all.to(device), items, report, masking
+            )
+        finally:
+            model.train(was_training)
     return report
 
 

@@ -96,6 +96,11 @@ def _base(**changes: Any) -> dict[str, Any]:
     return config
 
 
+def _madry(**changes: Any) -> dict[str, Any]:
+    # Madry et al.'s MNIST network; budgets of docs/tools/train_madry_zoo.py (shared CPU).
+    return _base(model="madry-cnn", batch_size=50, lr_schedule="cosine", eval_subset=100, **changes)
+
+
 #: Name → training configuration fields and the norms of the registry's robust
 #: accuracies (ℓ∞: ε = 0.3; ℓ2: ε = 2.0).  Budgets are chosen so that each model
 #: trains in a few minutes on the CPU (Adam, batch 100, 80 steps per epoch).
@@ -168,6 +173,28 @@ ZOO: dict[str, dict[str, Any]] = {
         "SOAE-3 leaves 70% accuracy but FGSM 22% and PGD-40 0% (gradient "
         "masking, the 'degenerate minimum' of Li et al.); SOAE-3 is also weaker "
         "than PGD-3 on the natural and pgd-linf models (7% vs 0%, 84% vs 75%).",
+    },
+    "madry-natural": {
+        "config": _madry(method="natural", epochs=4),
+        "norms": ["linf"],
+        "file": "madry-cnn-natural.safetensors",
+    },
+    "madry-pgd-linf": {
+        "config": _madry(method="pgd-at", steps=5, epochs=6, eps_warmup_epochs=1),
+        "norms": ["linf"],
+        "file": "madry-cnn-pgd-linf.safetensors",
+    },
+    "madry-trades": {
+        "config": _madry(method="trades", steps=5, trades_beta=6.0, epochs=5, eps_warmup_epochs=1),
+        "norms": ["linf"],
+        "file": "madry-cnn-trades.safetensors",
+    },
+    "madry-pgd-l2": {
+        "config": _madry(
+            method="pgd-at", norm="l2", eps=2.0, steps=5, epochs=4, eps_warmup_epochs=1
+        ),
+        "norms": ["l2"],
+        "file": "madry-cnn-pgd-l2.safetensors",
     },
 }
 _EPS = {"linf": 0.3, "l2": 2.0}
@@ -269,7 +296,7 @@ def build(
             metrics[f"eps_{norm}"] = _EPS[norm]
         metrics["robust_norm"] = spec["norms"][0]
         metrics["robust_acc"] = metrics[f"robust_acc_{spec['norms'][0]}"]
-        filename = f"small-cnn-{name}.safetensors"
+        filename = spec.get("file", f"small-cnn-{name}.safetensors")
         digest = save_weights_file(directory / filename, model, config=config)
         command = f"{REBUILD_COMMAND} {name}" + (" --quick" if quick else "")
         registry["models"][name] = {

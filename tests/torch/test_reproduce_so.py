@@ -26,22 +26,50 @@ def _check(result: ExperimentResult, name: str, samples: int) -> None:
     assert "#" in result.to_markdown()
 
 
+TINY_SO = {
+    "tuning": 6,
+    "reporting": 8,
+    "steps": 2,
+    "noise_samples": 1,
+    "noise_grid": [1],
+    "sigma_grid": [0.3, 0.7],
+    "baseline_steps": 2,
+    "targets": 2,
+    "square_queries": 3,
+    "masking_long_steps": 3,
+    "models": ["pgd-linf", "trades"],
+}
+
+
 def test_so_table1_tiny(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    monkeypatch.setattr(so_table1, "QUICK", {"samples": 6, "steps": 2, "noise_samples": 1})
+    monkeypatch.setattr(so_table1, "QUICK", TINY_SO)
     result = run_experiment("so-table1", output=tmp_path)
-    _check(result, "so-table1", 6)
-    # ours next to the paper's: a CI cell and a paper number on the TRADES rows
-    assert "% [" in result.table and "41.04 %" in result.table and "95.6 %" in result.table
-    assert "not available" in result.table
-    assert set(result.data["counts"]) == {
-        "pgd-l2",
-        "pgd-linf",
-        "mixed",
-        "trades-l2",
-        "trades",
-        "trades-mix",
-        "ensemble",
-    }
+    _check(result, "so-table1", 8)
+    # authors' defaults and tuned rows next to the paper's numbers
+    assert "authors' defaults" in result.table and "**tuned**" in result.table
+    assert "41.04 %" in result.table and "95.6 %" in result.table and "% [" in result.table
+    assert "Li et al." in result.title and "seed 0" not in result.title.lower()
+    data = result.data
+    assert set(data["tuned_counts"]) == {"pgd-linf", "trades"}
+    for name in ("pgd-linf", "trades"):
+        tuned, default = data["tuned_counts"][name], data["default_counts"][name]
+        for column in so_table1.COLUMNS:
+            if column in tuned:
+                assert 0 <= tuned[column] <= tuned["Natural"] <= 8
+        # S-O ℓ2 2.0 only where the paper has a number (TRADES)
+        assert ("S-O (ℓ2, 2.0)" in tuned) == (name == "trades")
+        # the tuned setting never does worse than the defaults on the tuning digits
+        for record in data["tuning"]:
+            assert record["chosen_correct"] <= record["default_correct"]
+        assert set(default) == set(tuned)
+    # the chosen settings are reported, and the tuned S-O ℓ2 2.0 reuses ℓ2 4.0's
+    chosen = data["chosen"]["trades"]
+    assert chosen["S-O (ℓ2, 2.0)"] == chosen["S-O (ℓ2, 4.0)"]
+    assert "sigma" in result.table and "Tuning" in result.table
+    assert set(data["masking"]) == {"pgd-linf", "trades"}
+    assert result.figures == ["so_table1_sigma_l2.png", "so_table1_sigma_linf.png"]
+    for figure in result.figures:
+        assert (tmp_path / "so-table1" / figure).stat().st_size > 0
     assert (tmp_path / "so-table1" / "report.md").is_file()
 
 
@@ -63,19 +91,34 @@ def test_soae_table1_tiny(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         soae_table1,
         "QUICK",
-        {
-            "samples": 6,
-            "pgd_steps": 2,
-            "so_steps": 2,
-            "noise_samples": 1,
-            "soae_steps": 1,
-            "apgd_steps": 2,
-        },
+        dict(
+            soae_table1.QUICK,
+            tuning=6,
+            reporting=6,
+            pgd_steps=2,
+            soae_steps=[1],
+            max_krylov_dim=2,
+            tau_grid=[1e-3],
+            shift_grid=[0.0, 1.0],
+            eta_grid=[1e-5, 1e-2],
+            baseline_steps=2,
+            targets=2,
+            square_queries=3,
+            masking_long_steps=3,
+        ),
     )
     result = run_experiment("soae-table1", output=None)
     _check(result, "soae-table1", 6)
     assert "97.78 / 99.9 %" in result.table and "% [" in result.table
-    counts = result.data["counts"]
+    assert "Qian et al." in result.title and "authors' settings" in result.table
+    counts = result.data["tuned_counts"]
     assert set(counts) == {"natural", "pgd-linf", "trades", "soat"}
     for row in counts.values():
         assert all(0 <= row[c] <= row["Clean"] <= 6 for c in soae_table1.COLUMNS)
+    soae = [r for r in result.data["tuning"] if r["attack"] == "SOAE"]
+    assert {r["model"] for r in soae} == {"natural", "pgd-linf", "trades", "soat"}
+    # natural searches only step mode, fallback and HVP method
+    natural = next(r for r in soae if r["model"] == "natural")
+    assert list(natural["sweeps"]) == ["step_mode", "fallback", "hvp"]
+    assert result.figures == []  # no output folder
+    assert len(result.data["claims"]) == 3

@@ -5,10 +5,14 @@ Every attack is one class in one module, built on the shared loop of
 :mod:`~krylovadv.torch.attacks.norms`:
 
 - :class:`FGSM`, :class:`PGD`: the gradient (Goodfellow et al.; Madry et al.);
-- :class:`SO`: the Gaussian-smoothed gradient of the S-O attack (seed 000);
+- :class:`SO`: the Gaussian-smoothed gradient of the S-O attack (Li et al.);
 - :class:`SOPower`: its appendix variant, the dominant Hessian eigenvector by
   :func:`krylovadv.power_iteration`;
-- :class:`SOAE`: :math:`H^{-1}\nabla_x L` by :func:`krylovadv.gmres` (seed 004).
+- :class:`SOAE`: :math:`H^{-1}\nabla_x L` by :func:`krylovadv.gmres` (Qian et al.);
+- :class:`APGD` (CE, CW or DLR loss), :class:`APGDT` (targeted DLR) and the
+  gradient-free :class:`Square`, and :class:`Cascade` /
+  :func:`first_order_cascade`, the worst case of several attacks in the
+  AutoAttack protocol (the reproductions' strongest first-order baseline).
 
 ``attack(x, y)`` returns the adversarial examples; ``attack.run(x, y)``
 returns an :class:`AttackResult` with per-sample success, a per-step trace and
@@ -26,16 +30,19 @@ Examples
 """
 
 from . import norms
-from .apgd import APGD
+from .apgd import APGD, APGDT
 from .base import DEFAULT_SEED, Attack, AttackResult, AttackTrace, StepState
+from .cascade import Cascade, first_order_cascade
 from .fgsm import FGSM
 from .norms import L2Norm, LinfNorm, Norm, get_norm
 from .pgd import PGD
 from .so import SO, PowerDirection, SOPower
 from .soae import SOAE, NewtonDirection
+from .square import Square
 
 __all__ = [
     "APGD",
+    "APGDT",
     "DEFAULT_SEED",
     "FGSM",
     "PGD",
@@ -44,13 +51,16 @@ __all__ = [
     "Attack",
     "AttackResult",
     "AttackTrace",
+    "Cascade",
     "L2Norm",
     "LinfNorm",
     "NewtonDirection",
     "Norm",
     "PowerDirection",
     "SOPower",
+    "Square",
     "StepState",
+    "first_order_cascade",
     "get_norm",
     "norms",
 ]

@@ -33,13 +33,71 @@ from fractions import Fraction
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_nonnegative
-from .base import Attack, StepState, _Records, _Run
+from .base import Attack, StepState, _merge, _Records, _Run
 from .norms import Norm
 
-__all__ = ["APGD", "checkpoints"]
+__all__ = ["APGD", "APGDT", "checkpoints", "dlr_loss", "dlr_targeted_loss"]
+
+
+def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r"""Difference-of-logits-ratio loss of Croce & Hein (2020), eq. 5 (maximised).
+
+    .. math::
+        \mathrm{DLR}(z, y) = -\frac{z_y - \max_{i \ne y} z_i}{z_{\pi_1} - z_{\pi_3}},
+
+    with :math:`z_{\pi_1} \ge z_{\pi_2} \ge \dots` the sorted logits.  It is
+    invariant to shifting and to positive rescaling of the logits, so a model
+    cannot hide behind saturated or huge logits as it can from cross-entropy.
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (B, K)
+        Class scores, :math:`K \ge 3`.
+    y : torch.Tensor, shape (B,)
+        Labels.
+
+    Returns
+    -------
+    torch.Tensor, shape (B,)
+    """
+    if logits.ndim != 2 or logits.shape[1] < 3:
+        raise ValueError(f"DLR needs logits (B, K) with K >= 3 classes; got {tuple(logits.shape)}.")
+    top, _ = logits.sort(dim=1, descending=True)
+    true = logits.gather(1, y[:, None])[:, 0]
+    other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
+    # 1e-12 keeps the ratio finite for constant logits (then the numerator is 0 too).
+    return -(true - other) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def dlr_targeted_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""Targeted DLR loss of Croce & Hein (2020) (maximised: pushes ``target`` above ``y``).
+
+    .. math::
+        \mathrm{DLR}_t(z, y) = -\frac{z_y - z_t}{z_{\pi_1} - (z_{\pi_3} + z_{\pi_4})/2}.
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (B, K)
+        Class scores, :math:`K \ge 4`.
+    y, target : torch.Tensor, shape (B,)
+        Labels and target classes (``target != y``).
+
+    Returns
+    -------
+    torch.Tensor, shape (B,)
+    """
+    if logits.ndim != 2 or logits.shape[1] < 4:
+        raise ValueError(
+            f"targeted DLR needs logits (B, K) with K >= 4 classes; got {tuple(logits.shape)}."
+        )
+    top, _ = logits.sort(dim=1, descending=True)
+    true = logits.gather(1, y[:, None])[:, 0]
+    tgt = logits.gather(1, target[:, None])[:, 0]
+    return -(true - tgt) / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
 
 
 def checkpoints(steps: int) -> list[int]:
@@ -105,8 +163,9 @@ class APGD(Attack):
         Radius ε of the ball.
     steps : int
         Iterations :math:`N_{iter}`.  (Default: 100)
-    loss : {"ce", "cw"}
-        Cross-entropy (APGD-CE) or the CW margin loss.  (Default: ``"ce"``)
+    loss : {"ce", "cw", "dlr"}
+        Cross-entropy (APGD-CE), the CW margin loss, or the difference of
+        logits ratio (APGD-DLR, :func:`dlr_loss`).  (Default: ``"ce"``)
     kappa : float
         CW margin.  (Default: 50)
     random_start : bool
@@ -157,13 +216,14 @@ class APGD(Attack):
         momentum: float = 0.75,
         rho: float = 0.75,
     ) -> None:
+        self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "callable")
         super().__init__(
             model,
             norm=norm,
             eps=eps,
             steps=steps,
             alpha=None,
-            loss=loss,
+            loss=dlr_loss if loss == "dlr" else loss,
             kappa=kappa,
             random_start=random_start,
             restarts=restarts,
@@ -180,6 +240,27 @@ class APGD(Attack):
         r""":math:`\nabla_x L(x^k, y)` (APGD runs its own loop; see :meth:`_attack_once`)."""
         return state.gradient
 
+    def _objective(
+        self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Per-sample loss maximised by the run: the attack's loss, or targeted DLR."""
+        if target is None:
+            return self.per_sample_loss(logits, y)
+        return dlr_targeted_loss(logits, y, target)
+
+    def _objective_and_gradient(
+        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits, :meth:`_objective` and its input gradient at ``x``."""
+        if target is None:
+            return self.loss_and_gradient(x, y)
+        with torch.enable_grad():
+            x_req = x.detach().requires_grad_(True)
+            logits = self.model(x_req)
+            loss = dlr_targeted_loss(logits, y, target)
+            (grad,) = torch.autograd.grad(loss.sum(), x_req)
+        return logits.detach(), loss.detach(), grad
+
     def _attack_once(
         self,
         x: torch.Tensor,
@@ -190,11 +271,24 @@ class APGD(Attack):
         evaluate: bool,
     ) -> _Run:
         """One APGD run (Algorithm 1) on the samples ``x``."""
+        return self._apgd(x, y, generator, trace=trace, evaluate=evaluate, target=None)
+
+    def _apgd(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        generator: torch.Generator,
+        *,
+        trace: bool,
+        evaluate: bool,
+        target: torch.Tensor | None,
+    ) -> _Run:
+        """One APGD run on ``x``, maximising :meth:`_objective` (targeted if ``target``)."""
         B, N = int(x.shape[0]), self.steps
         dev, dtype = x.device, x.dtype
         shape = (-1,) + (1,) * (x.ndim - 1)
         x_cur = self.norm.random_start(x, self.eps, generator) if self.random_start else x.clone()
-        logits, f_cur, grad = self.loss_and_gradient(x_cur, y)
+        logits, f_cur, grad = self._objective_and_gradient(x_cur, y, target)
         succ_cur = logits.argmax(dim=1) != y
         x_prev = x_cur.clone()
         # The algorithm's best point (highest loss) and the returned point
@@ -233,12 +327,13 @@ class APGD(Attack):
                 a = self.momentum
                 x_new = self.norm.project(xc + a * (z - xc) + (1 - a) * (xc - xp), xo, self.eps)
             x_new = x_new.to(dtype)
+            t_idx = None if target is None else target[idx]
             if k + 1 < N:
-                lg, f_new, g_new = self.loss_and_gradient(x_new, y[idx])
+                lg, f_new, g_new = self._objective_and_gradient(x_new, y[idx], t_idx)
             else:
                 with torch.no_grad():
                     lg = self.model(x_new)
-                f_new = self.per_sample_loss(lg, y[idx]).detach()
+                f_new = self._objective(lg, y[idx], t_idx).detach()
                 g_new = torch.zeros_like(x_new)
             s_new = lg.argmax(dim=1) != y[idx]
 
@@ -284,8 +379,118 @@ class APGD(Attack):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(norm={self.norm.name!r}, eps={self.eps:g}, "
-            f"steps={self.steps}, loss={self.loss!r}, momentum={self.momentum:g}, "
+            f"steps={self.steps}, loss={self.loss_name!r}, momentum={self.momentum:g}, "
             f"rho={self.rho:g}, random_start={self.random_start}, restarts={self.restarts})"
+        )
+
+
+class APGDT(APGD):
+    r"""Targeted APGD on the DLR loss over the top classes (APGD-T of Croce & Hein, 2020).
+
+    For every sample, the classes other than its label are ranked by the clean
+    logits; for :math:`j = 1, \dots,` ``n_target_classes`` an APGD run
+    maximises :func:`dlr_targeted_loss` towards the :math:`j`-th ranked class,
+    only on the samples that no earlier target has misclassified.  Each sample
+    keeps its first misclassified point (else the point of highest untargeted
+    DLR loss).  The cost is up to ``n_target_classes * steps`` gradients per
+    sample (``restarts`` repeats the whole sweep).
+
+    Distance Measure : Linf or L2
+
+    Parameters
+    ----------
+    model, norm, eps, steps, random_start, restarts, early_stop, seed, momentum, rho
+        As in :class:`APGD`.
+    n_target_classes : int
+        How many of the top-ranked wrong classes to target, :math:`1 \le n \le K - 1`.
+        (Default: 9, AutoAttack's standard setting for 10 classes)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from krylovadv.torch.attacks import APGDT
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 5))
+    >>> x, y = torch.rand(3, 1, 2, 2), torch.tensor([0, 2, 4])
+    >>> x_adv = APGDT(model, eps=0.1, steps=5, n_target_classes=2)(x, y)
+    >>> bool((x_adv - x).abs().max() <= 0.1 + 1e-6)
+    True
+    """
+
+    name = "APGD-T"
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+        *,
+        norm: str | Norm = "linf",
+        eps: float,
+        steps: int = 100,
+        n_target_classes: int = 9,
+        random_start: bool = True,
+        restarts: int = 1,
+        early_stop: bool = False,
+        seed: int | None = None,
+        momentum: float = 0.75,
+        rho: float = 0.75,
+    ) -> None:
+        super().__init__(
+            model,
+            norm=norm,
+            eps=eps,
+            steps=steps,
+            loss="dlr",
+            random_start=random_start,
+            restarts=restarts,
+            early_stop=early_stop,
+            seed=seed,
+            momentum=momentum,
+            rho=rho,
+        )
+        if isinstance(n_target_classes, bool) or not isinstance(n_target_classes, int):
+            raise TypeError(f"n_target_classes must be an int; got {n_target_classes!r}.")
+        if n_target_classes < 1:
+            raise ValueError(f"n_target_classes must be >= 1; got {n_target_classes}.")
+        self.n_target_classes = n_target_classes
+
+    def _attack_once(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        generator: torch.Generator,
+        *,
+        trace: bool,
+        evaluate: bool,
+    ) -> _Run:
+        """One sweep over the target classes, each only on the still-robust samples."""
+        with torch.no_grad():
+            logits = self.model(x)
+        classes = logits.shape[1]
+        if self.n_target_classes > classes - 1:
+            raise ValueError(
+                f"n_target_classes={self.n_target_classes} exceeds the {classes - 1} wrong "
+                f"classes of this model; use at most {classes - 1}."
+            )
+        ranked = logits.masked_fill(F.one_hot(y, classes).bool(), float("-inf"))
+        ranked = ranked.argsort(dim=1, descending=True)
+        best = self._apgd(x, y, generator, trace=trace, evaluate=True, target=ranked[:, 0])
+        for j in range(1, self.n_target_classes):
+            todo = ~best.success
+            if not bool(todo.any()):
+                break
+            run = self._apgd(
+                x[todo], y[todo], generator, trace=trace, evaluate=True, target=ranked[todo, j]
+            )
+            better = (run.success & ~best.success[todo]) | (
+                (run.success == best.success[todo]) & (run.loss > best.loss[todo])
+            )
+            _merge(best, run, todo, better)
+        return best
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(norm={self.norm.name!r}, eps={self.eps:g}, "
+            f"steps={self.steps}, n_target_classes={self.n_target_classes}, "
+            f"random_start={self.random_start}, restarts={self.restarts})"
         )
 
 

@@ -8,7 +8,7 @@ foolbox 3's gradient-descent base:
 - :meth:`Norm.step`: :math:`x + \alpha\,u` with :math:`u` the steepest-ascent unit
   direction of :math:`d` for that norm, :math:`\arg\max_{\|u\|_p \le 1} d^T u`,
   which is :math:`\operatorname{sign}(d)` for :math:`\ell_\infty` and
-  :math:`d/\|d\|_2` for :math:`\ell_2` (seed 000, eq. 4);
+  :math:`d/\|d\|_2` for :math:`\ell_2` (Li et al., eq. 4);
 - :meth:`Norm.project`: the projection :math:`\Pi_{x + \mathcal S}` of PGD.
 
 Every method works per sample on a batch ``(B, ...)`` and returns a point in
@@ -177,7 +177,7 @@ class L2Norm(Norm):
     steps have no room left; on the MNIST CNN of the tests, 10 PGD steps at
     :math:`\varepsilon = 1.5` left 38.1 robust digits of 200 (mean of 8 seeds)
     from such starts, 36.5 from torchattacks'.  The step is
-    :math:`\alpha\,d/\|d\|_2` (seed 000, eq. 4), the projection rescales
+    :math:`\alpha\,d/\|d\|_2` (Li et al., eq. 4), the projection rescales
     :math:`x' - x` to norm ε when it is longer.
 
     Examples

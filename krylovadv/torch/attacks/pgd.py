@@ -26,7 +26,7 @@ class PGD(Attack):
     .. math:: x^{t+1} = \Pi_{x + \mathcal S}\bigl(x^t + \alpha\,u(\nabla_x L(x^t, y))\bigr),
 
     with :math:`u(g) = \operatorname{sign}(g)` for :math:`\ell_\infty` and
-    :math:`g/\|g\|_2` for :math:`\ell_2` (seed 000, eq. 2).  The loss is the
+    :math:`g/\|g\|_2` for :math:`\ell_2` (Li et al., eq. 2).  The loss is the
     sum of per-sample losses, so each sample's step is its own (torchattacks
     uses the batch mean, which gives the same :math:`\ell_\infty` step and, up
     to its 1e-10 guard, the same :math:`\ell_2` step).

@@ -1,9 +1,9 @@
-r"""The second-order (S-O) attack of Li et al. (seed 000) and its power-iteration variant.
+r"""The second-order (S-O) attack of Li et al. and its power-iteration variant.
 
 Near a point where the loss is flat (:math:`\nabla_x L \approx 0`, what
 adversarial training aims for), the loss grows as
 :math:`\tfrac12 r^T H r`, fastest along the dominant eigenvector of the input
-Hessian :math:`H`.  Seed 000 reaches for that direction in two ways:
+Hessian :math:`H`.  Li et al. reach for that direction in two ways:
 
 - :class:`SO` (Sec. 4, eqs. 3–4): the gradient averaged over Gaussian noise,
   :math:`g = \mathbb E_{d \sim \mathcal N(0, \sigma^2 I)}[\nabla_x L(x + d)]`,
@@ -16,9 +16,9 @@ Hessian :math:`H`.  Seed 000 reaches for that direction in two ways:
 
 Both then take PGD steps along the direction (eq. 4).
 
-Default settings are the authors' MNIST settings (public TensorFlow code of
-seed 000, measured in ``input-hessian-facts.md`` point 6): 10 noise samples
-per step, :math:`\sigma = 0.7`, 20 steps, no random start;
+Default settings are the authors' MNIST settings (the public TensorFlow code of
+Li et al., *On Norm-Agnostic Robustness of Adversarial Training*; see
+docs/input-hessian.rst): 10 noise samples per step, :math:`\sigma = 0.7`, 20 steps, no random start;
 :math:`\ell_\infty`: step :math:`\varepsilon/10` on cross-entropy;
 :math:`\ell_2`: step :math:`2.5\,\varepsilon/T` on the CW margin loss with
 :math:`\kappa = 50`.  The paper's budgets are :math:`\varepsilon = 0.3`
@@ -49,7 +49,7 @@ __all__ = ["SO", "PowerDirection", "SOPower"]
 def _so_defaults(
     norm: str | Norm, eps: float, steps: int, alpha: float | None, loss: str | LossFunction | None
 ) -> tuple[float | None, str | LossFunction]:
-    """Seed 000's step size and loss for the norm when not given (see the module docstring)."""
+    """Return Li et al.'s step size and loss for the norm when not given (see the module)."""
     linf = get_norm(norm, name="norm").name == "linf"
     if loss is None:
         loss = "ce" if linf else "cw"
@@ -61,7 +61,7 @@ def _so_defaults(
 class SO(Attack):
     r"""S-O attack in the paper 'On Norm-Agnostic Robustness of Adversarial Training'.
 
-    Li, Chen, Wang & Carin (seed 000); the attack also appears in
+    Li, Chen, Wang & Carin; the attack also appears in
     'Second-order adversarial attack and certifiable robustness'
     [https://arxiv.org/abs/1809.03113]
 
@@ -232,7 +232,7 @@ class PowerDirection:
 class SOPower(Attack):
     r"""S-O attack with the power iteration of the paper's appendix (Miyato et al. 2017).
 
-    'On Norm-Agnostic Robustness of Adversarial Training', appendix A (seed 000)
+    'On Norm-Agnostic Robustness of Adversarial Training', appendix A (Li et al.)
 
     Distance Measure : Linf or L2
 

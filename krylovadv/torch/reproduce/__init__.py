@@ -1,4 +1,4 @@
-"""Reproductions of the seeds' tables and figures: ``krylovadv reproduce EXPERIMENT``.
+"""Reproductions of the papers' tables and figures: ``krylovadv reproduce EXPERIMENT``.
 
 Each experiment is one module of this package that registers a function with
 :func:`experiment`; it returns an :class:`ExperimentResult` holding our table
@@ -36,22 +36,40 @@ Scale = Literal["quick", "full"]
 EXPERIMENTS: dict[str, tuple[str, str]] = {
     "so-table1": (
         "so_table1",
-        "Seed 000, Table 1: robust accuracy of adversarially trained "
-        "MNIST models under PGD and S-O attacks",
+        "Li et al., On Norm-Agnostic Robustness of Adversarial Training, Table 1: robust "
+        "accuracy of adversarially trained MNIST models under PGD and S-O attacks",
     ),
-    "so-fig1": ("so_fig1", "Seed 000, Fig. 1: mean input-gradient norm per attack iteration"),
+    "so-fig1": (
+        "so_fig1",
+        "Li et al., On Norm-Agnostic Robustness of Adversarial Training, Fig. 1: mean "
+        "input-gradient norm per attack iteration",
+    ),
     "soae-table1": (
         "soae_table1",
-        "Seed 004, Table I: MNIST models under FGSM, PGD, S-O and "
-        "SOAE, with a strongest first-order baseline",
+        "Qian et al., Hessian-Free Second-Order Adversarial Examples for Adversarial "
+        "Learning, Table I: MNIST models under FGSM, PGD and SOAE, with the strongest "
+        "first-order baseline",
     ),
     "soae-krylov-dim": (
         "soae_krylov_dim",
-        "Seed 004, Table IV: Krylov dimension m per tau, exact and finite-difference HVPs",
+        "Qian et al., Hessian-Free Second-Order Adversarial Examples for Adversarial "
+        "Learning, Table IV: Krylov dimension m per tau, exact and finite-difference HVPs",
     ),
-    "soae-eta": ("soae_eta", "Seed 004, Fig. 1: accuracy against the finite-difference step eta"),
-    "soae-iters": ("soae_iters", "Seed 004, Fig. 3: accuracy against the iteration count N"),
-    "soae-psnr": ("soae_psnr", "Seed 004, Table V: PSNR and SSIM of FGSM, PGD and SOAE examples"),
+    "soae-eta": (
+        "soae_eta",
+        "Qian et al., Hessian-Free Second-Order Adversarial Examples for Adversarial "
+        "Learning, Fig. 1: accuracy against the finite-difference step eta",
+    ),
+    "soae-iters": (
+        "soae_iters",
+        "Qian et al., Hessian-Free Second-Order Adversarial Examples for Adversarial "
+        "Learning, Fig. 3: accuracy against the iteration count N",
+    ),
+    "soae-psnr": (
+        "soae_psnr",
+        "Qian et al., Hessian-Free Second-Order Adversarial Examples for Adversarial "
+        "Learning, Table V: PSNR and SSIM of FGSM, PGD and SOAE examples",
+    ),
 }
 
 _RUNNERS: dict[str, Callable[[ReproduceOptions], ExperimentResult]] = {}
@@ -128,7 +146,7 @@ class ExperimentResult:
             f"# {self.title}",
             "",
             f"`krylovadv reproduce {self.name} --scale {self.scale}`: "
-            f"{self.samples} test samples per cell, seeds {self.seeds}.",
+            f"{self.samples} test digits per cell, seeds {self.seeds}.",
             "",
             self.table,
             "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +13,16 @@ import torch
 
 from ...data import ImageData, load_mnist10k
 from ..checkpoint import atomic_write_bytes
-from ..evaluate import evaluate
 from ..pretrained import load_pretrained
 from . import ReproduceOptions
 
 __all__ = [
-    "correct_counts",
     "digits",
     "model",
     "one_thread",
     "save_figure",
     "sizes",
+    "split_digits",
     "test_digits",
     "write_png",
 ]
@@ -53,6 +52,20 @@ def sizes(options: ReproduceOptions, quick: dict[str, Any], full: dict[str, Any]
 def test_digits(count: int, seed: int) -> ImageData:
     """Return a seeded subset of ``count`` digits of the mnist10k test split."""
     return load_mnist10k("test").subset(count, seed=seed)
+
+
+def split_digits(part: str, count: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the first ``count`` digits of the ``"tuning"`` or ``"reporting"`` part as tensors.
+
+    The parts are disjoint (:func:`krylovadv.data.mnist10k_tuning_split`), and
+    their prefixes are class-balanced, so a quick scale takes the first digits.
+    """
+    if part not in ("tuning", "reporting"):
+        raise ValueError(f"part must be 'tuning' or 'reporting'; got {part!r}.")
+    data = load_mnist10k(part).subset(count)
+    x = torch.as_tensor(np.asarray(data.images), dtype=torch.float32, device=device)
+    y = torch.as_tensor(np.asarray(data.labels), dtype=torch.long, device=device)
+    return x, y
 
 
 def digits(samples: int, seed: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,49 +101,3 @@ def save_figure(fig: Any, folder: Path | None, name: str) -> list[str]:
         return [name]
     finally:
         plt.close(fig)
-
-
-def correct_counts(
-    models: Iterable[str],
-    data: ImageData,
-    build_attacks: Callable[[torch.nn.Module], dict[str, Any]],
-    options: ReproduceOptions,
-    *,
-    clean_label: str,
-) -> tuple[dict[str, dict[str, int]], int]:
-    """Evaluate zoo models under their attacks (independent protocol), on one thread.
-
-    Parameters
-    ----------
-    models : iterable of str
-        Zoo names.
-    data : ImageData
-        The test digits.
-    build_attacks : callable
-        ``model -> {attack name: attack}``.
-    options : ReproduceOptions
-        Device and progress.
-    clean_label : str
-        The table's name for the clean column.
-
-    Returns
-    -------
-    counts : dict
-        Zoo name → {``clean_label`` or attack name: correctly classified samples}.
-    invalid : int
-        Adversarial examples that broke the threat model, over all models.
-    """
-    counts: dict[str, dict[str, int]] = {}
-    invalid = 0
-    with one_thread():
-        for name in models:
-            net = load_pretrained(name, device=options.device)
-            attacks = build_attacks(net)
-            report = evaluate(
-                net, data, attacks, cascade=False, device=options.device, progress=options.progress
-            )
-            row = {clean_label: int(report.clean_correct)}
-            row.update({a: int(report.per_attack_robust[a].sum()) for a in attacks})
-            invalid += sum(rec.invalid for rec in report.attacks)
-            counts[name] = row
-    return counts, invalid

@@ -1,4 +1,6 @@
-r"""Seed 000, Fig. 1: mean input-gradient norm per attack iteration.
+r"""Li et al., Fig. 1: mean input-gradient norm per attack iteration.
+
+From Li et al., *On Norm-Agnostic Robustness of Adversarial Training*.
 
 The paper plots :math:`\frac1B\sum_i\|\nabla_x L(x_i^{(t)})\|_2` for a naturally
 trained model attacked by PGD (blue), TRADES attacked by PGD (orange) and TRADES
@@ -81,7 +83,7 @@ def _plot(curves: dict[str, dict[str, list[float]]], options: ReproduceOptions) 
 
 @experiment("so-fig1")
 def run(options: ReproduceOptions) -> ExperimentResult:
-    """Reproduce seed 000's Fig. 1: gradient norms along PGD and S-O iterates."""
+    """Reproduce Li et al.'s Fig. 1: gradient norms along PGD and S-O iterates."""
     size = sizes(options, QUICK, FULL)
     start = time.perf_counter()
     with one_thread():
@@ -137,7 +139,8 @@ def run(options: ReproduceOptions) -> ExperimentResult:
     ]
     return ExperimentResult(
         name="so-fig1",
-        title="Seed 000, Fig. 1: mean input-gradient norm per attack iteration",
+        title="Li et al., On Norm-Agnostic Robustness of Adversarial Training, Fig. 1: mean "
+        "input-gradient norm per attack iteration",
         scale=options.scale,
         seeds=[options.seed],
         samples=size["samples"],

@@ -1,4 +1,6 @@
-"""Seed 004, Fig. 1: SOAE accuracy against the finite-difference step eta.
+"""Qian et al., Fig. 1: SOAE accuracy against the finite-difference step eta.
+
+From Qian et al., *Hessian-Free Second-Order Adversarial Examples for Adversarial Learning*.
 
 SOAE with ``hvp="fd-forward"`` at each eta, in float32 and float64 (model and
 data converted with ``.double()``), next to SOAE with the exact HVP.

@@ -1,4 +1,6 @@
-"""Seed 004, Fig. 3: accuracy against the iteration count N for PGD and SOAE.
+"""Qian et al., Fig. 3: accuracy against the iteration count N for PGD and SOAE.
+
+From Qian et al., *Hessian-Free Second-Order Adversarial Examples for Adversarial Learning*.
 
 As in the paper, each attack runs ``max(N)`` iterations once and the accuracy of
 the iterate ``x^N`` is read from the per-step trace (step size fixed by the

@@ -1,4 +1,6 @@
-"""Seed 004, Table IV: Krylov dimension m reached per threshold tau.
+"""Qian et al., Table IV: Krylov dimension m reached per threshold tau.
+
+From Qian et al., *Hessian-Free Second-Order Adversarial Examples for Adversarial Learning*.
 
 For each clean test digit the SOAE inner solve (Algorithm 1, lines 4-17) runs
 GMRES on ``H delta = g`` from ``delta^(0) = g``: the correction system

@@ -1,4 +1,6 @@
-"""Seed 004, Table V: PSNR and SSIM of FGSM, PGD and SOAE examples on MNIST.
+"""Qian et al., Table V: PSNR and SSIM of FGSM, PGD and SOAE examples on MNIST.
+
+From Qian et al., *Hessian-Free Second-Order Adversarial Examples for Adversarial Learning*.
 
 PSNR is ``10 log10(R^2 / MSE)`` per image, averaged over images, with the data
 range R = 1 of our [0, 1] images; the paper's values (72-76 dB) are only
