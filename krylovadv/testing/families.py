@@ -179,7 +179,7 @@ class LinearSystem:
         return bool(np.array_equal(self.A, self.A.conj().T))
 
     def value(self, x: np.ndarray) -> np.ndarray:
-        r"""Return :math:`f(x) = \tfrac12 x^{*}Ax + \operatorname{Re}(b^{*}x)` (rows independently)."""
+        r"""Return :math:`f(x) = \tfrac12 x^{*}Ax + \operatorname{Re}(b^{*}x)`, rowwise."""
         x = np.asarray(x)
         return 0.5 * np.real(np.sum(x.conj() * (x @ self.A.T), axis=-1)) + np.real(
             x @ self.b.conj()

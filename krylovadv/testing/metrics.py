@@ -53,7 +53,7 @@ def backward_error(A, x, b) -> float:
 
 
 def residual_allowance(A, x, b, dtype=None, factor: float = 1.0) -> float:
-    r"""Return the rounding slack :math:`\mathrm{factor}\cdot(n+1)\varepsilon(\||A||x|\|_2 + \|b\|_2)`.
+    r"""Return the rounding slack :math:`c\,(n+1)\varepsilon(\||A||x|\|_2 + \|b\|_2)`, c = factor.
 
     The error of a residual computed in ``dtype`` (default: the dtype of ``x``):
     a solver that claims :math:`\|b - Ax\| \le \tau` in working precision has a
