@@ -36,7 +36,7 @@ Examples
 --------
 >>> import scipy.sparse.linalg as spla
 >>> from krylovadv.testing import check_solver
->>> report = check_solver(spla.gmres, name="scipy gmres", problems=3)
+>>> report = check_solver(spla.gmres, name="scipy gmres", problems=1, sizes=(4, 8))
 >>> report["x0 untouched"].passed, report["zero rhs"].passed
 (True, True)
 """
@@ -156,9 +156,14 @@ class ConformanceReport:
             "     - ok/run",
             "     - detail",
         ]
-        for row in self._rows():
-            lines.append(f"   * - {row[0]}")
-            lines += [f"     - {cell or '—'}" for cell in row[1:]]
+        for name, verdict, count, detail in self._rows():
+            # The detail holds norms (||b-Ax||), which reST would read as substitutions.
+            lines += [
+                f"   * - {name}",
+                f"     - {verdict}",
+                f"     - {count}",
+                f"     - ``{detail}``" if detail else "     - —",
+            ]
         return "\n".join(lines)
 
 

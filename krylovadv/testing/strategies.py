@@ -13,7 +13,7 @@ Examples
 >>> @settings(max_examples=5, database=None)
 ... @given(linear_systems(families=("ill_conditioned",), dtypes=(np.float32,)))
 ... def check(p):
-...     assert p.dtype == np.float32 and 1e3 / 1.1 <= p.cond <= 1e5 * 1.1
+...     assert p.dtype == np.float32 and 1e2 / 1.1 <= p.cond <= 1e5 * 1.1
 >>> check()
 """
 
