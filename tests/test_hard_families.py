@@ -135,8 +135,7 @@ def test_defective_matrix_converges_within_the_minimal_polynomial_degree(n, seed
         "BREAKDOWN (e.g. gmres(np.diag([1., 1., 0.]), np.array([0., 0., 1.])))."
     ),
 )
-@pytest.mark.parametrize("dtype", REAL)
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("dtype", "seed"), [(np.float64, 0), (np.float32, 1)])
 def test_breakdown_when_b_lies_in_the_null_space(dtype, seed):
     p = build_system("singular_inconsistent", 12, seed, dtype)
     null = np.all(p.A == 0, axis=0)  # the exact null space: zero columns (and rows)
@@ -172,8 +171,7 @@ def test_breakdown_on_a_hidden_nilpotent_jordan_block(n, seed, dtype):
         "flagged singular and gmres reports STAGNATION, not the documented BREAKDOWN."
     ),
 )
-@pytest.mark.parametrize("dtype", REAL)
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("dtype", "seed"), [(np.float64, 0), (np.float32, 1)])
 def test_breakdown_after_reaching_the_least_squares_residual(dtype, seed):
     # A = 3 I on a 4-dimensional range: the first cycle removes the range part of b
     # exactly (two steps), the residual left is the null part, and the next cycle can
