@@ -38,7 +38,7 @@ CORE = {
         "tests/test_finite_difference.py",
         "tests/test_testing_mutation_fd.py",
     ],
-    "status.py": ["tests/test_gmres.py", "tests/test_hard_families.py"],
+    "status.py": ["tests/test_testing_mutation_status.py", "tests/test_hard_families.py"],
     "power.py": ["tests/test_power.py"],
     "arnoldi.py": ["tests/test_arnoldi.py"],
     "gmres.py": ["tests/test_gmres.py", "tests/test_hard_families.py"],
