@@ -148,3 +148,17 @@ def test_same_seed_same_problem_and_seed_changes_it():
     assert not np.array_equal(
         build_system("ill_conditioned", 9, 4).A, build_system("ill_conditioned", 9, 5).A
     )
+
+
+def test_importing_krylovadv_testing_imports_neither_torch_nor_hypothesis():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, krylovadv.testing as t\n"
+        "assert 'torch' not in sys.modules and 'hypothesis' not in sys.modules\n"
+        "t.linear_systems  # first use of a strategy imports hypothesis\n"
+        "assert 'hypothesis' in sys.modules and 'torch' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
