@@ -103,3 +103,35 @@ def test_torch_estimate_matches_numpy():
     np.testing.assert_allclose(
         op_t.estimate_error(torch.as_tensor(v)), op_np.estimate_error(v), rtol=1e-9
     )
+
+
+def test_default_step_estimate_halves_the_default_step():
+    # Tiny x: the default forward step t = sqrt(eps)(1 + ||x||) makes truncation
+    # (relative t / (2 x_1) ~ 1e-4) dominate rounding (~ eps x_1 / t ~ 1e-12) by 1e8, so
+    # the Richardson estimate with steps t and t/2 equals the true error to 1e-3.
+    x = np.array([1e-4, 2e-4, -1e-4, 3e-4, 1e-4])
+    v = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
+    op = FiniteDifferenceHVP(quadratic_gradient, x)
+    estimate = op.estimate_error(v)
+    exact = true_relative_error(op, v, C * x * v)
+    np.testing.assert_allclose(estimate, exact, rtol=1e-3)
+
+
+def test_central_step_rounding_measures_the_total_displacement():
+    rng = np.random.default_rng(4)
+    x, v = rng.standard_normal(5), rng.standard_normal(5)
+    op = FiniteDifferenceHVP(cubic_gradient, x, scheme="central")
+    op @ v
+    # x + t u and x - t u round, but the displacement stays along u to O(eps):
+    # the off-axis part relative to the step is rounding, far below 1.
+    assert 0 <= op.step_rounding[0] < 1e-6, op.step_rounding
+
+
+def test_a_step_that_rounds_away_gives_nan_without_dividing_by_zero():
+    x = np.full(3, 1e20)  # x + t u == x in float64 for t = 1e-10
+    op = FiniteDifferenceHVP(lambda z: 2 * z, x, eta=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "never a division by zero" (docs/contract.rst)
+        hv = op @ np.array([1.0, 0.0, 0.0])
+    assert np.all(np.isnan(hv))
+    assert op.step[0] == 0.0 and op.step_rounding[0] == 1.0
