@@ -40,37 +40,32 @@ def test_rotation_at_a_zero_has_positive_r_and_c_zero():
     np.testing.assert_array_equal(s, [1.0, -1.0])
 
 
-def test_fresh_state_is_empty():
+def test_fresh_state_is_empty_and_takes_max_columns_columns():
     qr = GivensQR(3, 4)
     np.testing.assert_array_equal(qr.residual, np.zeros(3))
     np.testing.assert_array_equal(qr.beta, np.zeros(3))
     assert qr.singular.dtype == np.bool_ and not qr.singular.any()
-    # A fresh factorization has room for exactly max_columns columns.
-    qr.reset(np.ones(3))
+    # A fresh factorization is usable as is (beta = 0) for exactly max_columns columns.
     for j in range(4):
         qr.add_column(np.ones((3, j + 2)))
-    with pytest.raises(RuntimeError, match="full; reset it"):
+    with pytest.raises(RuntimeError, match=r"^GivensQR is full; reset it \(restart\) first\.$"):
         qr.add_column(np.ones((3, 6)))
 
 
-def test_reset_restores_the_state_of_a_fresh_factorization():
+def test_reset_clears_every_field():
     rng = np.random.default_rng(0)
     H = np.triu(rng.standard_normal((2, 5, 4)), -1)
-    used = factor(hessenberg_columns(H), [1.0, 2.0])
-    used.solve()
-    # A numerically singular first column sets the flag before the reset.
-    used.reset(np.array([3.0, 0.5]))
-    fresh = GivensQR(2, 4)
-    fresh.reset(np.array([3.0, 0.5]))
-    for name in ("R", "cosines", "sines", "used", "singular", "residual", "beta"):
-        np.testing.assert_array_equal(getattr(used, name), getattr(fresh, name), err_msg=name)
-    # Reused on a tiny-scale problem, it must solve like a fresh one (a leftover R
-    # would inflate the pivot scale and zero every step).
-    tiny = 1e-20 * np.triu(rng.standard_normal((2, 5, 4)), -1)
-    again = factor(hessenberg_columns(tiny), [1.0, 1.0], qr=used)
-    new = factor(hessenberg_columns(tiny), [1.0, 1.0])
-    np.testing.assert_array_equal(again.solve(), new.solve())
-    assert not again.singular.any()
+    H[1, :, 3] = H[1, :, 0]  # sample 1 singular, so the flag is set before the reset
+    qr = factor(hessenberg_columns(H), [1.0, 2.0])
+    qr.solve()
+    assert qr.singular.any()
+    qr.reset(np.array([3.0, -0.5]))
+    for name in ("R", "cosines", "sines"):
+        np.testing.assert_array_equal(getattr(qr, name), 0.0, err_msg=name)
+    assert not qr.used.any() and qr.used.dtype == np.bool_
+    assert not qr.singular.any()
+    np.testing.assert_array_equal(qr.beta, [3.0, -0.5])
+    np.testing.assert_array_equal(qr.residual, [3.0, 0.5])
 
 
 def test_a_sample_with_an_all_zero_column_keeps_its_residual_in_a_batch():
