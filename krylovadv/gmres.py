@@ -348,13 +348,21 @@ class _GMRES:
         """
         s = self.state
         idx_np = active.idx_np
-        estimate = self.qr.add_column(column)
         stepped = idx_np[finite]
+        took = np.zeros(self.B, dtype=bool)
+        took[stepped] = True
+        # The rank threshold scales with ||MA||, estimated over every cycle so far: a
+        # cycle that only sees rounding noise is not judged against its own noise.
+        estimate = self.qr.add_column(column, active=took, scale=self.state.operator_norm)
+        singular = self.qr.singular[stepped]
         cycle.presid[stepped] = estimate[stepped]
         for i in stepped:
             s.history[i].append(float(estimate[i]))
         finished = np.zeros(self.B, dtype=bool)
-        finished[stepped] = (cycle.presid[stepped] <= s.ptol[stepped]) | broke[finite]
+        # A breakdown (Arnoldi: invariant space; GMRES: singular least-squares
+        # problem) ends the sample's cycle; its iterate is that of the last
+        # well-conditioned step.
+        finished[stepped] = (cycle.presid[stepped] <= s.ptol[stepped]) | broke[finite] | singular
         finished[idx_np[~finite]] = True
         if self.iteration_limit is not None:
             finished[stepped] |= s.iterations[stepped] >= self.iteration_limit
@@ -425,15 +433,15 @@ class _GMRES:
         elif self.iteration_limit is not None and s.iterations[i] >= self.iteration_limit:
             s.stop(i, SolverStatus.MAX_ITERATIONS)
         elif (
-            cycle.breakdown[i]
-            and singular
+            singular
             and s.r_norm[i] >= self.stall_margin * cycle.r_before[i]
             and s.r_norm[i] > np.sqrt(eps) * s.b_norm[i]
         ):
-            # An invariant Krylov space whose Hessenberg matrix is singular and
-            # brought no progress, with a residual far above rounding: b has a
-            # component outside the range of A.  (A residual already at
-            # rounding level is an accuracy limit: the stagnation test below.)
+            # GMRES breakdown (Brown & Walker 1997): the least-squares problem became
+            # rank deficient, dim A K_k < dim K_k, so A is singular; the cycle brought
+            # no progress and the residual is far above rounding: b has a component
+            # outside the range of A.  (A residual already at rounding level is an
+            # accuracy limit: the stagnation test below.)
             s.stop(i, SolverStatus.BREAKDOWN)
         else:
             if s.r_norm[i] < self.stall_margin * s.best_r_norm[i]:
@@ -569,11 +577,14 @@ def gmres(
     Notes
     -----
     Per sample, the cycle ends when the residual estimate reaches the inner
-    tolerance, when the Krylov space becomes invariant (breakdown,
+    tolerance, when the Krylov space becomes invariant (Arnoldi breakdown,
     :math:`h_{j+1,j} \le \varepsilon\|A v_j\|`, with :math:`\varepsilon` the
-    dtype's machine epsilon), or after ``restart`` steps.  The true residual then
-    decides: converged; ``BREAKDOWN`` if an invariant space brought no progress
-    (a singular, inconsistent system); ``STAGNATION`` if
+    dtype's machine epsilon), when the least-squares problem becomes numerically
+    rank deficient (GMRES breakdown, Brown & Walker 1997; the iterate is then
+    that of the step before, see :class:`~krylovadv.givens.GivensQR`), or after
+    ``restart`` steps.  The true residual then decides: converged;
+    ``BREAKDOWN`` if a rank-deficient cycle brought no progress (a singular,
+    inconsistent system); ``STAGNATION`` if
     :data:`STAGNATION_CYCLES` cycles in a row brought no relative improvement
     above :math:`\sqrt{\varepsilon}` (the tolerance is below attainable
     accuracy); ``MAX_ITERATIONS`` after ``maxiter`` cycles.  A sample whose

@@ -95,17 +95,6 @@ def test_singular_inconsistent_never_converges_and_respects_the_least_residual(p
     assert true <= np.linalg.norm(p.b.astype(np.float64)) + residual_allowance(p.A, result.x, p.b)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: on a range-symmetric singular inconsistent system (N(A) = N(A^T)) full GMRES "
-        "declares BREAKDOWN and returns x = 0 (residual ||b||) instead of the least-squares "
-        "iterate it had reached (residual 1.0686 < ||b|| = 4.453): the cycle that breaks down "
-        "solves a numerically singular Hessenberg problem, its update is rejected, and the "
-        "earlier, better iterate of the same cycle is lost.  Brown & Walker (1997) show GMRES "
-        "reaches a least-squares solution here in exact arithmetic."
-    ),
-)
 def test_range_symmetric_singular_system_reaches_the_least_squares_residual():
     p = build_system("singular_inconsistent", 20, 10)
     result = gmres(p.A, p.b, restart=p.n)
@@ -126,15 +115,6 @@ def test_defective_matrix_converges_within_the_minimal_polynomial_degree(n, seed
 # ---------------------------------------------------------------------------
 # Each documented status on a problem built to produce it.
 # ---------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: when A v_1 is exactly 0, GivensQR.add_column sees an all-zero Hessenberg column, "
-        "takes it for a sample that 'sat out' (used = any(h != 0) is False), never sets "
-        "`singular`, and gmres reports STAGNATION after 3 cycles instead of the documented "
-        "BREAKDOWN (e.g. gmres(np.diag([1., 1., 0.]), np.array([0., 0., 1.])))."
-    ),
-)
 @pytest.mark.parametrize(("dtype", "seed"), [(np.float64, 0), (np.float32, 1)])
 def test_breakdown_when_b_lies_in_the_null_space(dtype, seed):
     p = build_system("singular_inconsistent", 12, seed, dtype)
@@ -162,15 +142,6 @@ def test_breakdown_on_a_hidden_nilpotent_jordan_block(n, seed, dtype):
     assert result.residual_norm == pytest.approx(1.0, rel=n * eps_of(dtype) * 10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: after the first cycle reaches the least-squares residual of a singular "
-        "inconsistent system, A r is rounding noise; GivensQR.solve judges its pivot "
-        "against max|R| of the same (noise-only) cycle, so the Hessenberg matrix is not "
-        "flagged singular and gmres reports STAGNATION, not the documented BREAKDOWN."
-    ),
-)
 @pytest.mark.parametrize(("dtype", "seed"), [(np.float64, 0), (np.float32, 1)])
 def test_breakdown_after_reaching_the_least_squares_residual(dtype, seed):
     # A = 3 I on a 4-dimensional range: the first cycle removes the range part of b
@@ -247,7 +218,7 @@ def test_callback_stops_exactly_where_asked(family):
         seen.append(rel)
         return len(seen) == 3
 
-    result = gmres(p.A, p.b, rtol=1e-12, callback=stop_at_third)
+    result = gmres(p.A, p.b, rtol=1e-12, callback=stop_at_third, callback_type="pr_norm")
     assert result.status == SolverStatus.CALLBACK, result
     assert result.iterations == 3 and result.cycles == 1
     assert not result.converged

@@ -2,8 +2,8 @@
 
 Each test names the behaviour a surviving mutant changed (see docs/dev/mutation.rst):
 the state after ``reset`` equals a fresh factorization's, the ``singular`` flag is
-set exactly when a used pivot is numerically zero (relative to that sample's own
-scale), samples of a batch never share a scale, and the sign convention of
+set exactly when the smallest singular value of R falls below the rank threshold
+(relative to that sample's own scale), samples of a batch never share a scale, and the sign convention of
 ``givens_rotation`` at ``a = 0``.
 """
 
@@ -115,17 +115,20 @@ def test_singularity_is_judged_relative_to_the_samples_own_scale(scale):
     assert np.all(np.isfinite(gamma)) and np.abs(gamma).max() < 1e3 / scale
 
 
-def test_pivot_threshold_is_k_plus_one_eps_times_the_scale():
-    # R_00 = 1.5 eps * max|R|: above the threshold (k+1) eps max|R| for k = 0, so it
-    # is a genuine (tiny) pivot and gamma_0 = rhs_0 / R_00.
-    big = 1.0
+@pytest.mark.parametrize(("factor_", "singular"), [(3.5, False), (2.5, True)])
+def test_rank_threshold_is_k_plus_one_eps_times_the_scale(factor_, singular):
+    # R = diag(t, 1): sigma_min(R_2) = t against the threshold (k+1) eps max||h_j||
+    # = 3 eps for k = 2 columns.  The first column alone is well conditioned
+    # (sigma = t = its own scale), so rank 1 is kept either way and gamma_0 = 1/t.
+    t = factor_ * EPS
     H = np.zeros((1, 3, 2))
-    H[0, 0, 0] = 1.5 * EPS * big
-    H[0, :3, 1] = [0.0, big, 0.0]
+    H[0, 0, 0] = t
+    H[0, :3, 1] = [0.0, 1.0, 0.0]
     qr = factor(hessenberg_columns(H), [1.0])
     gamma = qr.solve()
-    assert qr.singular.tolist() == [False]
-    assert gamma[0, 0] == pytest.approx(1.0 / (1.5 * EPS * big), rel=1e-12)
+    assert qr.singular.tolist() == [singular]
+    assert qr.rank.tolist() == [1 if singular else 2]
+    assert gamma[0, 0] == pytest.approx(1.0 / t, rel=1e-12)
 
 
 def test_batch_samples_have_their_own_scale():

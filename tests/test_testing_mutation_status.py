@@ -39,4 +39,4 @@ def test_result_message_follows_the_status_per_sample():
     assert result.message == [SolverStatus(int(s)).message for s in result.status]
     assert result.message[0] == SolverStatus.MAX_ITERATIONS.message
     assert result.message[1] == SolverStatus.CONVERGED.message
-    assert result[0].message == SolverStatus.MAX_ITERATIONS.message
+    assert result.sample(0).message == SolverStatus.MAX_ITERATIONS.message
