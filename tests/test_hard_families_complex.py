@@ -1,7 +1,5 @@
 """Complex variants of the hard families through krylovadv.gmres.
 
-Written for the complex support of the core (another branch): until it is
-merged, gmres rejects complex input with a TypeError and these tests fail.
 Tolerances as in tests/test_hard_families.py: the double-precision residual,
 with the rounding of a working-precision residual allowed.
 """
@@ -9,6 +7,7 @@ with the rounding of a working-precision residual allowed.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 
 from krylovadv import SolverStatus, gmres
@@ -54,3 +53,20 @@ def test_complex_hermitian_matches_numpy():
     result = gmres(A, b, rtol=1e-12, restart=n)
     assert result.status == SolverStatus.CONVERGED
     np.testing.assert_allclose(result.x, np.linalg.solve(A, b), rtol=1e-9)
+
+
+@pytest.mark.parametrize(("dtype", "seed"), [(np.complex128, 0), (np.complex64, 1)])
+def test_complex_hermitian_singular_breaks_down_at_the_least_squares_residual(dtype, seed):
+    # A = U diag(2, 2, 2, 0, 0) U^H (Hermitian, so N(A) = N(A^H)): the first cycle
+    # reaches the least-squares residual ||P_N b|| (Brown & Walker 1997), after which
+    # the least-squares problem is singular and nothing improves: BREAKDOWN.
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((5, 5)) + 1j * rng.standard_normal((5, 5))
+    u = np.linalg.qr(z)[0]
+    A = ((u * np.array([2.0, 2.0, 2.0, 0.0, 0.0])) @ u.conj().T).astype(dtype)
+    coeffs = np.array([1.0 + 1j, -2.0, 0.5j, 3.0, -1.0 - 1j])
+    b = (u @ coeffs).astype(dtype)
+    result = gmres(A, b)
+    least = np.linalg.norm(coeffs[3:])
+    assert true_residual(A, result.x, b) == pytest.approx(least, rel=60 * eps_of(dtype))
+    assert result.status == SolverStatus.BREAKDOWN, result
