@@ -24,6 +24,7 @@ orthogonal plane rotations, so this is as stable as applying them one by one.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -99,6 +100,24 @@ def givens_rotation(xp: Any, a: Array, b: Array) -> tuple[Array, Array, Array]:
         s = phase * b_scaled / safe_rho
     s = xp.where(zero, xp.zeros_like(s), s)
     return c, s, phase * (rho * scale)
+
+
+def _rotation(a: Any, b: Any) -> tuple[float, Any, Any]:
+    """:func:`givens_rotation` for two Python scalars (the same formulas)."""
+    abs_a, abs_b = abs(a), abs(b)
+    scale = max(abs_a, abs_b)
+    if scale == 0:
+        return 1.0, 0.0 * b, 0.0 * a
+    a_scaled = abs_a / scale
+    b_scaled = b / scale
+    rho = float(np.hypot(a_scaled, abs(b_scaled)))
+    if isinstance(a, complex) or isinstance(b, complex):
+        phase = a / abs_a if abs_a != 0 else 1.0 + 0.0j
+        s = phase * b_scaled.conjugate() / rho
+    else:
+        phase = -1.0 if a < 0 else 1.0
+        s = phase * b_scaled / rho
+    return a_scaled / rho, s, phase * (rho * scale)
 
 
 class GivensQR:
@@ -265,6 +284,8 @@ class GivensQR:
         if j >= self.max_columns:
             raise RuntimeError("GivensQR is full; reset it (restart) first.")
         B = self.batch_size
+        if B == 1 and active is None and not self.singular[0]:
+            return self._add_column_one(h[0], None if scale is None else float(scale[0]))
         if active is None:
             active = np.ones(B, dtype=bool)
         else:
@@ -278,6 +299,8 @@ class GivensQR:
                 )
             self.sat_out |= ~active
         taking = active & ~self.singular
+        if B == 1 and taking[0]:
+            return self._add_column_one(h[0], None if scale is None else float(scale[0]))
         every = bool(taking.all())
         if not every:
             h = np.where(taking[:, None], h, 0.0)
@@ -309,6 +332,54 @@ class GivensQR:
             self.residual = estimate
         else:
             self.residual = np.where(grew, estimate, self.residual)
+        return self.residual.copy()
+
+    def _add_column_one(self, h: np.ndarray, scale: float | None) -> np.ndarray:
+        """Run :meth:`add_column` for one sample that takes the column.
+
+        The same arithmetic on scalars and 1-D views, without the masks: GMRES on
+        one system spent most of its host time in the batched update otherwise.
+        """
+        j = self.columns
+        Q, R, R_inv = self.Q[0], self.R[0], self.R_inv[0]
+        self.used[0, j] = True
+        column_norm = math.sqrt(np.vdot(h, h).real)
+        alpha = max(float(self.scale[0]), column_norm)
+        self.scale[0] = alpha
+        rotated = Q[: j + 2, : j + 2] @ h
+        a, b = rotated[j].item(), rotated[j + 1].item()
+        c, s, r = _rotation(a, b)
+        self.cosines[0, j] = c
+        self.sines[0, j] = s
+        R[:j, j] = rotated[:j]
+        R[j, j] = r
+        # Q_{j+1} = G_j Q_j on rows j and j+1, where row j+1 of Q_j is still e_{j+1}:
+        # the batched update's values, with the products by 0 and 1 left out.
+        Q[j + 1, : j + 1] = Q[j, : j + 1] * -s.conjugate()
+        Q[j + 1, j + 1] = c
+        Q[j, : j + 1] *= c
+        Q[j, j + 1] = s
+        self.columns = j + 1
+        # The rank test of _rank_test, on scalars.
+        threshold = (j + 2) * self.eps * (alpha if scale is None else max(alpha, scale))
+        singular = r == 0
+        if not singular:
+            inv_r = 1.0 / r
+            upper = R_inv[:j, :j] @ R[:j, j]
+            upper *= -inv_r
+            R_inv[:j, j] = upper
+            R_inv[j, j] = inv_r
+            inv_norm2 = float(self.inv_norm2[0]) + np.vdot(upper, upper).real + abs(inv_r) ** 2
+            self.inv_norm2[0] = inv_norm2
+            suspect = not math.isfinite(inv_norm2) or inv_norm2 * threshold**2 >= 1.0
+            if suspect:
+                sigma_min = np.linalg.svd(R[: j + 1, : j + 1], compute_uv=False)[-1]
+                singular = sigma_min <= threshold
+        if singular:
+            self.singular[0] = True
+        else:
+            self.rank[0] = j + 1
+            self.residual = np.array([abs(self.beta[0].item() * Q[j + 1, 0].item())])
         return self.residual.copy()
 
     def _rank_test(

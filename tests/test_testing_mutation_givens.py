@@ -3,8 +3,8 @@
 Each test names the behaviour a surviving mutant changed (see docs/dev/mutation.rst):
 the state after ``reset`` equals a fresh factorization's, the ``singular`` flag is
 set exactly when the smallest singular value of R falls below the rank threshold
-(relative to that sample's own scale), samples of a batch never share a scale, and the sign convention of
-``givens_rotation`` at ``a = 0``.
+(relative to that sample's own scale), samples of a batch never share a scale, and
+the sign convention of ``givens_rotation`` at ``a = 0``.
 """
 
 from __future__ import annotations
