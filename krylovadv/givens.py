@@ -284,14 +284,15 @@ class GivensQR:
         if j >= self.max_columns:
             raise RuntimeError("GivensQR is full; reset it (restart) first.")
         B = self.batch_size
-        if B == 1 and active is None and not self.singular[0]:
+        if active is not None:
+            active = np.asarray(active, dtype=bool)
+            if active.shape != (B,):
+                raise ValueError(f"active must have shape ({B},); got {active.shape}.")
+        if B == 1 and (active is None or active[0]) and not (self.singular[0] or self.sat_out[0]):
             return self._add_column_one(h[0], None if scale is None else float(scale[0]))
         if active is None:
             active = np.ones(B, dtype=bool)
         else:
-            active = np.asarray(active, dtype=bool)
-            if active.shape != (B,):
-                raise ValueError(f"active must have shape ({B},); got {active.shape}.")
             if (active & self.sat_out).any():
                 raise ValueError(
                     "a sample that sat out a column cannot take a later one (its columns are "

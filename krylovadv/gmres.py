@@ -347,6 +347,9 @@ class _GMRES:
         when the callback asks.
         """
         s = self.state
+        if self.B == 1 and finite[0] and self.callback is None:
+            self._givens_update_one(cycle, column, bool(broke[0]))
+            return
         idx_np = active.idx_np
         stepped = idx_np[finite]
         took = np.zeros(self.B, dtype=bool)
@@ -375,6 +378,23 @@ class _GMRES:
             s.stop_requested |= stop
             finished |= stop
         cycle.iterating &= ~finished
+
+    def _givens_update_one(self, cycle: Cycle, column: np.ndarray, broke: bool) -> None:
+        """Run :meth:`givens_update` for one system that stepped, without a callback.
+
+        The same decisions on scalars: the host overhead per step matters at small n.
+        """
+        s = self.state
+        estimate = float(self.qr.add_column(column, scale=s.operator_norm)[0])
+        cycle.presid[0] = estimate
+        s.history[0].append(estimate)
+        if (
+            estimate <= s.ptol[0]
+            or broke
+            or self.qr.singular[0]
+            or (self.iteration_limit is not None and s.iterations[0] >= self.iteration_limit)
+        ):
+            cycle.iterating[0] = False
 
     # -- Qian et al., eqs. 11 and 13; Algorithm 1, lines 16-17 -----------------
     def update_x(self, cycle: Cycle) -> tuple[Array, np.ndarray]:
