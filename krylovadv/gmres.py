@@ -22,6 +22,7 @@ non-finite detection.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ Array = Any
 #: sqrt(eps)) after which a sample is declared stagnant.  One such cycle is normal
 #: near the attainable accuracy; three mean further cycles only repeat rounding.
 STAGNATION_CYCLES = 3
+
+_ONE_TRUE = np.ones(1, dtype=bool)  # the finite mask of one stepping system
+_ONE_TRUE.flags.writeable = False
 
 
 @dataclass(eq=False)
@@ -302,6 +306,10 @@ class _GMRES:
         h_np = to_numpy(h).astype(self.host, copy=False)
         nb_np = to_numpy(norm_before).astype(np.float64, copy=False)
         na_np = to_numpy(norm_after).astype(np.float64, copy=False)
+        if self.B == 1:
+            nb, na = float(nb_np[0]), float(na_np[0])
+            if math.isfinite(nb) and math.isfinite(na) and bool(np.isfinite(h_np).all()):
+                return self._finish_step_one(cycle, active, j, w, h_np[0], nb, na)
         finite = np.isfinite(nb_np) & np.isfinite(na_np) & np.isfinite(h_np).all(axis=1)
         all_finite = finite.all()
         if not all_finite:
@@ -329,6 +337,27 @@ class _GMRES:
         if broke.any():
             cycle.breakdown[idx_np[broke]] = True
         return active, column, finite, broke
+
+    def _finish_step_one(
+        self, cycle: Cycle, active: Active, j: int, w: Array, h: np.ndarray, nb: float, na: float
+    ) -> tuple[Active, np.ndarray, np.ndarray, np.ndarray]:
+        """End :meth:`arnoldi_step` for one system with finite output, on scalars.
+
+        The same arithmetic as the batched path (``direction_lost``'s test, the
+        scaling by :math:`1/h_{j+2,j+1}` in the working dtype) without its masks.
+        """
+        s = self.state
+        alpha = max(float(s.operator_norm[0]), nb)
+        s.operator_norm[0] = alpha
+        broke = na <= 16.0 * math.sqrt(j + 1) * self.eps * max(nb, alpha)
+        inv = self.xp.asarray(0.0 if broke else 1.0 / na, dtype=self.dtype, device=self.dev)
+        self.basis[0, j + 1, :] = w[0] * inv
+        column = np.empty((1, j + 2), dtype=self.host)
+        column[0, : j + 1] = h
+        column[0, j + 1] = 0.0 if broke else na
+        if broke:
+            cycle.breakdown[0] = True
+        return active, column, _ONE_TRUE, np.array([broke])
 
     # -- Qian et al., eqs. 12 and 14; Algorithm 1, line 12 ---------------------
     def givens_update(
