@@ -1,4 +1,4 @@
-"""Nox sessions for krylovadv: tests, slow, lint, docs, bench, bench-compare."""
+"""Nox sessions for krylovadv: tests, slow, lint, docs, bench, bench-compare, mutation, fuzz."""
 
 import nox
 
@@ -75,4 +75,36 @@ def bench_compare(session: nox.Session) -> None:
         *options,
         base,
         "HEAD",
+    )
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing (mutmut) of the core and the torch adapter, one module at a time.
+
+    ``nox -s mutation -- givens finite_difference`` runs chosen modules;
+    without arguments every module of tools/run_mutation.py (core and torch).
+    """
+    session.install(*CONSTRAINTS, "-e", ".[test]", "mutmut>=3.3")
+    session.install("--no-deps", "torchattacks==3.5.1")
+    args = session.posargs or ["--all"]
+    session.run("python", "tools/run_mutation.py", *args, env={"OMP_NUM_THREADS": "1"})
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Fuzz every problem family through every solver (hypothesis profile ``fuzz``).
+
+    The closing line reads ``fuzz: N problems (...), S silent failures``;
+    ``FUZZ_EXAMPLES`` sets the examples per property (2,500 by default).
+    """
+    session.install(*CONSTRAINTS, "-e", ".[test]")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "tests/test_fuzz.py",
+        *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "fuzz", "OMP_NUM_THREADS": "1"},
     )

@@ -10,6 +10,9 @@ cycles in both libraries), on convection-diffusion with 10⁴ and 4·10⁴ unkno
 and a dense n = 500 system.  Prints a Markdown table: times (min over
 interleaved repetitions), ratio, matvecs and true relative residuals of both.
 ``--profile KEY`` prints a cProfile of krylovadv on one problem instead.
+``--baseline DIR`` also times the ``krylovadv`` package found in ``DIR`` (e.g. an
+older commit: ``git archive <commit> krylovadv | tar -x -C /tmp/base``), interleaved in the same
+process, for a before/after table that the machine's load affects equally.
 """
 
 from __future__ import annotations
@@ -43,8 +46,25 @@ PROBLEMS = {
 }
 
 
-def _solve_ours(p):
-    return krylovadv.gmres(p.A, p.b, rtol=RTOL, restart=30, maxiter=p.maxiter)
+def _solve_ours(p, module=krylovadv):
+    return module.gmres(p.A, p.b, rtol=RTOL, restart=30, maxiter=p.maxiter)
+
+
+def _load_baseline(directory: str):
+    """Import ``DIR/krylovadv`` under another name, beside the current one."""
+    import importlib.util
+
+    init = Path(directory) / "krylovadv" / "__init__.py"
+    if not init.is_file():
+        raise SystemExit(f"--baseline: no krylovadv package in {directory} ({init} missing)")
+    name = "krylovadv_baseline"
+    spec = importlib.util.spec_from_file_location(
+        name, init, submodule_search_locations=[str(init.parent)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _solve_scipy(p, A=None):
@@ -72,7 +92,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile", choices=sorted(PROBLEMS))
+    parser.add_argument("--baseline", metavar="DIR", help="also time DIR/krylovadv")
     args = parser.parse_args()
+    baseline = _load_baseline(args.baseline) if args.baseline else None
     if args.profile:
         import cProfile
         import pstats
@@ -86,22 +108,26 @@ def main() -> None:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
         return
+    before = "" if baseline is None else " baseline [ms] | baseline ratio |"
     print(
-        "| problem | krylovadv [ms] | scipy [ms] | ratio | matvecs krylovadv | matvecs scipy "
-        "| residual krylovadv | residual scipy |"
+        "| problem | krylovadv [ms] | scipy [ms] | ratio |" + before + " matvecs krylovadv "
+        "| matvecs scipy | residual krylovadv | residual scipy |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|" + ("---|---|" if baseline else "") + "---|---|---|---|")
     for build in PROBLEMS.values():
         p = build()
-        times = interleaved_min(
-            {"ours": lambda p=p: _solve_ours(p), "scipy": lambda p=p: _solve_scipy(p)},
-            repeats=args.repeats,
-        )
+        funcs = {"ours": lambda p=p: _solve_ours(p), "scipy": lambda p=p: _solve_scipy(p)}
+        if baseline is not None:
+            funcs["baseline"] = lambda p=p: _solve_ours(p, baseline)
+        times = interleaved_min(funcs, repeats=args.repeats)
         ours = _solve_ours(p)
         x_ref, _ = _solve_scipy(p)
+        then = ""
+        if baseline is not None:
+            then = f" {1e3 * times['baseline']:.1f} | {times['baseline'] / times['scipy']:.2f} |"
         print(
             f"| {p.name}, maxiter={p.maxiter} | {1e3 * times['ours']:.1f} | "
-            f"{1e3 * times['scipy']:.1f} | {times['ours'] / times['scipy']:.2f} | "
+            f"{1e3 * times['scipy']:.1f} | {times['ours'] / times['scipy']:.2f} |{then} "
             f"{int(ours.matvecs)} | {_scipy_matvecs(p)} | {_residual(p, ours.x):.2e} | "
             f"{_residual(p, x_ref):.2e} |",
             flush=True,

@@ -22,6 +22,7 @@ non-finite detection.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ Array = Any
 #: sqrt(eps)) after which a sample is declared stagnant.  One such cycle is normal
 #: near the attainable accuracy; three mean further cycles only repeat rounding.
 STAGNATION_CYCLES = 3
+
+_ONE_TRUE = np.ones(1, dtype=bool)  # the finite mask of one stepping system
+_ONE_TRUE.flags.writeable = False
 
 
 @dataclass(eq=False)
@@ -302,6 +306,10 @@ class _GMRES:
         h_np = to_numpy(h).astype(self.host, copy=False)
         nb_np = to_numpy(norm_before).astype(np.float64, copy=False)
         na_np = to_numpy(norm_after).astype(np.float64, copy=False)
+        if self.B == 1:
+            nb, na = float(nb_np[0]), float(na_np[0])
+            if math.isfinite(nb) and math.isfinite(na) and bool(np.isfinite(h_np).all()):
+                return self._finish_step_one(cycle, active, j, w, h_np[0], nb, na)
         finite = np.isfinite(nb_np) & np.isfinite(na_np) & np.isfinite(h_np).all(axis=1)
         all_finite = finite.all()
         if not all_finite:
@@ -330,6 +338,27 @@ class _GMRES:
             cycle.breakdown[idx_np[broke]] = True
         return active, column, finite, broke
 
+    def _finish_step_one(
+        self, cycle: Cycle, active: Active, j: int, w: Array, h: np.ndarray, nb: float, na: float
+    ) -> tuple[Active, np.ndarray, np.ndarray, np.ndarray]:
+        """End :meth:`arnoldi_step` for one system with finite output, on scalars.
+
+        The same arithmetic as the batched path (``direction_lost``'s test, the
+        scaling by :math:`1/h_{j+2,j+1}` in the working dtype) without its masks.
+        """
+        s = self.state
+        alpha = max(float(s.operator_norm[0]), nb)
+        s.operator_norm[0] = alpha
+        broke = na <= 16.0 * math.sqrt(j + 1) * self.eps * max(nb, alpha)
+        inv = self.xp.asarray(0.0 if broke else 1.0 / na, dtype=self.dtype, device=self.dev)
+        self.basis[0, j + 1, :] = w[0] * inv
+        column = np.empty((1, j + 2), dtype=self.host)
+        column[0, : j + 1] = h
+        column[0, j + 1] = 0.0 if broke else na
+        if broke:
+            cycle.breakdown[0] = True
+        return active, column, _ONE_TRUE, np.array([broke])
+
     # -- Qian et al., eqs. 12 and 14; Algorithm 1, line 12 ---------------------
     def givens_update(
         self,
@@ -347,14 +376,25 @@ class _GMRES:
         when the callback asks.
         """
         s = self.state
+        if self.B == 1 and finite[0] and self.callback is None:
+            self._givens_update_one(cycle, column, bool(broke[0]))
+            return
         idx_np = active.idx_np
-        estimate = self.qr.add_column(column)
         stepped = idx_np[finite]
+        took = np.zeros(self.B, dtype=bool)
+        took[stepped] = True
+        # The rank threshold scales with ||MA||, estimated over every cycle so far: a
+        # cycle that only sees rounding noise is not judged against its own noise.
+        estimate = self.qr.add_column(column, active=took, scale=self.state.operator_norm)
+        singular = self.qr.singular[stepped]
         cycle.presid[stepped] = estimate[stepped]
         for i in stepped:
             s.history[i].append(float(estimate[i]))
         finished = np.zeros(self.B, dtype=bool)
-        finished[stepped] = (cycle.presid[stepped] <= s.ptol[stepped]) | broke[finite]
+        # A breakdown (Arnoldi: invariant space; GMRES: singular least-squares
+        # problem) ends the sample's cycle; its iterate is that of the last
+        # well-conditioned step.
+        finished[stepped] = (cycle.presid[stepped] <= s.ptol[stepped]) | broke[finite] | singular
         finished[idx_np[~finite]] = True
         if self.iteration_limit is not None:
             finished[stepped] |= s.iterations[stepped] >= self.iteration_limit
@@ -367,6 +407,23 @@ class _GMRES:
             s.stop_requested |= stop
             finished |= stop
         cycle.iterating &= ~finished
+
+    def _givens_update_one(self, cycle: Cycle, column: np.ndarray, broke: bool) -> None:
+        """Run :meth:`givens_update` for one system that stepped, without a callback.
+
+        The same decisions on scalars: the host overhead per step matters at small n.
+        """
+        s = self.state
+        estimate = float(self.qr.add_column(column, scale=s.operator_norm)[0])
+        cycle.presid[0] = estimate
+        s.history[0].append(estimate)
+        if (
+            estimate <= s.ptol[0]
+            or broke
+            or self.qr.singular[0]
+            or (self.iteration_limit is not None and s.iterations[0] >= self.iteration_limit)
+        ):
+            cycle.iterating[0] = False
 
     # -- Qian et al., eqs. 11 and 13; Algorithm 1, lines 16-17 -----------------
     def update_x(self, cycle: Cycle) -> tuple[Array, np.ndarray]:
@@ -425,15 +482,15 @@ class _GMRES:
         elif self.iteration_limit is not None and s.iterations[i] >= self.iteration_limit:
             s.stop(i, SolverStatus.MAX_ITERATIONS)
         elif (
-            cycle.breakdown[i]
-            and singular
+            singular
             and s.r_norm[i] >= self.stall_margin * cycle.r_before[i]
             and s.r_norm[i] > np.sqrt(eps) * s.b_norm[i]
         ):
-            # An invariant Krylov space whose Hessenberg matrix is singular and
-            # brought no progress, with a residual far above rounding: b has a
-            # component outside the range of A.  (A residual already at
-            # rounding level is an accuracy limit: the stagnation test below.)
+            # GMRES breakdown (Brown & Walker 1997): the least-squares problem became
+            # rank deficient, dim A K_k < dim K_k, so A is singular; the cycle brought
+            # no progress and the residual is far above rounding: b has a component
+            # outside the range of A.  (A residual already at rounding level is an
+            # accuracy limit: the stagnation test below.)
             s.stop(i, SolverStatus.BREAKDOWN)
         else:
             if s.r_norm[i] < self.stall_margin * s.best_r_norm[i]:
@@ -569,11 +626,14 @@ def gmres(
     Notes
     -----
     Per sample, the cycle ends when the residual estimate reaches the inner
-    tolerance, when the Krylov space becomes invariant (breakdown,
+    tolerance, when the Krylov space becomes invariant (Arnoldi breakdown,
     :math:`h_{j+1,j} \le \varepsilon\|A v_j\|`, with :math:`\varepsilon` the
-    dtype's machine epsilon), or after ``restart`` steps.  The true residual then
-    decides: converged; ``BREAKDOWN`` if an invariant space brought no progress
-    (a singular, inconsistent system); ``STAGNATION`` if
+    dtype's machine epsilon), when the least-squares problem becomes numerically
+    rank deficient (GMRES breakdown, Brown & Walker 1997; the iterate is then
+    that of the step before, see :class:`~krylovadv.givens.GivensQR`), or after
+    ``restart`` steps.  The true residual then decides: converged;
+    ``BREAKDOWN`` if a rank-deficient cycle brought no progress (a singular,
+    inconsistent system); ``STAGNATION`` if
     :data:`STAGNATION_CYCLES` cycles in a row brought no relative improvement
     above :math:`\sqrt{\varepsilon}` (the tolerance is below attainable
     accuracy); ``MAX_ITERATIONS`` after ``maxiter`` cycles.  A sample whose

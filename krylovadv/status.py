@@ -20,9 +20,11 @@ class SolverStatus(enum.IntEnum):
     MAX_ITERATIONS
         The iteration budget (``maxiter``) ran out first.
     BREAKDOWN
-        The Krylov space became invariant (``h_{j+1,j} ≈ 0``) but the true
-        residual still misses the tolerance: the system is singular and
-        inconsistent, or rounding corrupted the basis.
+        GMRES: the least-squares problem became rank deficient (a singular
+        Hessenberg matrix, Brown & Walker 1997) and the cycle brought no
+        progress: the system is singular and inconsistent.  Power iteration:
+        the start vector lies in the null space (an invariant Krylov space with
+        ``A d = 0``).
     STAGNATION
         A full restart cycle left the iterate unchanged to working precision:
         the tolerance is below what this dtype, operator and restart length can
@@ -64,9 +66,10 @@ _MESSAGES = {
         "add a preconditioner, or loosen rtol/atol."
     ),
     SolverStatus.BREAKDOWN: (
-        "breakdown: the Krylov space became invariant but the true residual misses the "
-        "tolerance; the system is probably singular and inconsistent (b not in the range "
-        "of A). Try a shift (A + lambda*I) or a least-squares method."
+        "breakdown: the Krylov space became invariant or its least-squares problem singular, "
+        "and the true residual misses the tolerance; the system is singular and inconsistent "
+        "(b not in the range of A), x is the last iterate before the breakdown. Try a shift "
+        "(A + lambda*I) or a least-squares method."
     ),
     SolverStatus.STAGNATION: (
         "stagnation: a restart cycle no longer changed the iterate; the tolerance is below "

@@ -158,12 +158,23 @@ def pgd_run(tmp_path_factory):
 
 
 def test_attack_on_a_zoo_model_prints_accuracy(pgd_run):
-    done, _ = pgd_run
+    done, out = pgd_run
     assert done.returncode == 0, done.stderr
     assert "clean accuracy:" in done.stdout and "robust accuracy:" in done.stdout
     clean = float(done.stdout.split("clean accuracy:")[1].split()[0])
     robust = float(done.stdout.split("robust accuracy:")[1].split()[0])
-    assert 0 <= robust <= clean <= 1
+    # Recompute both from the written examples with the same zoo model, in-process:
+    # clean = correct at x; robust = correct at x and at x_adv.
+    from krylovadv.torch.cli_support import load_model
+
+    model, _ = load_model("natural")
+    with np.load(out, allow_pickle=False) as archive:
+        x, x_adv, y = (torch.from_numpy(archive[k]) for k in ("x", "x_adv", "y"))
+    with torch.no_grad():
+        right = model(x).argmax(1) == y
+        right_adv = model(x_adv).argmax(1) == y
+    assert clean == pytest.approx(right.float().mean().item(), abs=5e-5)
+    assert robust == pytest.approx((right & right_adv).float().mean().item(), abs=5e-5)
     assert "Traceback" not in done.stderr
 
 

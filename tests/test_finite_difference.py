@@ -51,7 +51,7 @@ def test_exact_on_quadratics(q, scheme, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(q.n).astype(q.dtype)
     v = rng.standard_normal(q.n).astype(q.dtype)
-    op = FiniteDifferenceHVP(q.gradient, x, scheme=scheme)
+    op = FiniteDifferenceHVP(q.affine, x, scheme=scheme)  # Jacobian A, any family
     hv = op @ v
     assert hv.dtype == q.dtype and hv.shape == (q.n,)
     A = q.A.astype(np.float64)
@@ -75,7 +75,7 @@ def test_exact_on_quadratics(q, scheme, seed):
 def test_to_dense_of_quadratic_is_A(scheme, dtype):
     q = build_quadratic("spd", 12, 3, dtype)
     x = np.linspace(-1.0, 1.0, 12).astype(dtype)
-    op = FiniteDifferenceHVP(q.gradient, x, scheme=scheme)
+    op = FiniteDifferenceHVP(q.affine, x, scheme=scheme)  # Jacobian A, any family
     H = op.to_dense(like=x)
     assert H.dtype == dtype and H.shape == (12, 12)
     A = q.A.astype(np.float64)
@@ -287,8 +287,8 @@ def test_invalid_arguments():
 @given(q=quadratics(("spd", "nonsymmetric", "nonnormal"), max_n=25), seed=seeds)
 def test_gmres_on_fd_operator_solves_the_newton_system(q, seed):
     x = np.random.default_rng(seed).standard_normal(q.n)
-    g = q.gradient(x)
-    op = FiniteDifferenceHVP(q.gradient, x, grad_x=g)
+    g = q.affine(x)  # Ax + b: its Jacobian is A, also for nonsymmetric A
+    op = FiniteDifferenceHVP(q.affine, x, grad_x=g)
     # The FD operator is linear only up to its own error (~1e-8 relative here), so
     # ask for a residual above that.
     result = gmres(op, -g, rtol=1e-6, restart=q.n)
@@ -300,7 +300,7 @@ def test_gmres_on_fd_operator_solves_the_newton_system(q, seed):
     # The Newton step lands on the root of the affine gradient, up to the solver's
     # tolerance plus the FD error (<= 1e-7 relative) of the products.
     fd_error = 1e-7 * np.linalg.norm(q.A, 2) * np.linalg.norm(result.x)
-    assert np.linalg.norm(q.gradient(x + result.x)) <= 1.01e-6 * np.linalg.norm(g) + fd_error
+    assert np.linalg.norm(q.affine(x + result.x)) <= 1.01e-6 * np.linalg.norm(g) + fd_error
 
 
 def test_torch_backend_matches_numpy():

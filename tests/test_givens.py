@@ -179,3 +179,114 @@ def test_full_qr_raises_when_overfilled():
     qr.add_column(np.array([[1.0, 1.0]]))
     with pytest.raises(RuntimeError):
         qr.add_column(np.array([[1.0, 1.0, 1.0]]))
+
+
+# ---------------------------------------------------------------------------
+# Rank: a GMRES breakdown is a numerically singular least-squares problem.
+# ---------------------------------------------------------------------------
+EPS = float(np.finfo(np.float64).eps)
+
+
+def first_singular_step(H, scale=0.0):
+    """Reference: the first k with sigma_min(H_bar_k) <= (k+1) eps max(scale, max||h_j||)."""
+    for k in range(1, H.shape[1] + 1):
+        alpha = max(scale, np.linalg.norm(H[: k + 1, :k], axis=0).max())
+        if np.linalg.svd(H[: k + 1, :k], compute_uv=False)[-1] <= (k + 1) * EPS * alpha:
+            return k
+    return None
+
+
+def test_singularity_that_the_diagonal_hides_is_detected():
+    # Upper triangular, unit diagonal, -1 above it (zero subdiagonal, so R = H): every
+    # pivot is 1 but sigma_min halves with each column, below the threshold near k = 46.
+    m = 50
+    H = np.zeros((1, m + 1, m))
+    H[0, :m, :] = np.eye(m) - np.triu(np.ones((m, m)), 1)
+    k = first_singular_step(H[0])
+    assert k is not None and 30 < k < m
+    qr = GivensQR(1, m)
+    qr.reset(np.array([1.0]))
+    estimates = [qr.add_column(H[:, : j + 2, j])[0] for j in range(m)]
+    assert qr.singular.tolist() == [True] and qr.rank.tolist() == [k - 1]
+    # From the singular step on, the estimate stays that of the last sound step.
+    assert estimates[k - 1 :] == [estimates[k - 2]] * (m - k + 1)
+    # Step k-1's iterate: R_{k-1} gamma = e_1 (Q = I here), i.e. gamma = e_1, exactly.
+    gamma = qr.solve()
+    np.testing.assert_array_equal(gamma[0, : k - 1], np.eye(k - 1)[0])
+    assert np.all(gamma[0, k - 1 :] == 0)
+
+
+def test_outside_scale_judges_a_noise_only_column():
+    # A column of rounding size is a sound pivot against its own size, a singular
+    # one against the ||A|| estimate passed from earlier cycles.
+    h = np.array([[1e-17, 0.0]])
+    alone = GivensQR(1, 1)
+    alone.reset(np.array([1.0]))
+    alone.add_column(h)
+    assert alone.singular.tolist() == [False] and alone.rank.tolist() == [1]
+    judged = GivensQR(1, 1)
+    judged.reset(np.array([1.0]))
+    estimate = judged.add_column(h, scale=np.array([3.0]))
+    assert judged.singular.tolist() == [True] and judged.rank.tolist() == [0]
+    assert estimate.tolist() == [1.0]  # no step: the residual is beta's
+    assert judged.solve().tolist() == [[0.0]]
+
+
+def test_an_active_all_zero_column_is_singular_and_a_sat_out_one_is_not():
+    qr = GivensQR(2, 3)
+    qr.reset(np.array([2.0, 5.0]))
+    estimate = qr.add_column(np.zeros((2, 2)), active=np.array([True, False]))
+    # Sample 0 took A v_1 = 0: breakdown; sample 1 sat the step out.
+    assert qr.singular.tolist() == [True, False]
+    assert estimate.tolist() == [2.0, 5.0]
+    assert qr.used[:, 0].tolist() == [True, False]
+    with pytest.raises(ValueError, match="sat out a column"):
+        qr.add_column(np.ones((2, 3)), active=np.array([True, True]))
+    with pytest.raises(ValueError, match=r"active must have shape \(2,\)"):
+        qr.add_column(np.ones((2, 3)), active=np.array([True]))
+
+
+@given(seed=seeds, m=st.integers(2, 12), data=st.data())
+def test_singular_sample_ignores_later_columns_and_keeps_its_iterate(seed, m, data):
+    # A column dependent on the earlier ones (h_{k+1,k} = 0) freezes the sample: later
+    # columns change neither its estimate nor its solution, which are step k-1's.
+    k = data.draw(st.integers(1, m - 1))
+    rng = np.random.default_rng(seed)
+    H, beta = random_hessenberg(rng, 1, m)
+    H[0, :, k] = H[0, :, :k] @ rng.standard_normal(k)
+    assert first_singular_step(H[0]) == k + 1
+    qr = GivensQR(1, m)
+    qr.reset(beta)
+    estimates = [qr.add_column(H[:, : j + 2, j])[0] for j in range(m)]
+    y_ref, res_ref = lstsq_reference(H, beta, k - 1)
+    assert qr.singular.tolist() == [True] and qr.rank.tolist() == [k]
+    np.testing.assert_allclose(estimates[k:], res_ref[0], rtol=1e-9)
+    gamma = qr.solve()
+    np.testing.assert_allclose(gamma[0, :k], y_ref[0], rtol=1e-8, atol=1e-10)
+    assert np.all(gamma[0, k:] == 0)
+
+
+@given(seed=seeds, m=st.integers(1, 12), complex_=st.booleans())
+def test_one_sample_path_equals_the_batched_path(seed, m, complex_):
+    # GivensQR takes a scalar path for a batch of one; it must compute what the
+    # batched path computes for the same sample (bit for bit in real arithmetic).
+    rng = np.random.default_rng(seed)
+    H, beta = random_hessenberg(rng, 1, m)
+    dtype = np.complex128 if complex_ else np.float64
+    if complex_:
+        H = H + 1j * np.triu(rng.standard_normal(H.shape), -1)
+    one, two = GivensQR(1, m, dtype=dtype), GivensQR(2, m, dtype=dtype)
+    one.reset(beta)
+    two.reset(np.concatenate([beta, 2 * beta]))
+    for j in range(m):
+        e1 = one.add_column(H[:, : j + 2, j])
+        e2 = two.add_column(np.concatenate([H[:, : j + 2, j]] * 2))
+        if complex_:
+            np.testing.assert_allclose(e1[0], e2[0], rtol=1e-13)
+        else:
+            assert e1[0] == e2[0]
+    tol = {"rtol": 1e-13, "atol": 1e-15} if complex_ else {"rtol": 0, "atol": 0}
+    np.testing.assert_allclose(one.R[0], two.R[0], **tol)
+    np.testing.assert_allclose(one.Q[0], two.Q[0], **tol)
+    np.testing.assert_allclose(one.solve()[0], two.solve()[0], **tol)
+    assert one.rank[0] == two.rank[0] and one.singular[0] == two.singular[0]

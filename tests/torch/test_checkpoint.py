@@ -331,8 +331,12 @@ def test_every_registry_entry_matches_its_file():
         assert sha256_bytes(path.read_bytes()) == entry["sha256"], name
         assert entry["command"].startswith("krylovadv zoo build")
         metrics = entry["metrics"]
-        assert 0 <= metrics["robust_acc"] <= metrics["clean_acc"] <= 1
         assert metrics["count"] > 0
+        # Accuracies are counts over `count` samples (robust <= clean).
+        clean = metrics["clean_acc"] * metrics["count"]
+        robust = metrics["robust_acc"] * metrics["count"]
+        assert abs(clean - round(clean)) < 1e-6 and abs(robust - round(robust)) < 1e-6, metrics
+        assert 0 <= round(robust) <= round(clean) <= metrics["count"]
     assert all(pretrained.verify().values())
     for needed in ("natural", "pgd-linf"):  # the demo's models
         assert needed in registry["models"]

@@ -157,10 +157,11 @@ def test_eta_tiny(monkeypatch, tmp_path) -> None:
         "QUICK",
         {"samples": 4, "etas": (1e-2, 1e-5), "steps": 1, "eps": 0.1, "models": ("natural",)},
     )
+    threads = torch.get_num_threads()
     result = soae_eta.run(ReproduceOptions(output=tmp_path))
     _check(result, tmp_path)
     assert "η ≤ 1e-5" in result.table
-    assert torch.get_num_threads() >= 1
+    assert torch.get_num_threads() == threads  # the run leaves the thread setting as it was
 
 
 def test_no_output_writes_nothing(monkeypatch) -> None:
