@@ -135,3 +135,31 @@ def test_a_step_that_rounds_away_gives_nan_without_dividing_by_zero():
         hv = op @ np.array([1.0, 0.0, 0.0])
     assert np.all(np.isnan(hv))
     assert op.step[0] == 0.0 and op.step_rounding[0] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            {"scheme": "backward"},
+            ValueError,
+            r"^scheme must be 'forward' or 'central'; got 'backward'",
+        ),
+        ({"eta": -1.0}, ValueError, r"^eta must be a positive finite float or None; got -1\.0"),
+        ({"pass_indices": True}, TypeError, r"^pass_indices=True needs grad\(points, indices\)\.$"),
+        ({"x": np.ones(3, dtype=np.int64)}, TypeError, r"^x has dtype int64; "),
+        ({"x": np.ones((2, 2, 2))}, ValueError, r"^x must have shape \(n,\) or \(B, n\)"),
+        ({"x": np.array([1.0, np.nan])}, ValueError, r"^x contains NaN or Inf\.$"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, error, message):
+    # Errors name the argument and the fix (the project's standard), word for word.
+    arguments = {"x": np.ones(3), **kwargs}
+    with pytest.raises(error, match=message):
+        FiniteDifferenceHVP(lambda z: z, arguments.pop("x"), **arguments)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_operator_dtype_is_the_point_dtype(dtype):
+    op = FiniteDifferenceHVP(lambda z: z, np.ones(3, dtype=dtype))
+    assert op.dtype == dtype and op.shape == (3, 3)
