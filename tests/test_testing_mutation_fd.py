@@ -163,3 +163,12 @@ def test_bad_input_names_the_argument(kwargs, error, message):
 def test_operator_dtype_is_the_point_dtype(dtype):
     op = FiniteDifferenceHVP(lambda z: z, np.ones(3, dtype=dtype))
     assert op.dtype == dtype and op.shape == (3, 3)
+
+
+def test_grad_x_errors_name_grad_x_and_no_estimate_before_one_is_asked_for():
+    with pytest.raises(ValueError, match=r"^grad_x must have shape \(n,\) or \(B, n\)"):
+        FiniteDifferenceHVP(lambda z: z, np.ones(3), grad_x=np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"^grad_x has shape \(4,\) but x has shape \(3,\)\.$"):
+        FiniteDifferenceHVP(lambda z: z, np.ones(3), grad_x=np.ones(4))
+    op = FiniteDifferenceHVP(lambda z: z, np.ones(3))
+    assert op.error_estimate is None
