@@ -39,7 +39,7 @@ CORE = {
         "tests/test_testing_mutation_fd.py",
     ],
     "status.py": ["tests/test_testing_mutation_status.py", "tests/test_hard_families.py"],
-    "power.py": ["tests/test_power.py"],
+    "power.py": ["tests/test_power.py", "tests/test_testing_mutation_power.py"],
     "arnoldi.py": ["tests/test_arnoldi.py"],
     "gmres.py": ["tests/test_gmres.py", "tests/test_hard_families.py"],
     "operators.py": ["tests/test_operators.py"],
