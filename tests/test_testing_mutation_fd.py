@@ -135,3 +135,111 @@ def test_a_step_that_rounds_away_gives_nan_without_dividing_by_zero():
         hv = op @ np.array([1.0, 0.0, 0.0])
     assert np.all(np.isnan(hv))
     assert op.step[0] == 0.0 and op.step_rounding[0] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            {"scheme": "backward"},
+            ValueError,
+            r"^scheme must be 'forward' or 'central'; got 'backward'",
+        ),
+        ({"eta": -1.0}, ValueError, r"^eta must be a positive finite float or None; got -1\.0"),
+        ({"pass_indices": True}, TypeError, r"^pass_indices=True needs grad\(points, indices\)\.$"),
+        ({"x": np.ones(3, dtype=np.int64)}, TypeError, r"^x has dtype int64; "),
+        ({"x": np.ones((2, 2, 2))}, ValueError, r"^x must have shape \(n,\) or \(B, n\)"),
+        ({"x": np.array([1.0, np.nan])}, ValueError, r"^x contains NaN or Inf\.$"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, error, message):
+    # Errors name the argument and the fix (the project's standard), word for word.
+    arguments = {"x": np.ones(3), **kwargs}
+    with pytest.raises(error, match=message):
+        FiniteDifferenceHVP(lambda z: z, arguments.pop("x"), **arguments)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_operator_dtype_is_the_point_dtype(dtype):
+    op = FiniteDifferenceHVP(lambda z: z, np.ones(3, dtype=dtype))
+    assert op.dtype == dtype and op.shape == (3, 3)
+
+
+def test_grad_x_errors_name_grad_x_and_no_estimate_before_one_is_asked_for():
+    with pytest.raises(ValueError, match=r"^grad_x must have shape \(n,\) or \(B, n\)"):
+        FiniteDifferenceHVP(lambda z: z, np.ones(3), grad_x=np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"^grad_x has shape \(4,\) but x has shape \(3,\)\.$"):
+        FiniteDifferenceHVP(lambda z: z, np.ones(3), grad_x=np.ones(4))
+    op = FiniteDifferenceHVP(lambda z: z, np.ones(3))
+    assert op.error_estimate is None
+
+
+def batched_problem():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((3, 2))  # B = 3 samples, n = 2: k = 2 active rows is ambiguous
+    return X, rng.standard_normal((3, 2))
+
+
+def test_active_subset_calls_a_full_batch_gradient_with_the_full_batch():
+    X, V = batched_problem()
+    calls = []
+
+    def grad(points):  # a batched gradient that only works on the whole batch
+        assert points.shape == (3, 2), points.shape
+        calls.append(points.copy())
+        return quadratic_gradient_2(points)
+
+    op = FiniteDifferenceHVP(grad, X, eta=1e-3)
+    assert op.num_grad_evals == 3  # grad(x) once, for 3 samples
+    full = op.matvec(V)
+    assert op.num_grad_evals == 6
+    idx = np.array([2, 0])
+    part = op.matvec(V[idx], idx)
+    # Only rows 2 and 0 are perturbed; the inactive row keeps x; one call for 3 samples.
+    np.testing.assert_array_equal(calls[-1][1], X[1])
+    assert op.num_grad_evals == 9
+    np.testing.assert_allclose(part, full[idx], rtol=1e-12)
+
+
+def test_pass_indices_counts_only_the_active_samples():
+    X, V = batched_problem()
+    seen = []
+
+    def grad(points, indices):
+        seen.append(np.asarray(indices).copy())
+        return quadratic_gradient_2(points)
+
+    op = FiniteDifferenceHVP(grad, X, eta=1e-3, pass_indices=True)
+    start = op.num_grad_evals
+    np.testing.assert_array_equal(seen[-1], [0, 1, 2])
+    assert seen[-1].dtype == np.int64
+    op.matvec(V[[1]], np.array([1]))
+    assert op.num_grad_evals == start + 1
+    np.testing.assert_array_equal(seen[-1], [1])
+
+
+def test_single_problem_counts_one_evaluation_per_product():
+    op = FiniteDifferenceHVP(lambda z: 2 * z, np.ones(4), eta=1e-3)
+    before = op.num_grad_evals
+    op @ np.ones(4)
+    assert op.num_grad_evals == before + 1
+
+
+def test_gradient_in_another_dtype_is_cast_back_to_the_point_dtype():
+    x = np.linspace(-1.0, 1.0, 4).astype(np.float32)
+    op = FiniteDifferenceHVP(lambda z: (2 * z).astype(np.float64), x)
+    hv = op @ np.ones(4, dtype=np.float32)
+    assert hv.dtype == np.float32
+    np.testing.assert_allclose(hv, 2.0, rtol=1e-2)
+
+
+def test_estimate_error_counts_two_products_per_sample():
+    X, V = batched_problem()
+    op = FiniteDifferenceHVP(quadratic_gradient_2, X, eta=1e-3)
+    before = op.num_products
+    op.estimate_error(V)
+    assert op.num_products == before + 2 * 3
+
+
+def quadratic_gradient_2(z):
+    return np.array([1.0, -2.0]) * z**2 / 2
