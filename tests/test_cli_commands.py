@@ -167,7 +167,7 @@ def test_attack_on_a_zoo_model_prints_accuracy(pgd_run):
     # clean = correct at x; robust = correct at x and at x_adv.
     from krylovadv.torch.cli_support import load_model
 
-    model, _ = load_model("natural")
+    model, _, _ = load_model("natural")
     with np.load(out, allow_pickle=False) as archive:
         x, x_adv, y = (torch.from_numpy(archive[k]) for k in ("x", "x_adv", "y"))
     with torch.no_grad():
