@@ -27,7 +27,7 @@ def test_message_names_the_diagnosis_and_a_remedy(status):
 
 def test_messages_are_distinct_and_statuses_are_distinct_codes():
     members = list(SolverStatus)
-    assert len({int(s) for s in members}) == len(members) == 7
+    assert len({int(s) for s in members}) == len(members) == 8  # 0-6 and NEGATIVE_CURVATURE (cg)
     assert len({s.message for s in members}) == len(members)
     assert SolverStatus.CONVERGED == 0  # the only success; scipy's info == 0 convention
 
