@@ -14,14 +14,12 @@ Complex Hermitian systems need nothing else: the inner products here are
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ._backend import batched_dot, batched_norm, device, to_numpy
-from ._results import PerSampleResult
 from ._system import check_tolerances, make_system
 from .operators import LinearOperator
 from .status import SolverStatus
@@ -108,18 +106,6 @@ def setup_problem(A: Any, b: Array, x0: Array | None, M: Any, rtol: Any, atol: A
         b_norm=b_norm,
         tol=tol,
     )
-
-
-def reject_unexpected(solver: str, unexpected: dict[str, Any]) -> None:
-    """``TypeError`` for unknown keywords; scipy's removed ``tol`` gets a pointer to ``rtol``."""
-    if "tol" in unexpected:
-        raise TypeError(
-            f"{solver}() got an unexpected keyword argument 'tol': scipy replaced it by rtol "
-            "(deprecated in scipy 1.12, removed in 1.14); use rtol=... for the relative and "
-            "atol=... for the absolute tolerance."
-        )
-    name = next(iter(unexpected))
-    raise TypeError(f"{solver}() got an unexpected keyword argument {name!r}.")
 
 
 def check_maxiter(maxiter: int | None, default: int) -> int:
@@ -209,81 +195,11 @@ def true_residual(
     return r, to_numpy(batched_norm(xp, r)).astype(np.float64)
 
 
-def ask_callback(callback: Callable[[Any], Any], argument: Any, B: int) -> np.ndarray:
-    """Call the user's callback; turn its answer into a per-sample stop mask."""
-    answer = callback(argument)
-    if answer is None or answer is False:
-        return np.zeros(B, dtype=bool)
-    if answer is True:
-        return np.ones(B, dtype=bool)
-    mask = np.asarray(to_numpy(answer) if hasattr(answer, "shape") else answer, dtype=bool)
-    if mask.ndim == 0:
-        return np.full(B, bool(mask))
-    if mask.shape != (B,):
-        raise ValueError(
-            f"the callback returned a mask of shape {mask.shape}; expected a bool or ({B},)."
-        )
-    return mask
-
-
 def precondition(problem: Problem, r: Array, idx: Array | None) -> Array:
     """:math:`z = M r` on rows ``idx`` (``r`` itself without a preconditioner)."""
     if problem.precond is None:
         return r
     return apply(problem.precond, r, idx)
-
-
-class SolveResultMixin(PerSampleResult):
-    """``message``, ``info``, scipy-style unpacking and a short repr for solve results."""
-
-    x: Array
-    converged: Any
-    status: Any
-    iterations: Any
-
-    @property
-    def message(self) -> str | list[str]:
-        """Readable status message(s)."""
-        if not self.batched:
-            return SolverStatus(self.status).message
-        return [SolverStatus(int(s)).message for s in self.status]
-
-    @property
-    def info(self) -> int | np.ndarray:
-        """Return scipy's ``info``: 0 on convergence, else the number of iterations."""
-        if not self.batched:
-            return 0 if self.converged else int(self.iterations)
-        return np.where(self.converged, 0, self.iterations)
-
-    def __iter__(self):
-        """Yield ``(x, info)`` so that ``x, info = solver(...)`` works as in scipy."""
-        return iter((self.x, self.info))
-
-    def __len__(self) -> int:
-        """Return 2, the length of scipy's ``(x, info)``; the batch size is :attr:`batch_size`."""
-        return 2
-
-    def __getitem__(self, k: int) -> Any:
-        """Return ``(x, info)[k]`` as scipy's tuple; per-sample results are :meth:`sample`."""
-        if not isinstance(k, (int, np.integer)):
-            raise TypeError(
-                f"{type(self).__name__} indexes like scipy's (x, info) pair with 0 or 1; "
-                f"got {k!r}. Use result.sample(i) for sample i of a batch."
-            )
-        return (self.x, self.info)[k]
-
-    def __repr__(self) -> str:
-        name = type(self).__name__
-        if not self.batched:
-            return (
-                f"{name}(status={SolverStatus(self.status).name}, "
-                f"iterations={self.iterations}, residual_norm={self.residual_norm:.3e})"
-            )
-        counts = {
-            SolverStatus(s).name: int(np.sum(self.status == s)) for s in np.unique(self.status)
-        }
-        iterations = self.iterations.tolist()
-        return f"{name}(batch={self.batch_size}, status={counts}, iterations={iterations})"
 
 
 @dataclass

@@ -24,6 +24,7 @@ of one system (``x`` of shape ``(1, 1)``, whose ``ravel()`` is scipy's answer).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,3 +205,32 @@ def make_system(A: Any, b: Any, x0: Any, M: Any) -> System:
             )
     x0_nonzero = to_numpy(xp.any(x != 0, axis=-1)).copy()
     return System(xp, op, precond, b2, x, x0_nonzero, single)
+
+
+def reject_unexpected(solver: str, unexpected: dict[str, Any]) -> None:
+    """``TypeError`` for unknown keywords; scipy's removed ``tol`` gets a pointer to ``rtol``."""
+    if "tol" in unexpected:
+        raise TypeError(
+            f"{solver}() got an unexpected keyword argument 'tol': scipy replaced it by rtol "
+            "(deprecated in scipy 1.12, removed in 1.14); use rtol=... for the relative and "
+            "atol=... for the absolute tolerance."
+        )
+    name = next(iter(unexpected))
+    raise TypeError(f"{solver}() got an unexpected keyword argument {name!r}.")
+
+
+def ask_callback(callback: Callable[[Any], Any], argument: Any, B: int) -> np.ndarray:
+    """Call the user's callback; turn its answer into a per-sample stop mask."""
+    answer = callback(argument)
+    if answer is None or answer is False:
+        return np.zeros(B, dtype=bool)
+    if answer is True:
+        return np.ones(B, dtype=bool)
+    mask = np.asarray(to_numpy(answer) if hasattr(answer, "shape") else answer, dtype=bool)
+    if mask.ndim == 0:
+        return np.full(B, bool(mask))
+    if mask.shape != (B,):
+        raise ValueError(
+            f"the callback returned a mask of shape {mask.shape}; expected a bool or ({B},)."
+        )
+    return mask

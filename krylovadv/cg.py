@@ -33,23 +33,22 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._backend import finfo_eps
+from ._results import SolveResult
 from ._symmetric import (
     Bookkeeping,
-    SolveResultMixin,
     active_index,
     apply,
-    ask_callback,
     check_maxiter,
     dots,
     initial_residual,
     precondition,
     put_rows,
-    reject_unexpected,
     row_norms,
     rows,
     setup_problem,
     true_residual,
 )
+from ._system import ask_callback, reject_unexpected
 from .status import SolverStatus
 
 __all__ = ["CGResult", "cg"]
@@ -58,7 +57,7 @@ Array = Any
 
 
 @dataclass(eq=False, repr=False)
-class CGResult(SolveResultMixin):
+class CGResult(SolveResult):
     r"""Outcome of :func:`cg`, per sample.
 
     Scalars for a single system, arrays of length ``B`` for a batch

@@ -36,24 +36,23 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._backend import batched_norm, finfo_eps, is_complex, to_numpy
+from ._results import SolveResult
 from ._symmetric import (
     Bookkeeping,
     Problem,
-    SolveResultMixin,
     active_index,
     apply,
-    ask_callback,
     check_maxiter,
     complex_dots,
     dots,
     initial_residual,
     precondition,
     put_rows,
-    reject_unexpected,
     rows,
     setup_problem,
     true_residual,
 )
+from ._system import ask_callback, reject_unexpected
 from .operators import ShiftedOperator
 from .status import SolverStatus
 
@@ -84,7 +83,7 @@ def least_squares_threshold(eps: float) -> float:
 
 
 @dataclass(eq=False, repr=False)
-class MINRESResult(SolveResultMixin):
+class MINRESResult(SolveResult):
     r"""Outcome of :func:`minres`, per sample.
 
     Scalars for a single system, arrays of length ``B`` for a batch
