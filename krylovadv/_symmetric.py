@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import batched_dot, batched_norm, device, to_numpy
-from ._system import check_tolerances, make_system
+from ._system import System, check_tolerances, make_system, residual_targets
 from .operators import LinearOperator
 from .status import SolverStatus
 
@@ -35,31 +35,18 @@ STAGNATION_RESTARTS = 3
 
 
 @dataclass
-class Problem:
-    r"""A validated batch of systems :math:`A_i x_i = b_i`.
+class Problem(System):
+    r"""A validated batch of systems :math:`A_i x_i = b_i` with its stopping targets.
+
+    The fields of :class:`krylovadv._system.System` (``xp``, ``op``, ``precond``,
+    ``b``, ``x``, ``x0_nonzero``, ``single``), and:
 
     Attributes
     ----------
-    xp : namespace
-    op, precond : LinearOperator
-        ``A`` and ``M`` (``precond`` is ``None`` without a preconditioner).
-    b : array, shape (B, n)
-    x : array, shape (B, n)
-        A fresh copy of ``x0`` (zeros by default), to be updated in place.
-    x0_nonzero : numpy.ndarray of bool, shape (B,)
-    single : bool
-        Whether ``b`` was a single vector.
     b_norm, tol : numpy.ndarray, shape (B,)
         :math:`\|b_i\|` and :math:`\max(\mathrm{rtol}\|b_i\|, \mathrm{atol})`.
     """
 
-    xp: Any
-    op: LinearOperator
-    precond: LinearOperator | None
-    b: Array
-    x: Array
-    x0_nonzero: np.ndarray
-    single: bool
     b_norm: np.ndarray
     tol: np.ndarray
 
@@ -91,29 +78,8 @@ def setup_problem(A: Any, b: Array, x0: Array | None, M: Any, rtol: Any, atol: A
     """
     rtol, atol = check_tolerances(rtol, atol)
     system = make_system(A, b, x0, M)
-    xp, b2 = system.xp, system.b
-    b_norm = to_numpy(batched_norm(xp, b2)).astype(np.float64)
-    # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.)
-    tol = np.maximum(atol, np.where(b_norm > 0, rtol * b_norm, 0.0))
-    return Problem(
-        xp=xp,
-        op=system.op,
-        precond=system.precond,
-        b=b2,
-        x=system.x,
-        x0_nonzero=system.x0_nonzero,
-        single=system.single,
-        b_norm=b_norm,
-        tol=tol,
-    )
-
-
-def check_maxiter(maxiter: int | None, default: int) -> int:
-    """``maxiter`` as a positive int (``default`` for ``None``)."""
-    maxiter = default if maxiter is None else int(maxiter)
-    if maxiter < 1:
-        raise ValueError(f"maxiter must be >= 1; got {maxiter}.")
-    return maxiter
+    b_norm, tol = residual_targets(system.xp, system.b, rtol, atol)
+    return Problem(**vars(system), b_norm=b_norm, tol=tol)
 
 
 def row_norms(xp: Any, a: Array) -> np.ndarray:

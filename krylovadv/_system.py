@@ -33,6 +33,7 @@ from array_api_compat import is_array_api_obj
 
 from ._backend import (
     as_batch,
+    batched_norm,
     check_floating,
     coerce_dtype,
     device,
@@ -108,6 +109,27 @@ def check_tolerances(rtol: Any, atol: Any) -> tuple[float, float]:
             raise ValueError(f"rtol and atol must be >= 0 and not NaN; got {name}={value!r}.")
         values.append(number)
     return values[0], values[1]
+
+
+def check_maxiter(maxiter: int | None, default: int) -> int:
+    """``maxiter`` as a positive int (``default`` for ``None``)."""
+    maxiter = default if maxiter is None else int(maxiter)
+    if maxiter < 1:
+        raise ValueError(f"maxiter must be >= 1; got {maxiter}.")
+    return maxiter
+
+
+def residual_targets(xp: Any, b: Array, rtol: float, atol: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""Return :math:`\|b_i\|` and the targets :math:`\max(\mathrm{rtol}\|b_i\|, \mathrm{atol})`.
+
+    Both per sample, in float64 on the host; ``rtol`` and ``atol`` come from
+    :func:`check_tolerances`.  The tolerance contract is on the true residual
+    :math:`\|b_i - A x_i\| \le` target.
+    """
+    b_norm = to_numpy(batched_norm(xp, b)).astype(np.float64)
+    # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.)
+    tol = np.maximum(atol, np.where(b_norm > 0, rtol * b_norm, 0.0))
+    return b_norm, tol
 
 
 def _column_vector(shape: tuple, op: LinearOperator) -> bool:

@@ -38,7 +38,6 @@ from ._symmetric import (
     Bookkeeping,
     active_index,
     apply,
-    check_maxiter,
     dots,
     initial_residual,
     precondition,
@@ -48,7 +47,7 @@ from ._symmetric import (
     setup_problem,
     true_residual,
 )
-from ._system import ask_callback, reject_unexpected
+from ._system import ask_callback, check_maxiter, reject_unexpected
 from .status import SolverStatus
 
 __all__ = ["CGResult", "cg"]

@@ -33,7 +33,14 @@ import numpy as np
 from ._backend import batched_norm, device, finfo_eps, host_dtype, to_numpy
 from ._gmres_state import Active, Cycle, SampleState
 from ._results import SolveResult
-from ._system import ask_callback, check_tolerances, make_system, reject_unexpected
+from ._system import (
+    ask_callback,
+    check_maxiter,
+    check_tolerances,
+    make_system,
+    reject_unexpected,
+    residual_targets,
+)
 from .arnoldi import Orthogonalization, direction_lost, orthogonalize
 from .givens import GivensQR
 from .operators import LinearOperator
@@ -622,9 +629,7 @@ def gmres(
     restart = min(20 if restart is None else int(restart), n)
     if restart < 1:
         raise ValueError(f"restart must be >= 1; got {restart}.")
-    maxiter = 10 * n if maxiter is None else int(maxiter)
-    if maxiter < 1:
-        raise ValueError(f"maxiter must be >= 1; got {maxiter}.")
+    maxiter = check_maxiter(maxiter, 10 * n)
     if callback_type is not None and callback_type not in ("pr_norm", "x", "legacy"):
         raise ValueError(
             f"callback_type must be 'pr_norm', 'x' or 'legacy'; got {callback_type!r}."
@@ -645,9 +650,7 @@ def gmres(
         raise ValueError(f"orthogonalization must be 'mgs' or 'cgs2'; got {orthogonalization!r}.")
 
     state = SampleState.new(B)
-    state.b_norm = to_numpy(batched_norm(xp, b2)).astype(np.float64)
-    # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.)
-    state.tol = np.maximum(atol, np.where(state.b_norm > 0, rtol * state.b_norm, 0.0))
+    state.b_norm, state.tol = residual_targets(xp, b2, rtol, atol)
     # A zero right-hand side has the exact solution 0, whatever x0 is (as scipy).
     zero_rhs = state.b_norm == 0
     if zero_rhs.any():

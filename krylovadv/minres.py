@@ -42,7 +42,6 @@ from ._symmetric import (
     Problem,
     active_index,
     apply,
-    check_maxiter,
     complex_dots,
     dots,
     initial_residual,
@@ -52,7 +51,7 @@ from ._symmetric import (
     setup_problem,
     true_residual,
 )
-from ._system import ask_callback, reject_unexpected
+from ._system import ask_callback, check_maxiter, reject_unexpected
 from .operators import ShiftedOperator
 from .status import SolverStatus
 
