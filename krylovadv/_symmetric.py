@@ -15,11 +15,12 @@ Complex Hermitian systems need nothing else: the inner products here are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ._backend import batched_dot, batched_norm, device, to_numpy
+from ._results import SolveResult
 from ._system import System, check_tolerances, make_system, residual_targets
 from .operators import LinearOperator
 from .status import SolverStatus
@@ -262,3 +263,49 @@ def initial_residual(problem: Problem, book: Bookkeeping) -> Array:
     done = book.running & (r_norm <= problem.tol)
     book.status[done] = SolverStatus.CONVERGED
     return r
+
+
+def finish(
+    problem: Problem, book: Bookkeeping, x: Array, residual_is_true: np.ndarray
+) -> dict[str, Any]:
+    """Return the fields every :class:`SymmetricResult` has, for the batch.
+
+    ``residual_norm`` must be the true residual of the returned ``x`` for every
+    sample: the samples whose last recorded norm is a recursive estimate
+    (``residual_is_true`` False, and not stopped on a non-finite value) get one
+    more product with ``A`` here.
+    """
+    stale = ~residual_is_true & (book.status != SolverStatus.NON_FINITE)
+    if stale.any():
+        s_np, s_idx = active_index(problem.xp, stale, problem.device)
+        _, norms = true_residual(problem, x, s_np, s_idx)
+        book.matvecs[s_np] += 1
+        book.residual_norm[s_np] = norms
+    return {
+        "x": x,
+        "converged": book.status == SolverStatus.CONVERGED,
+        "status": book.status,
+        "iterations": book.iterations,
+        "matvecs": book.matvecs,
+        "residual_norm": book.residual_norm,
+        "residual_history": [np.asarray(h) for h in book.history],
+    }
+
+
+@dataclass(eq=False, repr=False)
+class SymmetricResult(SolveResult):
+    """The fields :func:`krylovadv.cg` and :func:`krylovadv.minres` both report.
+
+    Subclasses add their own fields and end with ``batched`` (see
+    :class:`krylovadv._results.PerSampleResult`); :func:`finish` fills these.
+    """
+
+    x: Array
+    converged: Any
+    status: Any
+    iterations: Any
+    matvecs: Any
+    residual_norm: Any
+    residual_history: Any
+
+    batch_field: ClassVar[str] = "x"

@@ -28,17 +28,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from ._backend import finfo_eps
-from ._results import SolveResult
 from ._symmetric import (
     Bookkeeping,
+    SymmetricResult,
     active_index,
     apply,
     dots,
+    finish,
     initial_residual,
     precondition,
     put_rows,
@@ -56,7 +57,7 @@ Array = Any
 
 
 @dataclass(eq=False, repr=False)
-class CGResult(SolveResult):
+class CGResult(SymmetricResult):
     r"""Outcome of :func:`cg`, per sample.
 
     Scalars for a single system, arrays of length ``B`` for a batch
@@ -91,18 +92,9 @@ class CGResult(SolveResult):
         :math:`d^T A d / \|d\|^2` of that direction (NaN for other samples).
     """
 
-    x: Array
-    converged: Any
-    status: Any
-    iterations: Any
-    matvecs: Any
-    residual_norm: Any
-    residual_history: Any
     curvature_direction: Array
     curvature: Any
     batched: bool = field(default=True, repr=False)
-
-    batch_field: ClassVar[str] = "x"
 
 
 def cg(
@@ -314,20 +306,8 @@ def cg(
             rz[g_np] = rz_new
 
     # residual_norm is the true residual of the returned x for every sample.
-    stale = ~residual_is_true & (book.status != SolverStatus.NON_FINITE)
-    if stale.any():
-        s_np, s_idx = active_index(xp, stale, dev)
-        _, norms = true_residual(problem, x, s_np, s_idx)
-        book.matvecs[s_np] += 1
-        book.residual_norm[s_np] = norms
     result = CGResult(
-        x=x,
-        converged=book.status == SolverStatus.CONVERGED,
-        status=book.status,
-        iterations=book.iterations,
-        matvecs=book.matvecs,
-        residual_norm=book.residual_norm,
-        residual_history=[np.asarray(h) for h in book.history],
+        **finish(problem, book, x, residual_is_true),
         curvature_direction=curvature_direction,
         curvature=curvature,
         batched=True,

@@ -31,19 +31,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from ._backend import batched_norm, finfo_eps, is_complex, to_numpy
-from ._results import SolveResult
 from ._symmetric import (
     Bookkeeping,
     Problem,
+    SymmetricResult,
     active_index,
     apply,
     complex_dots,
     dots,
+    finish,
     initial_residual,
     precondition,
     put_rows,
@@ -82,7 +83,7 @@ def least_squares_threshold(eps: float) -> float:
 
 
 @dataclass(eq=False, repr=False)
-class MINRESResult(SolveResult):
+class MINRESResult(SymmetricResult):
     r"""Outcome of :func:`minres`, per sample.
 
     Scalars for a single system, arrays of length ``B`` for a batch
@@ -118,17 +119,8 @@ class MINRESResult(SolveResult):
         estimate met the tolerance but the true residual did not.
     """
 
-    x: Array
-    converged: Any
-    status: Any
-    iterations: Any
-    matvecs: Any
-    residual_norm: Any
-    residual_history: Any
     restarts: Any
     batched: bool = field(default=True, repr=False)
-
-    batch_field: ClassVar[str] = "x"
 
 
 @dataclass
@@ -331,20 +323,8 @@ def minres(
         out_of_steps = book.running & (book.iterations >= maxiter)
         book.status[out_of_steps] = SolverStatus.MAX_ITERATIONS
 
-    stale = ~residual_is_true & (book.status != SolverStatus.NON_FINITE)
-    if stale.any():
-        s_np, s_idx = active_index(xp, stale, dev)
-        _, norms = true_residual(problem, x, s_np, s_idx)
-        book.matvecs[s_np] += 1
-        book.residual_norm[s_np] = norms
     result = MINRESResult(
-        x=x,
-        converged=book.status == SolverStatus.CONVERGED,
-        status=book.status,
-        iterations=book.iterations,
-        matvecs=book.matvecs,
-        residual_norm=book.residual_norm,
-        residual_history=[np.asarray(h) for h in book.history],
+        **finish(problem, book, x, residual_is_true),
         restarts=restarts,
         batched=True,
     )
