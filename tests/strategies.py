@@ -7,44 +7,7 @@ users can run their own solvers through the same problems.
 
 from __future__ import annotations
 
-from krylovadv.testing import (
-    ALL_FAMILIES,
-    EASY,
-    HARD,
-    HERMITIAN,
-    NONSINGULAR,
-    SYMMETRIC,
-    LinearSystem,
-    Quadratic,
-    build_quadratic,
-    build_system,
-)
-from krylovadv.testing.strategies import (
-    conds,
-    linear_systems,
-    matrices,
-    quadratic_batches,
-    quadratics,
-    seeds,
-    system_batches,
-)
+import krylovadv.testing
+from krylovadv.testing import *  # noqa: F403 (the suite's names are exactly the public ones)
 
-__all__ = [
-    "ALL_FAMILIES",
-    "EASY",
-    "HARD",
-    "HERMITIAN",
-    "NONSINGULAR",
-    "SYMMETRIC",
-    "LinearSystem",
-    "Quadratic",
-    "build_quadratic",
-    "build_system",
-    "conds",
-    "linear_systems",
-    "matrices",
-    "quadratic_batches",
-    "quadratics",
-    "seeds",
-    "system_batches",
-]
+__all__ = list(krylovadv.testing.__all__)

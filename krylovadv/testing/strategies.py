@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from ._names import STRATEGIES
 from .families import (
     EASY,
     HERMITIAN,
@@ -32,15 +33,7 @@ from .families import (
     max_cond,
 )
 
-__all__ = [
-    "conds",
-    "linear_systems",
-    "matrices",
-    "quadratic_batches",
-    "quadratics",
-    "seeds",
-    "system_batches",
-]
+__all__ = list(STRATEGIES)
 
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
