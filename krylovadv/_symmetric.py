@@ -180,9 +180,13 @@ class Bookkeeping:
     history: list[list[float]]
     best: np.ndarray
     stalled: np.ndarray
+    #: A true residual below ``margin`` times the best so far is progress: a relative
+    #: improvement above sqrt(eps), which rounding alone does not produce.
+    margin: float
 
     @classmethod
-    def start(cls, B: int) -> Bookkeeping:
+    def start(cls, B: int, eps: float) -> Bookkeeping:
+        """Fresh records for ``B`` samples of a dtype with machine epsilon ``eps``."""
         return cls(
             status=np.full(B, int(SolverStatus.NOT_STARTED), dtype=np.int64),
             iterations=np.zeros(B, dtype=np.int64),
@@ -191,6 +195,7 @@ class Bookkeeping:
             history=[[] for _ in range(B)],
             best=np.full(B, np.inf),
             stalled=np.zeros(B, dtype=np.int64),
+            margin=1.0 - float(np.sqrt(eps)),
         )
 
     @property
@@ -201,7 +206,7 @@ class Bookkeeping:
         for s, v in zip(samples.tolist(), np.asarray(values).tolist(), strict=True):
             self.history[s].append(float(v))
 
-    def judge(self, s: int, r_true: float, tol: float, margin: float, broke: bool = False) -> bool:
+    def judge(self, s: int, r_true: float, tol: float, broke: bool = False) -> bool:
         """Set sample ``s``'s status from its true residual; return whether to restart it.
 
         ``CONVERGED`` if ``r_true <= tol``; ``NON_FINITE`` if it is not finite;
@@ -214,17 +219,17 @@ class Bookkeeping:
             self.status[s] = SolverStatus.CONVERGED
         elif not np.isfinite(r_true):
             self.status[s] = SolverStatus.NON_FINITE
-        elif broke and r_true >= margin * self.best[s]:
+        elif broke and r_true >= self.margin * self.best[s]:
             self.status[s] = SolverStatus.BREAKDOWN
-        elif self.stagnant(s, r_true, margin):
+        elif self.stagnant(s, r_true):
             self.status[s] = SolverStatus.STAGNATION
         else:
             return True
         return False
 
-    def stagnant(self, s: int, r_norm: float, margin: float) -> bool:
+    def stagnant(self, s: int, r_norm: float) -> bool:
         """Count a restart of sample ``s`` that ended at true residual ``r_norm``."""
-        if r_norm < margin * self.best[s]:
+        if r_norm < self.margin * self.best[s]:
             self.best[s] = r_norm
             self.stalled[s] = 0
         else:

@@ -191,9 +191,8 @@ def cg(
     B, n = problem.batch, problem.n
     maxiter = check_maxiter(maxiter, 10 * n)
     eps = finfo_eps(xp, problem.dtype)
-    margin = 1.0 - np.sqrt(eps)
 
-    book = Bookkeeping.start(B)
+    book = Bookkeeping.start(B, eps)
     r = initial_residual(problem, book)
     x = problem.x
     for s in range(B):
@@ -276,7 +275,7 @@ def cg(
             book.residual_norm[c_np] = r_true_norm
             residual_is_true[c_np] = True
             for k, s in enumerate(c_np.tolist()):
-                replace[s] = book.judge(s, r_true_norm[k], problem.tol[s], margin)
+                replace[s] = book.judge(s, r_true_norm[k], problem.tol[s])
 
         if callback is not None:
             stop = ask_callback(callback, x[0] if problem.single else x, B) & book.running

@@ -247,9 +247,8 @@ def minres(
     B, n = problem.batch, problem.n
     maxiter = check_maxiter(maxiter, 5 * n)
     eps = finfo_eps(xp, problem.dtype)
-    margin = 1.0 - np.sqrt(eps)
 
-    book = Bookkeeping.start(B)
+    book = Bookkeeping.start(B, eps)
     if check:
         _check_symmetric(problem, book)
     r = initial_residual(problem, book)
@@ -306,7 +305,7 @@ def minres(
             book.residual_norm[c_np] = r_true_norm
             residual_is_true[c_np] = True
             for k, s in enumerate(c_np.tolist()):
-                replace[s] = book.judge(s, r_true_norm[k], problem.tol[s], margin, broke[s])
+                replace[s] = book.judge(s, r_true_norm[k], problem.tol[s], broke[s])
             if replace.any():
                 keep = replace[c_np]
                 rep_np = c_np[keep]
