@@ -22,11 +22,16 @@ class PerSampleResult:
 
     batch_field: ClassVar[str]
     batched: bool
+    status: Any
 
     @property
     def batch_size(self) -> int:
         """Return the number of samples (``B``); a single problem has 1."""
         return int(getattr(self, self.batch_field).shape[0]) if self.batched else 1
+
+    def status_counts(self) -> dict[str, int]:
+        """Return how many samples stopped with each status, by status name (batched results)."""
+        return {SolverStatus(s).name: int(np.sum(self.status == s)) for s in np.unique(self.status)}
 
     def sample(self, i: int) -> Any:
         """Return the result of sample ``i`` alone (scalars, as a single solve returns)."""
@@ -107,8 +112,6 @@ class SolveResult(PerSampleResult):
                 f"{name}(status={SolverStatus(self.status).name}, "
                 f"iterations={self.iterations}, residual_norm={self.residual_norm:.3e})"
             )
-        counts = {
-            SolverStatus(s).name: int(np.sum(self.status == s)) for s in np.unique(self.status)
-        }
+        counts = self.status_counts()
         iterations = self.iterations.tolist()
         return f"{name}(batch={self.batch_size}, status={counts}, iterations={iterations})"

@@ -59,7 +59,7 @@ _ONE_TRUE = np.ones(1, dtype=bool)  # the finite mask of one stepping system
 _ONE_TRUE.flags.writeable = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class GMRESResult(SolveResult):
     r"""Outcome of :func:`gmres`, per sample.
 

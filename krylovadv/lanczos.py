@@ -148,9 +148,7 @@ class EigshResult(PerSampleResult):
                 f"eigenvalues={np.array2string(np.asarray(self.eigenvalues), precision=4)}, "
                 f"matvecs={self.matvecs})"
             )
-        counts = {
-            SolverStatus(s).name: int(np.sum(self.status == s)) for s in np.unique(self.status)
-        }
+        counts = self.status_counts()
         matvecs = self.matvecs.tolist()
         return f"EigshResult(batch={self.batch_size}, status={counts}, matvecs={matvecs})"
 

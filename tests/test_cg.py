@@ -168,3 +168,20 @@ def test_only_unfinished_samples_reach_the_operator():
     assert [1] in seen and seen[0] == [0, 1]
     # Every product is counted for its own sample only.
     assert sum(len(s) for s in seen) == int(result.matvecs.sum())
+
+
+@pytest.mark.parametrize("solver", ["cg", "minres", "gmres"])
+def test_result_repr_is_the_short_summary(solver):
+    # The three results share one __repr__ (krylovadv._results.SolveResult); a dataclass
+    # subclass that forgot repr=False would print every array instead.
+    import krylovadv
+
+    solve = getattr(krylovadv, solver)
+    A = np.stack([np.diag([1.0, 2.0, 3.0]), np.diag([2.0, 3.0, 4.0])])
+    name = type(solve(A, np.ones((2, 3)))).__name__
+    batch = solve(A, np.ones((2, 3)), rtol=1e-10)
+    assert repr(batch) == f"{name}(batch=2, status={{'CONVERGED': 2}}, iterations=[3, 3])"
+    single = batch.sample(0)
+    assert repr(single) == (
+        f"{name}(status=CONVERGED, iterations=3, residual_norm={single.residual_norm:.3e})"
+    )
