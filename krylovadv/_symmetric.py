@@ -14,15 +14,14 @@ Complex Hermitian systems need nothing else: the inner products here are
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ._backend import batched_dot, batched_norm, device, to_numpy
-from ._results import PerSampleResult
-from ._system import check_tolerances, make_system
+from ._results import SolveResult
+from ._system import System, check_tolerances, make_system, residual_targets
 from .operators import LinearOperator
 from .status import SolverStatus
 
@@ -37,31 +36,18 @@ STAGNATION_RESTARTS = 3
 
 
 @dataclass
-class Problem:
-    r"""A validated batch of systems :math:`A_i x_i = b_i`.
+class Problem(System):
+    r"""A validated batch of systems :math:`A_i x_i = b_i` with its stopping targets.
+
+    The fields of :class:`krylovadv._system.System` (``xp``, ``op``, ``precond``,
+    ``b``, ``x``, ``x0_nonzero``, ``single``), and:
 
     Attributes
     ----------
-    xp : namespace
-    op, precond : LinearOperator
-        ``A`` and ``M`` (``precond`` is ``None`` without a preconditioner).
-    b : array, shape (B, n)
-    x : array, shape (B, n)
-        A fresh copy of ``x0`` (zeros by default), to be updated in place.
-    x0_nonzero : numpy.ndarray of bool, shape (B,)
-    single : bool
-        Whether ``b`` was a single vector.
     b_norm, tol : numpy.ndarray, shape (B,)
         :math:`\|b_i\|` and :math:`\max(\mathrm{rtol}\|b_i\|, \mathrm{atol})`.
     """
 
-    xp: Any
-    op: LinearOperator
-    precond: LinearOperator | None
-    b: Array
-    x: Array
-    x0_nonzero: np.ndarray
-    single: bool
     b_norm: np.ndarray
     tol: np.ndarray
 
@@ -93,41 +79,8 @@ def setup_problem(A: Any, b: Array, x0: Array | None, M: Any, rtol: Any, atol: A
     """
     rtol, atol = check_tolerances(rtol, atol)
     system = make_system(A, b, x0, M)
-    xp, b2 = system.xp, system.b
-    b_norm = to_numpy(batched_norm(xp, b2)).astype(np.float64)
-    # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.)
-    tol = np.maximum(atol, np.where(b_norm > 0, rtol * b_norm, 0.0))
-    return Problem(
-        xp=xp,
-        op=system.op,
-        precond=system.precond,
-        b=b2,
-        x=system.x,
-        x0_nonzero=system.x0_nonzero,
-        single=system.single,
-        b_norm=b_norm,
-        tol=tol,
-    )
-
-
-def reject_unexpected(solver: str, unexpected: dict[str, Any]) -> None:
-    """``TypeError`` for unknown keywords; scipy's removed ``tol`` gets a pointer to ``rtol``."""
-    if "tol" in unexpected:
-        raise TypeError(
-            f"{solver}() got an unexpected keyword argument 'tol': scipy replaced it by rtol "
-            "(deprecated in scipy 1.12, removed in 1.14); use rtol=... for the relative and "
-            "atol=... for the absolute tolerance."
-        )
-    name = next(iter(unexpected))
-    raise TypeError(f"{solver}() got an unexpected keyword argument {name!r}.")
-
-
-def check_maxiter(maxiter: int | None, default: int) -> int:
-    """``maxiter`` as a positive int (``default`` for ``None``)."""
-    maxiter = default if maxiter is None else int(maxiter)
-    if maxiter < 1:
-        raise ValueError(f"maxiter must be >= 1; got {maxiter}.")
-    return maxiter
+    b_norm, tol = residual_targets(system.xp, system.b, rtol, atol)
+    return Problem(**vars(system), b_norm=b_norm, tol=tol)
 
 
 def row_norms(xp: Any, a: Array) -> np.ndarray:
@@ -209,81 +162,11 @@ def true_residual(
     return r, to_numpy(batched_norm(xp, r)).astype(np.float64)
 
 
-def ask_callback(callback: Callable[[Any], Any], argument: Any, B: int) -> np.ndarray:
-    """Call the user's callback; turn its answer into a per-sample stop mask."""
-    answer = callback(argument)
-    if answer is None or answer is False:
-        return np.zeros(B, dtype=bool)
-    if answer is True:
-        return np.ones(B, dtype=bool)
-    mask = np.asarray(to_numpy(answer) if hasattr(answer, "shape") else answer, dtype=bool)
-    if mask.ndim == 0:
-        return np.full(B, bool(mask))
-    if mask.shape != (B,):
-        raise ValueError(
-            f"the callback returned a mask of shape {mask.shape}; expected a bool or ({B},)."
-        )
-    return mask
-
-
 def precondition(problem: Problem, r: Array, idx: Array | None) -> Array:
     """:math:`z = M r` on rows ``idx`` (``r`` itself without a preconditioner)."""
     if problem.precond is None:
         return r
     return apply(problem.precond, r, idx)
-
-
-class SolveResultMixin(PerSampleResult):
-    """``message``, ``info``, scipy-style unpacking and a short repr for solve results."""
-
-    x: Array
-    converged: Any
-    status: Any
-    iterations: Any
-
-    @property
-    def message(self) -> str | list[str]:
-        """Readable status message(s)."""
-        if not self.batched:
-            return SolverStatus(self.status).message
-        return [SolverStatus(int(s)).message for s in self.status]
-
-    @property
-    def info(self) -> int | np.ndarray:
-        """Return scipy's ``info``: 0 on convergence, else the number of iterations."""
-        if not self.batched:
-            return 0 if self.converged else int(self.iterations)
-        return np.where(self.converged, 0, self.iterations)
-
-    def __iter__(self):
-        """Yield ``(x, info)`` so that ``x, info = solver(...)`` works as in scipy."""
-        return iter((self.x, self.info))
-
-    def __len__(self) -> int:
-        """Return 2, the length of scipy's ``(x, info)``; the batch size is :attr:`batch_size`."""
-        return 2
-
-    def __getitem__(self, k: int) -> Any:
-        """Return ``(x, info)[k]`` as scipy's tuple; per-sample results are :meth:`sample`."""
-        if not isinstance(k, (int, np.integer)):
-            raise TypeError(
-                f"{type(self).__name__} indexes like scipy's (x, info) pair with 0 or 1; "
-                f"got {k!r}. Use result.sample(i) for sample i of a batch."
-            )
-        return (self.x, self.info)[k]
-
-    def __repr__(self) -> str:
-        name = type(self).__name__
-        if not self.batched:
-            return (
-                f"{name}(status={SolverStatus(self.status).name}, "
-                f"iterations={self.iterations}, residual_norm={self.residual_norm:.3e})"
-            )
-        counts = {
-            SolverStatus(s).name: int(np.sum(self.status == s)) for s in np.unique(self.status)
-        }
-        iterations = self.iterations.tolist()
-        return f"{name}(batch={self.batch_size}, status={counts}, iterations={iterations})"
 
 
 @dataclass
@@ -297,9 +180,13 @@ class Bookkeeping:
     history: list[list[float]]
     best: np.ndarray
     stalled: np.ndarray
+    #: A true residual below ``margin`` times the best so far is progress: a relative
+    #: improvement above sqrt(eps), which rounding alone does not produce.
+    margin: float
 
     @classmethod
-    def start(cls, B: int) -> Bookkeeping:
+    def start(cls, B: int, eps: float) -> Bookkeeping:
+        """Fresh records for ``B`` samples of a dtype with machine epsilon ``eps``."""
         return cls(
             status=np.full(B, int(SolverStatus.NOT_STARTED), dtype=np.int64),
             iterations=np.zeros(B, dtype=np.int64),
@@ -308,6 +195,7 @@ class Bookkeeping:
             history=[[] for _ in range(B)],
             best=np.full(B, np.inf),
             stalled=np.zeros(B, dtype=np.int64),
+            margin=1.0 - float(np.sqrt(eps)),
         )
 
     @property
@@ -318,7 +206,7 @@ class Bookkeeping:
         for s, v in zip(samples.tolist(), np.asarray(values).tolist(), strict=True):
             self.history[s].append(float(v))
 
-    def judge(self, s: int, r_true: float, tol: float, margin: float, broke: bool = False) -> bool:
+    def judge(self, s: int, r_true: float, tol: float, broke: bool = False) -> bool:
         """Set sample ``s``'s status from its true residual; return whether to restart it.
 
         ``CONVERGED`` if ``r_true <= tol``; ``NON_FINITE`` if it is not finite;
@@ -331,17 +219,17 @@ class Bookkeeping:
             self.status[s] = SolverStatus.CONVERGED
         elif not np.isfinite(r_true):
             self.status[s] = SolverStatus.NON_FINITE
-        elif broke and r_true >= margin * self.best[s]:
+        elif broke and r_true >= self.margin * self.best[s]:
             self.status[s] = SolverStatus.BREAKDOWN
-        elif self.stagnant(s, r_true, margin):
+        elif self.stagnant(s, r_true):
             self.status[s] = SolverStatus.STAGNATION
         else:
             return True
         return False
 
-    def stagnant(self, s: int, r_norm: float, margin: float) -> bool:
+    def stagnant(self, s: int, r_norm: float) -> bool:
         """Count a restart of sample ``s`` that ended at true residual ``r_norm``."""
-        if r_norm < margin * self.best[s]:
+        if r_norm < self.margin * self.best[s]:
             self.best[s] = r_norm
             self.stalled[s] = 0
         else:
@@ -380,3 +268,49 @@ def initial_residual(problem: Problem, book: Bookkeeping) -> Array:
     done = book.running & (r_norm <= problem.tol)
     book.status[done] = SolverStatus.CONVERGED
     return r
+
+
+def finish(
+    problem: Problem, book: Bookkeeping, x: Array, residual_is_true: np.ndarray
+) -> dict[str, Any]:
+    """Return the fields every :class:`SymmetricResult` has, for the batch.
+
+    ``residual_norm`` must be the true residual of the returned ``x`` for every
+    sample: the samples whose last recorded norm is a recursive estimate
+    (``residual_is_true`` False, and not stopped on a non-finite value) get one
+    more product with ``A`` here.
+    """
+    stale = ~residual_is_true & (book.status != SolverStatus.NON_FINITE)
+    if stale.any():
+        s_np, s_idx = active_index(problem.xp, stale, problem.device)
+        _, norms = true_residual(problem, x, s_np, s_idx)
+        book.matvecs[s_np] += 1
+        book.residual_norm[s_np] = norms
+    return {
+        "x": x,
+        "converged": book.status == SolverStatus.CONVERGED,
+        "status": book.status,
+        "iterations": book.iterations,
+        "matvecs": book.matvecs,
+        "residual_norm": book.residual_norm,
+        "residual_history": [np.asarray(h) for h in book.history],
+    }
+
+
+@dataclass(eq=False, repr=False)
+class SymmetricResult(SolveResult):
+    """The fields :func:`krylovadv.cg` and :func:`krylovadv.minres` both report.
+
+    Subclasses add their own fields and end with ``batched`` (see
+    :class:`krylovadv._results.PerSampleResult`); :func:`finish` fills these.
+    """
+
+    x: Array
+    converged: Any
+    status: Any
+    iterations: Any
+    matvecs: Any
+    residual_norm: Any
+    residual_history: Any
+
+    batch_field: ClassVar[str] = "x"

@@ -24,6 +24,7 @@ of one system (``x`` of shape ``(1, 1)``, whose ``ravel()`` is scipy's answer).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from array_api_compat import is_array_api_obj
 
 from ._backend import (
     as_batch,
+    batched_norm,
     check_floating,
     coerce_dtype,
     device,
@@ -107,6 +109,27 @@ def check_tolerances(rtol: Any, atol: Any) -> tuple[float, float]:
             raise ValueError(f"rtol and atol must be >= 0 and not NaN; got {name}={value!r}.")
         values.append(number)
     return values[0], values[1]
+
+
+def check_maxiter(maxiter: int | None, default: int) -> int:
+    """``maxiter`` as a positive int (``default`` for ``None``)."""
+    maxiter = default if maxiter is None else int(maxiter)
+    if maxiter < 1:
+        raise ValueError(f"maxiter must be >= 1; got {maxiter}.")
+    return maxiter
+
+
+def residual_targets(xp: Any, b: Array, rtol: float, atol: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""Return :math:`\|b_i\|` and the targets :math:`\max(\mathrm{rtol}\|b_i\|, \mathrm{atol})`.
+
+    Both per sample, in float64 on the host; ``rtol`` and ``atol`` come from
+    :func:`check_tolerances`.  The tolerance contract is on the true residual
+    :math:`\|b_i - A x_i\| \le` target.
+    """
+    b_norm = to_numpy(batched_norm(xp, b)).astype(np.float64)
+    # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.)
+    tol = np.maximum(atol, np.where(b_norm > 0, rtol * b_norm, 0.0))
+    return b_norm, tol
 
 
 def _column_vector(shape: tuple, op: LinearOperator) -> bool:
@@ -204,3 +227,32 @@ def make_system(A: Any, b: Any, x0: Any, M: Any) -> System:
             )
     x0_nonzero = to_numpy(xp.any(x != 0, axis=-1)).copy()
     return System(xp, op, precond, b2, x, x0_nonzero, single)
+
+
+def reject_unexpected(solver: str, unexpected: dict[str, Any]) -> None:
+    """``TypeError`` for unknown keywords; scipy's removed ``tol`` gets a pointer to ``rtol``."""
+    if "tol" in unexpected:
+        raise TypeError(
+            f"{solver}() got an unexpected keyword argument 'tol': scipy replaced it by rtol "
+            "(deprecated in scipy 1.12, removed in 1.14); use rtol=... for the relative and "
+            "atol=... for the absolute tolerance."
+        )
+    name = next(iter(unexpected))
+    raise TypeError(f"{solver}() got an unexpected keyword argument {name!r}.")
+
+
+def ask_callback(callback: Callable[[Any], Any], argument: Any, B: int) -> np.ndarray:
+    """Call the user's callback; turn its answer into a per-sample stop mask."""
+    answer = callback(argument)
+    if answer is None or answer is False:
+        return np.zeros(B, dtype=bool)
+    if answer is True:
+        return np.ones(B, dtype=bool)
+    mask = np.asarray(to_numpy(answer) if hasattr(answer, "shape") else answer, dtype=bool)
+    if mask.ndim == 0:
+        return np.full(B, bool(mask))
+    if mask.shape != (B,):
+        raise ValueError(
+            f"the callback returned a mask of shape {mask.shape}; expected a bool or ({B},)."
+        )
+    return mask

@@ -28,28 +28,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from ._backend import finfo_eps
 from ._symmetric import (
     Bookkeeping,
-    SolveResultMixin,
+    SymmetricResult,
     active_index,
     apply,
-    ask_callback,
-    check_maxiter,
     dots,
+    finish,
     initial_residual,
     precondition,
     put_rows,
-    reject_unexpected,
     row_norms,
     rows,
     setup_problem,
     true_residual,
 )
+from ._system import ask_callback, check_maxiter, reject_unexpected
 from .status import SolverStatus
 
 __all__ = ["CGResult", "cg"]
@@ -58,7 +57,7 @@ Array = Any
 
 
 @dataclass(eq=False, repr=False)
-class CGResult(SolveResultMixin):
+class CGResult(SymmetricResult):
     r"""Outcome of :func:`cg`, per sample.
 
     Scalars for a single system, arrays of length ``B`` for a batch
@@ -93,18 +92,9 @@ class CGResult(SolveResultMixin):
         :math:`d^T A d / \|d\|^2` of that direction (NaN for other samples).
     """
 
-    x: Array
-    converged: Any
-    status: Any
-    iterations: Any
-    matvecs: Any
-    residual_norm: Any
-    residual_history: Any
     curvature_direction: Array
     curvature: Any
     batched: bool = field(default=True, repr=False)
-
-    batch_field: ClassVar[str] = "x"
 
 
 def cg(
@@ -201,9 +191,8 @@ def cg(
     B, n = problem.batch, problem.n
     maxiter = check_maxiter(maxiter, 10 * n)
     eps = finfo_eps(xp, problem.dtype)
-    margin = 1.0 - np.sqrt(eps)
 
-    book = Bookkeeping.start(B)
+    book = Bookkeeping.start(B, eps)
     r = initial_residual(problem, book)
     x = problem.x
     for s in range(B):
@@ -286,7 +275,7 @@ def cg(
             book.residual_norm[c_np] = r_true_norm
             residual_is_true[c_np] = True
             for k, s in enumerate(c_np.tolist()):
-                replace[s] = book.judge(s, r_true_norm[k], problem.tol[s], margin)
+                replace[s] = book.judge(s, r_true_norm[k], problem.tol[s])
 
         if callback is not None:
             stop = ask_callback(callback, x[0] if problem.single else x, B) & book.running
@@ -316,20 +305,8 @@ def cg(
             rz[g_np] = rz_new
 
     # residual_norm is the true residual of the returned x for every sample.
-    stale = ~residual_is_true & (book.status != SolverStatus.NON_FINITE)
-    if stale.any():
-        s_np, s_idx = active_index(xp, stale, dev)
-        _, norms = true_residual(problem, x, s_np, s_idx)
-        book.matvecs[s_np] += 1
-        book.residual_norm[s_np] = norms
     result = CGResult(
-        x=x,
-        converged=book.status == SolverStatus.CONVERGED,
-        status=book.status,
-        iterations=book.iterations,
-        matvecs=book.matvecs,
-        residual_norm=book.residual_norm,
-        residual_history=[np.asarray(h) for h in book.history],
+        **finish(problem, book, x, residual_is_true),
         curvature_direction=curvature_direction,
         curvature=curvature,
         batched=True,

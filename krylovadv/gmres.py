@@ -32,8 +32,15 @@ import numpy as np
 
 from ._backend import batched_norm, device, finfo_eps, host_dtype, to_numpy
 from ._gmres_state import Active, Cycle, SampleState
-from ._results import PerSampleResult
-from ._system import check_tolerances, make_system
+from ._results import SolveResult
+from ._system import (
+    ask_callback,
+    check_maxiter,
+    check_tolerances,
+    make_system,
+    reject_unexpected,
+    residual_targets,
+)
 from .arnoldi import Orthogonalization, direction_lost, orthogonalize
 from .givens import GivensQR
 from .operators import LinearOperator
@@ -52,8 +59,8 @@ _ONE_TRUE = np.ones(1, dtype=bool)  # the finite mask of one stepping system
 _ONE_TRUE.flags.writeable = False
 
 
-@dataclass(eq=False)
-class GMRESResult(PerSampleResult):
+@dataclass(eq=False, repr=False)
+class GMRESResult(SolveResult):
     r"""Outcome of :func:`gmres`, per sample.
 
     For a single system the fields are scalars; for a batch of ``B`` systems they
@@ -105,50 +112,7 @@ class GMRESResult(PerSampleResult):
 
     batch_field: ClassVar[str] = "x"
 
-    @property
-    def message(self) -> str | list[str]:
-        """Readable status message(s)."""
-        if not self.batched:
-            return SolverStatus(self.status).message
-        return [SolverStatus(int(s)).message for s in self.status]
-
-    @property
-    def info(self) -> int | np.ndarray:
-        """Return scipy's ``info``: 0 on convergence, else ``maxiter`` (per sample)."""
-        if not self.batched:
-            return 0 if self.converged else int(self.maxiter)
-        return np.where(self.converged, 0, self.maxiter)
-
-    def __iter__(self):
-        """Yield ``(x, info)`` so that ``x, info = gmres(...)`` works as in scipy."""
-        return iter((self.x, self.info))
-
-    def __len__(self) -> int:
-        """Return 2, the length of scipy's ``(x, info)``; the batch size is :attr:`batch_size`."""
-        return 2
-
-    def __getitem__(self, k: int) -> Any:
-        """Return ``(x, info)[k]`` as scipy's tuple; per-sample results are :meth:`sample`."""
-        if not isinstance(k, (int, np.integer)):
-            raise TypeError(
-                f"GMRESResult indexes like scipy's (x, info) pair with 0 or 1; got {k!r}. "
-                "Use result.sample(i) for sample i of a batch."
-            )
-        return (self.x, self.info)[k]
-
-    def __repr__(self) -> str:
-        if not self.batched:
-            return (
-                f"GMRESResult(status={SolverStatus(self.status).name}, "
-                f"iterations={self.iterations}, residual_norm={self.residual_norm:.3e})"
-            )
-        counts = {
-            SolverStatus(s).name: int(np.sum(self.status == s)) for s in np.unique(self.status)
-        }
-        return (
-            f"GMRESResult(batch={self.batch_size}, status={counts}, "
-            f"iterations={self.iterations.tolist()})"
-        )
+    info_field: ClassVar[str] = "maxiter"
 
 
 # ---------------------------------------------------------------------------
@@ -403,7 +367,7 @@ class _GMRES:
             in_use[stepped] = True
             with np.errstate(divide="ignore", invalid="ignore"):
                 rel = np.where(in_use, cycle.presid / s.b_norm, np.nan)
-            stop = _ask_callback(self.callback, rel[0] if self.single else rel, self.B) & in_use
+            stop = ask_callback(self.callback, rel[0] if self.single else rel, self.B) & in_use
             s.stop_requested |= stop
             finished |= stop
         cycle.iterating &= ~finished
@@ -516,7 +480,7 @@ class _GMRES:
         if self.callback is None or self.callback_type != "x":
             return
         s = self.state
-        stop = _ask_callback(self.callback, self.x[0] if self.single else self.x, self.B)
+        stop = ask_callback(self.callback, self.x[0] if self.single else self.x, self.B)
         s.stop(stop & s.running, SolverStatus.CALLBACK)
 
     def result(self, zero_rhs: np.ndarray) -> GMRESResult:
@@ -656,7 +620,7 @@ def gmres(
     >>> x, info = gmres(A, b)   # scipy-style unpacking
     """
     if unexpected:
-        _reject_unexpected(unexpected)
+        reject_unexpected("gmres", unexpected)
     rtol, atol = check_tolerances(rtol, atol)
     system = make_system(A, b, x0, M)
     xp, b2, x, x0_nonzero, single = system.xp, system.b, system.x, system.x0_nonzero, system.single
@@ -665,9 +629,7 @@ def gmres(
     restart = min(20 if restart is None else int(restart), n)
     if restart < 1:
         raise ValueError(f"restart must be >= 1; got {restart}.")
-    maxiter = 10 * n if maxiter is None else int(maxiter)
-    if maxiter < 1:
-        raise ValueError(f"maxiter must be >= 1; got {maxiter}.")
+    maxiter = check_maxiter(maxiter, 10 * n)
     if callback_type is not None and callback_type not in ("pr_norm", "x", "legacy"):
         raise ValueError(
             f"callback_type must be 'pr_norm', 'x' or 'legacy'; got {callback_type!r}."
@@ -688,9 +650,7 @@ def gmres(
         raise ValueError(f"orthogonalization must be 'mgs' or 'cgs2'; got {orthogonalization!r}.")
 
     state = SampleState.new(B)
-    state.b_norm = to_numpy(batched_norm(xp, b2)).astype(np.float64)
-    # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.)
-    state.tol = np.maximum(atol, np.where(state.b_norm > 0, rtol * state.b_norm, 0.0))
+    state.b_norm, state.tol = residual_targets(xp, b2, rtol, atol)
     # A zero right-hand side has the exact solution 0, whatever x0 is (as scipy).
     zero_rhs = state.b_norm == 0
     if zero_rhs.any():
@@ -735,32 +695,3 @@ def gmres(
 
     result = run.result(zero_rhs)
     return result.sample(0) if single else result
-
-
-def _reject_unexpected(unexpected: dict[str, Any]) -> None:
-    """``TypeError`` for unknown keywords; scipy's removed ``tol`` gets a pointer to ``rtol``."""
-    if "tol" in unexpected:
-        raise TypeError(
-            "gmres() got an unexpected keyword argument 'tol': scipy replaced it by rtol "
-            "(deprecated in scipy 1.12, removed in 1.14); use rtol=... for the relative and "
-            "atol=... for the absolute tolerance."
-        )
-    name = next(iter(unexpected))
-    raise TypeError(f"gmres() got an unexpected keyword argument {name!r}.")
-
-
-def _ask_callback(callback: Callable[[Any], Any], argument: Any, B: int) -> np.ndarray:
-    """Call the user's callback; turn its answer into a per-sample stop mask."""
-    answer = callback(argument)
-    if answer is None or answer is False:
-        return np.zeros(B, dtype=bool)
-    if answer is True:
-        return np.ones(B, dtype=bool)
-    mask = np.asarray(to_numpy(answer) if hasattr(answer, "shape") else answer, dtype=bool)
-    if mask.ndim == 0:
-        return np.full(B, bool(mask))
-    if mask.shape != (B,):
-        raise ValueError(
-            f"the callback returned a mask of shape {mask.shape}; expected a bool or ({B},)."
-        )
-    return mask

@@ -27,7 +27,6 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from ._backend import (
-    as_batch,
     batched_norm,
     check_floating,
     coerce_dtype,
@@ -35,12 +34,12 @@ from ._backend import (
     dtype_in,
     finfo_eps,
     is_complex,
-    namespace_of,
     to_numpy,
 )
 from ._results import PerSampleResult
+from ._start import start_norms, start_vectors
 from .arnoldi import orthogonalize
-from .operators import DenseOperator, aslinearoperator
+from .operators import aslinearoperator
 from .status import SolverStatus
 
 __all__ = ["EigshResult", "eigsh"]
@@ -149,9 +148,7 @@ class EigshResult(PerSampleResult):
                 f"eigenvalues={np.array2string(np.asarray(self.eigenvalues), precision=4)}, "
                 f"matvecs={self.matvecs})"
             )
-        counts = {
-            SolverStatus(s).name: int(np.sum(self.status == s)) for s in np.unique(self.status)
-        }
+        counts = self.status_counts()
         matvecs = self.matvecs.tolist()
         return f"EigshResult(batch={self.batch_size}, status={counts}, matvecs={matvecs})"
 
@@ -264,34 +261,16 @@ def eigsh(
         raise ValueError(f"tol must be finite and >= 0; got {tol}.")
     generator = np.random.default_rng(rng)
 
-    if v0 is None:
-        B = op.batch_size or batch_size or 1
-        single = op.batch_size is None and batch_size is None
-        draw = np.repeat(generator.standard_normal((1, n)), B, axis=0)
-        if isinstance(op, DenseOperator):
-            xp = op.xp
-            v = xp.asarray(draw, dtype=op.matrix.dtype, device=device(op.matrix))
-        else:
-            xp = namespace_of(draw)
-            v = draw
-    else:
-        xp = namespace_of(v0)
-        v, single = as_batch(xp, v0, "v0")
-        B = int(v.shape[0])
-        if v.shape[1] != n:
-            raise ValueError(f"A has shape {op.shape} but v0 has shape {tuple(v0.shape)}.")
-        if not bool(xp.all(xp.isfinite(v))):
-            raise ValueError("v0 contains NaN or Inf.")
+    xp, v, single = start_vectors(
+        op, v0, batch_size, lambda B, n: np.repeat(generator.standard_normal((1, n)), B, axis=0)
+    )
+    B = int(v.shape[0])
     # scipy's dtype rule (as the solvers): a complex Hermitian A makes the basis complex.
     dtype = coerce_dtype(xp, v.dtype, dtype_in(xp, op.dtype))
     check_floating(xp, dtype, "v0")
     if v.dtype != dtype:
         v = xp.astype(v, dtype)
-    if op.batch_size is not None and op.batch_size != B:
-        raise ValueError(f"A holds {op.batch_size} operators but there are {B} start vectors.")
-    norms = batched_norm(xp, v)
-    if bool(xp.any(norms == 0)):
-        raise ValueError("v0 must be nonzero for every sample.")
+    norms = start_norms(xp, op, v)
     dev = device(v)
     # Thresholds from the real dtype's eps (finfo of a complex dtype is its real part's).
     eps = finfo_eps(xp, dtype)

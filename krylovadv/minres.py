@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -39,21 +39,20 @@ from ._backend import batched_norm, finfo_eps, is_complex, to_numpy
 from ._symmetric import (
     Bookkeeping,
     Problem,
-    SolveResultMixin,
+    SymmetricResult,
     active_index,
     apply,
-    ask_callback,
-    check_maxiter,
     complex_dots,
     dots,
+    finish,
     initial_residual,
     precondition,
     put_rows,
-    reject_unexpected,
     rows,
     setup_problem,
     true_residual,
 )
+from ._system import ask_callback, check_maxiter, reject_unexpected
 from .operators import ShiftedOperator
 from .status import SolverStatus
 
@@ -84,7 +83,7 @@ def least_squares_threshold(eps: float) -> float:
 
 
 @dataclass(eq=False, repr=False)
-class MINRESResult(SolveResultMixin):
+class MINRESResult(SymmetricResult):
     r"""Outcome of :func:`minres`, per sample.
 
     Scalars for a single system, arrays of length ``B`` for a batch
@@ -120,17 +119,8 @@ class MINRESResult(SolveResultMixin):
         estimate met the tolerance but the true residual did not.
     """
 
-    x: Array
-    converged: Any
-    status: Any
-    iterations: Any
-    matvecs: Any
-    residual_norm: Any
-    residual_history: Any
     restarts: Any
     batched: bool = field(default=True, repr=False)
-
-    batch_field: ClassVar[str] = "x"
 
 
 @dataclass
@@ -257,9 +247,8 @@ def minres(
     B, n = problem.batch, problem.n
     maxiter = check_maxiter(maxiter, 5 * n)
     eps = finfo_eps(xp, problem.dtype)
-    margin = 1.0 - np.sqrt(eps)
 
-    book = Bookkeeping.start(B)
+    book = Bookkeeping.start(B, eps)
     if check:
         _check_symmetric(problem, book)
     r = initial_residual(problem, book)
@@ -316,7 +305,7 @@ def minres(
             book.residual_norm[c_np] = r_true_norm
             residual_is_true[c_np] = True
             for k, s in enumerate(c_np.tolist()):
-                replace[s] = book.judge(s, r_true_norm[k], problem.tol[s], margin, broke[s])
+                replace[s] = book.judge(s, r_true_norm[k], problem.tol[s], broke[s])
             if replace.any():
                 keep = replace[c_np]
                 rep_np = c_np[keep]
@@ -333,20 +322,8 @@ def minres(
         out_of_steps = book.running & (book.iterations >= maxiter)
         book.status[out_of_steps] = SolverStatus.MAX_ITERATIONS
 
-    stale = ~residual_is_true & (book.status != SolverStatus.NON_FINITE)
-    if stale.any():
-        s_np, s_idx = active_index(xp, stale, dev)
-        _, norms = true_residual(problem, x, s_np, s_idx)
-        book.matvecs[s_np] += 1
-        book.residual_norm[s_np] = norms
     result = MINRESResult(
-        x=x,
-        converged=book.status == SolverStatus.CONVERGED,
-        status=book.status,
-        iterations=book.iterations,
-        matvecs=book.matvecs,
-        residual_norm=book.residual_norm,
-        residual_history=[np.asarray(h) for h in book.history],
+        **finish(problem, book, x, residual_is_true),
         restarts=restarts,
         batched=True,
     )

@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._backend import (
-    as_batch,
     batched_dot,
     batched_norm,
     check_floating,
@@ -32,7 +31,8 @@ from ._backend import (
     to_numpy,
 )
 from ._results import PerSampleResult
-from .operators import DenseOperator, aslinearoperator
+from ._start import start_norms, start_vectors
+from .operators import aslinearoperator
 from .status import SolverStatus
 
 __all__ = ["PowerIterationResult", "power_iteration"]
@@ -131,37 +131,20 @@ def power_iteration(
     -5.0
     """
     op = aslinearoperator(A)
-    n = op.n
     if tol <= 0 or not np.isfinite(tol):
         raise ValueError(f"tol must be a positive finite float; got {tol}.")
     if int(maxiter) < 1:
         raise ValueError(f"maxiter must be >= 1; got {maxiter}.")
-    if v0 is None:
-        B = op.batch_size or batch_size or 1
-        single = op.batch_size is None and batch_size is None
-        rng = np.random.default_rng(seed)
-        draw = rng.standard_normal((B, n))
-        if isinstance(op, DenseOperator):
-            xp = op.xp
-            v = xp.asarray(draw, dtype=op.matrix.dtype, device=device(op.matrix))
-        else:
-            xp = namespace_of(draw)
-            v = complex_if(xp, draw, op.dtype)
-    else:
-        xp = namespace_of(v0)
-        check_floating(xp, v0.dtype, "v0")
-        v, single = as_batch(xp, v0, "v0")
-        v = xp.asarray(complex_if(xp, v, op.dtype), copy=True)
-        B = v.shape[0]
-        if v.shape[1] != n:
-            raise ValueError(f"A has shape {op.shape} but v0 has shape {tuple(v0.shape)}.")
-        if not bool(xp.all(xp.isfinite(v))):
-            raise ValueError("v0 contains NaN or Inf.")
-    if op.batch_size is not None and op.batch_size != B:
-        raise ValueError(f"A holds {op.batch_size} operators but there are {B} start vectors.")
-    norms = batched_norm(xp, v)
-    if bool(xp.any(norms == 0)):
-        raise ValueError("v0 must be nonzero for every sample.")
+    if v0 is not None:
+        check_floating(namespace_of(v0), v0.dtype, "v0")
+    rng = np.random.default_rng(seed)
+    xp, v, single = start_vectors(op, v0, batch_size, lambda B, n: rng.standard_normal((B, n)))
+    # A complex operator makes the iterates complex, in the caller's precision.
+    v = complex_if(xp, v, op.dtype)
+    if v0 is not None:
+        v = xp.asarray(v, copy=True)
+    B = int(v.shape[0])
+    norms = start_norms(xp, op, v)
     v = v / norms[:, None]
     dev = device(v)
     eps = finfo_eps(xp, v.dtype)

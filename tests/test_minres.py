@@ -7,7 +7,14 @@ import pytest
 import scipy.sparse.linalg as spla
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import build_quadratic, quadratic_batches, quadratics, seeds
+from strategies import (
+    assert_batch_equals_loop,
+    build_quadratic,
+    quadratic_batches,
+    quadratics,
+    recording_operator,
+    seeds,
+)
 
 from krylovadv import SolverStatus, minres
 
@@ -86,28 +93,12 @@ def test_batch_equals_loop(qs, seed):
     b = np.stack([q.b for q in qs])
     x0 = rng.standard_normal(b.shape)
     x0[0] = 0.0
-    batch = minres(A, b, x0, rtol=1e-8)
-    for i in range(len(qs)):
-        single = minres(A[i], b[i], x0[i], rtol=1e-8)
-        assert single.status == batch.sample(i).status
-        assert single.iterations == batch.sample(i).iterations
-        assert single.matvecs == batch.sample(i).matvecs
-        scale = np.linalg.norm(single.x) + 1.0
-        np.testing.assert_allclose(batch.x[i], single.x, atol=1e-9 * scale * qs[i].cond)
+    assert_batch_equals_loop(minres, A, b, x0, qs, rtol=1e-8)
 
 
 def test_only_unfinished_samples_reach_the_operator():
     A = np.stack([np.diag([1.0, 2.0, 3.0, 4.0]), np.diag(np.linspace(-3, 5, 4))])
-    seen: list[list[int]] = []
-
-    def matvec(X, idx):
-        idx = np.asarray(idx)
-        seen.append(idx.tolist())
-        return np.einsum("kij,kj->ki", A[idx], X)
-
-    from krylovadv import aslinearoperator
-
-    op = aslinearoperator(matvec, shape=(4, 4), batch_size=2, vectorized=True, pass_indices=True)
+    op, seen = recording_operator(A)
     b = np.stack([np.array([1.0, 0.0, 0.0, 0.0]), np.ones(4)])  # sample 0: one step
     result = minres(op, b, rtol=1e-10)
     assert result.converged.all()

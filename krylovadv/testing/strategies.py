@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from ._names import STRATEGIES
 from .families import (
     EASY,
     HERMITIAN,
@@ -32,15 +33,7 @@ from .families import (
     max_cond,
 )
 
-__all__ = [
-    "conds",
-    "linear_systems",
-    "matrices",
-    "quadratic_batches",
-    "quadratics",
-    "seeds",
-    "system_batches",
-]
+__all__ = list(STRATEGIES)
 
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
@@ -52,6 +45,12 @@ def conds(dtype, min_cond: float = 1e2, max_cond_: float | None = None) -> st.Se
     """Condition numbers, log-uniform, up to :func:`~krylovadv.testing.max_cond` of ``dtype``."""
     top = max_cond(dtype) if max_cond_ is None else max_cond_
     return st.floats(np.log10(min_cond), np.log10(top)).map(lambda e: float(10.0**e))
+
+
+def _build(draw, family: str, n: int, dtype, max_cond: float | None = None) -> LinearSystem:
+    """Build one system of ``family``, drawing its seed and (if it has one) its condition number."""
+    cond = draw(conds(dtype, max_cond_=max_cond)) if family in _COND_FAMILIES else None
+    return build_system(family, n, draw(seeds), dtype, cond=cond)
 
 
 @st.composite
@@ -80,8 +79,7 @@ def linear_systems(
     family = draw(st.sampled_from(families))
     dtype = np.dtype(draw(st.sampled_from(dtypes)))
     n = draw(st.integers(min_n, max_n))
-    cond = draw(conds(dtype, max_cond_=max_cond)) if family in _COND_FAMILIES else None
-    return build_system(family, n, draw(seeds), dtype, cond=cond)
+    return _build(draw, family, n, dtype, max_cond)
 
 
 def quadratics(
@@ -117,9 +115,7 @@ def system_batches(
     size = draw(st.integers(min_batch, max_batch))
     out = []
     for _ in range(size):
-        family = draw(st.sampled_from(families))
-        cond = draw(conds(dtype)) if family in _COND_FAMILIES else None
-        out.append(build_system(family, n, draw(seeds), dtype, cond=cond))
+        out.append(_build(draw, draw(st.sampled_from(families)), n, dtype))
     return out
 
 
