@@ -13,6 +13,7 @@ from krylovadv.torch.reproduce.verdicts import (
     compare,
     so_table1_claims,
     soae_table1_claims,
+    tuned_and_default_verdicts,
 )
 
 N = 500
@@ -121,6 +122,28 @@ def test_so_table1_claims_planted(so_l2, so_linf, verdicts, overall) -> None:
     assert [c.verdict for c in claims] == verdicts
     assert combine([c.verdict for c in claims]) == overall
     assert "S-O" in claims[0].summary()
+
+
+def test_tuned_and_default_verdicts_check_both_tables() -> None:
+    models = {
+        "robust_models": ["pgd-linf", "trades"],
+        "linf_models": ["pgd-linf", "trades"],
+        "baseline": "best",
+    }
+    tuned = _so_table(JUST_INSIDE, JUST_INSIDE)
+    defaults = _so_table(JUST_INSIDE, JUST_OUTSIDE)
+    claims, verdict, reason, default_verdict = tuned_and_default_verdicts(
+        so_table1_claims, tuned, defaults, N, testable=True, none_reason="unused", **models
+    )
+    assert [c.summary() for c in claims] == [
+        c.summary() for c in so_table1_claims(tuned, N, **models)
+    ]
+    assert (verdict, default_verdict) == ("holds", "partly")
+    assert reason.startswith("(1) ") and "(3) " in reason
+    untested = tuned_and_default_verdicts(
+        so_table1_claims, tuned, defaults, N, testable=False, none_reason="no model", **models
+    )
+    assert untested == ([], "does not hold", "no model", "n/a")
 
 
 def _soae_table(soae: int, soat_base: int) -> dict[str, dict[str, int]]:
