@@ -258,14 +258,19 @@ def so_table1_claims(
     list of Claim
     """
     cells = (("ℓ2", "4.0"), ("ℓ∞", "0.3"))
+
+    def every_cell(reference: str) -> list[Comparison]:
+        # S-O against ``reference`` on each robust model, norm and radius.
+        return [
+            compare(table, total, m, f"S-O ({n}, {e})", f"{reference} ({n}, {e})")
+            for m in robust_models
+            for n, e in cells
+        ]
+
     claims = [
         _claim(
             "S-O lowers accuracy more than PGD of the same norm and radius",
-            [
-                compare(table, total, m, f"S-O ({n}, {e})", f"PGD ({n}, {e})")
-                for m in robust_models
-                for n, e in cells
-            ],
+            every_cell("PGD"),
         ),
         _claim(
             "ℓ2 S-O (ε = 4.0) breaks ℓ∞-trained models more than PGD ℓ2 does",
@@ -276,11 +281,7 @@ def so_table1_claims(
         claims.append(
             _claim(
                 f"S-O is stronger than the strongest first-order baseline ({baseline})",
-                [
-                    compare(table, total, m, f"S-O ({n}, {e})", f"{baseline} ({n}, {e})")
-                    for m in robust_models
-                    for n, e in cells
-                ],
+                every_cell(baseline),
             )
         )
     return claims
