@@ -188,30 +188,25 @@ def specs_for(size: dict[str, Any], seed: int, *, with_small_l2: bool) -> list[A
     """
     steps = size["steps"]
 
-    def pgd(norm: str, eps: float) -> Any:
-        return lambda net, p: PGD(
+    def tunable(cls: Any, norm: str, eps: float, *knobs: str) -> Any:
+        # PGD and S-O share the step rule alpha = a * eps / T and the loss knob;
+        # ``knobs`` names their own tuned keywords (restarts; samples and sigma).
+        return lambda net, p: cls(
             net,
             norm=norm,
             eps=eps,
             steps=steps,
             alpha=p["alpha_factor"] * eps / steps,
             loss=p["loss"],
-            restarts=p["restarts"],
             seed=seed,
+            **{k: p[k] for k in knobs},
         )
 
+    def pgd(norm: str, eps: float) -> Any:
+        return tunable(PGD, norm, eps, "restarts")
+
     def so(norm: str, eps: float) -> Any:
-        return lambda net, p: SO(
-            net,
-            norm=norm,
-            eps=eps,
-            steps=steps,
-            alpha=p["alpha_factor"] * eps / steps,
-            loss=p["loss"],
-            samples=p["samples"],
-            sigma=p["sigma"],
-            seed=seed,
-        )
+        return tunable(SO, norm, eps, "samples", "sigma")
 
     pgd_knobs = [
         Knob("alpha_factor", [1.0, 2.5, 5.0]),
