@@ -33,7 +33,14 @@ from ._common import (
     split_digits,
     split_note,
 )
-from ._tuning import AttackSpec, Knob, plot_sweeps, tune_and_report, tuning_markdown
+from ._tuning import (
+    AttackSpec,
+    Knob,
+    plot_sweeps,
+    tune_and_report,
+    tuned_table_data,
+    tuning_markdown,
+)
 from .verdicts import so_table1_claims, tuned_and_default_verdicts
 
 __all__ = ["FULL", "PAPER", "QUICK", "run"]
@@ -431,17 +438,16 @@ def run(options: ReproduceOptions) -> ExperimentResult:
         reason=reason,
         notes=notes,
         figures=figures,
-        data={
-            "default_counts": default_rows,
-            "tuned_counts": tuned_rows,
-            "counts": tuned_rows,
-            "chosen": chosen_all,
-            "total": total,
-            "tuning_total": n_tune,
-            "sizes": size,
-            "seconds": elapsed,
-            "claims": [c.summary() for c in claims],
-            "masking": {
+        data=tuned_table_data(
+            default_rows=default_rows,
+            tuned_rows=tuned_rows,
+            chosen=chosen_all,
+            total=total,
+            tuning_total=n_tune,
+            size=size,
+            seconds=elapsed,
+            claims=claims,
+            masking={
                 n: {
                     "a_l2": m["a_l2"].__dict__,
                     "a_linf": m["a_linf"].__dict__,
@@ -449,6 +455,6 @@ def run(options: ReproduceOptions) -> ExperimentResult:
                 }
                 for n, m in masking.items()
             },
-            "tuning": [r.__dict__ for r in records],
-        },
+            records=records,
+        ),
     )

@@ -35,7 +35,14 @@ from ._common import (
     split_digits,
     split_note,
 )
-from ._tuning import AttackSpec, Knob, plot_sweeps, tune_and_report, tuning_markdown
+from ._tuning import (
+    AttackSpec,
+    Knob,
+    plot_sweeps,
+    tune_and_report,
+    tuned_table_data,
+    tuning_markdown,
+)
 from .verdicts import soae_table1_claims, tuned_and_default_verdicts
 
 __all__ = ["FULL", "PAPER", "QUICK", "run"]
@@ -371,20 +378,19 @@ def run(options: ReproduceOptions) -> ExperimentResult:
         reason=reason,
         notes=notes,
         figures=figures,
-        data={
-            "default_counts": default_rows,
-            "tuned_counts": tuned_rows,
-            "counts": tuned_rows,
-            "chosen": chosen_all,
-            "total": total,
-            "tuning_total": n_tune,
-            "sizes": size,
-            "seconds": elapsed,
-            "claims": [c.summary() for c in claims],
-            "masking": {
+        data=tuned_table_data(
+            default_rows=default_rows,
+            tuned_rows=tuned_rows,
+            chosen=chosen_all,
+            total=total,
+            tuning_total=n_tune,
+            size=size,
+            seconds=elapsed,
+            claims=claims,
+            masking={
                 n: {"a": m["a"].__dict__, "tuning": m["b_c_tuning"].to_dict()}
                 for n, m in masking.items()
             },
-            "tuning": [r.__dict__ for r in records],
-        },
+            records=records,
+        ),
     )
