@@ -35,7 +35,7 @@ import os
 import random
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ __all__ = [
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
+    "read_verified_bytes",
     "restore_rng_state",
     "save_checkpoint",
     "sha256_bytes",
@@ -568,6 +569,45 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     return None
 
 
+def read_verified_bytes(
+    path: Path,
+    sha256: str | None,
+    *,
+    missing: str,
+    mismatch: Callable[[str, bytes], str],
+    error: type[CheckpointError] = CheckpointError,
+) -> bytes:
+    """Read a weights file and check its sha256 before anyone parses it.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    sha256 : str or None
+        Expected hex digest; ``None`` skips the check.
+    missing : str
+        Message of the error raised when the file does not exist.
+    mismatch : callable
+        ``mismatch(digest, blob)`` gives the message when the digest differs.
+    error : type
+        The :class:`CheckpointError` subclass to raise.
+
+    Returns
+    -------
+    bytes
+        The verified content.
+    """
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise error(missing) from exc
+    if sha256 is not None:
+        digest = sha256_bytes(blob)
+        if digest != sha256:
+            raise error(mismatch(digest, blob))
+    return blob
+
+
 def _read_verified(meta_path: Path) -> tuple[dict[str, Any], Path, bytes]:
     try:
         text = meta_path.read_text(encoding="utf-8")
@@ -582,20 +622,17 @@ def _read_verified(meta_path: Path) -> tuple[dict[str, Any], Path, bytes]:
     if not isinstance(metadata, dict) or "weights_sha256" not in metadata:
         raise CheckpointError(f"{meta_path} is not a krylovadv checkpoint (no weights_sha256).")
     weights_path = meta_path.parent / metadata["weights_file"]
-    try:
-        blob = weights_path.read_bytes()
-    except FileNotFoundError as error:
-        raise CheckpointError(
-            f"weights file {weights_path} named by {meta_path} is missing."
-        ) from error
-    digest = sha256_bytes(blob)
-    if digest != metadata["weights_sha256"]:
-        raise CheckpointError(
+    blob = read_verified_bytes(
+        weights_path,
+        metadata["weights_sha256"],
+        missing=f"weights file {weights_path} named by {meta_path} is missing.",
+        mismatch=lambda digest, blob: (
             f"checksum mismatch for {weights_path}: sha256 {digest} but {meta_path.name} "
             f"records {metadata['weights_sha256']} ({len(blob)} bytes on disk, "
             f"{metadata.get('weights_bytes', '?')} recorded). The file is truncated, "
             "tampered with, or from another write; not loading it."
-        )
+        ),
+    )
     return metadata, weights_path, blob
 
 

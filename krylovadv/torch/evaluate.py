@@ -32,6 +32,7 @@ from .checkpoint import atomic_write_bytes
 from .curvature import curvature_diagnostics  # re-exported: evaluate(curvature=True) uses it
 from .evaluation_progress import evaluation_fingerprint, load_progress, save_progress
 from .interrupts import RunInterrupted
+from .intervals import wilson_interval  # re-exported: reports and `reproduce` share it
 from .progress import progress_bar
 
 __all__ = [
@@ -43,35 +44,6 @@ __all__ = [
     "evaluation_fingerprint",
     "wilson_interval",
 ]
-
-
-def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
-    r"""Wilson score interval for a binomial proportion (a thin wrapper of scipy).
-
-    Calls ``scipy.stats.binomtest(successes, total).proportion_ci(confidence,
-    method="wilson")``; kept as a function so that reports and the ``reproduce``
-    verdicts share one definition and handle ``total = 0``.
-
-    Parameters
-    ----------
-    successes, total : int
-        Counts (``total`` may be 0: the interval is then ``(0, 1)``).
-    confidence : float
-        Two-sided level.
-
-    Returns
-    -------
-    tuple of float
-        Lower and upper bounds in [0, 1].
-    """
-    if total == 0:
-        return 0.0, 1.0
-    from scipy.stats import binomtest
-
-    interval = binomtest(int(successes), int(total)).proportion_ci(
-        confidence_level=confidence, method="wilson"
-    )
-    return float(interval.low), float(interval.high)
 
 
 class _ForwardCounter:

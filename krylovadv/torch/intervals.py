@@ -1,8 +1,9 @@
 r"""Confidence intervals of accuracies and of accuracy differences (95 % by default).
 
 :func:`wilson_interval` is scipy's Wilson score interval
-(``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``, the same
-interval as :func:`krylovadv.torch.evaluate.wilson_interval`).
+(``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``); it is the one
+definition of the interval in the adapter (:mod:`krylovadv.torch.evaluate`
+re-exports it for the reports and the ``reproduce`` verdicts).
 :func:`difference_interval` is Newcombe's hybrid score interval (method 10 of
 Newcombe, *Interval estimation for the difference between independent
 proportions: comparison of eleven methods*, Stat. Med. 17, 1998), built from two

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, atomic_write_bytes, sha256_bytes
+from .checkpoint import CheckpointError, atomic_write_bytes, read_verified_bytes, sha256_bytes
 from .models import build_model
 
 __all__ = [
@@ -157,15 +157,16 @@ def load_weights_file(
         In eval mode.
     """
     path = Path(path)
-    try:
-        blob = path.read_bytes()
-    except FileNotFoundError as error:
-        raise ZooError(f"weights file {path} does not exist.") from error
-    if sha256 is not None and sha256_bytes(blob) != sha256:
-        raise ZooError(
-            f"checksum mismatch for {path}: sha256 {sha256_bytes(blob)}, expected "
+    blob = read_verified_bytes(
+        path,
+        sha256,
+        error=ZooError,
+        missing=f"weights file {path} does not exist.",
+        mismatch=lambda digest, _: (
+            f"checksum mismatch for {path}: sha256 {digest}, expected "
             f"{sha256}. The file is corrupt or was replaced; rebuild it."
-        )
+        ),
+    )
     return _load_blob(blob, path, device=device)
 
 
@@ -250,20 +251,20 @@ def load_pretrained(
         )
     entry = models[name]
     path = registry_path.parent / entry["file"]
-    try:
-        blob = path.read_bytes()
-    except FileNotFoundError as error:
-        raise ZooError(
+    blob = read_verified_bytes(
+        path,
+        entry["sha256"],
+        error=ZooError,
+        missing=(
             f"weights file {path} of zoo model {name!r} is missing; rebuild it with "
             f"`{entry.get('command', f'{REBUILD_COMMAND} {name}')}`."
-        ) from error
-    digest = sha256_bytes(blob)
-    if digest != entry["sha256"]:
-        raise ZooError(
+        ),
+        mismatch=lambda digest, _: (
             f"checksum mismatch for zoo model {name!r} ({path}): sha256 {digest}, "
             f"registry says {entry['sha256']}. The file is corrupt or was replaced; "
             f"rebuild it with `{entry.get('command')}`."
-        )
+        ),
+    )
     return _load_blob(
         blob,
         path,

@@ -373,3 +373,18 @@ def test_weights_file_round_trip(tmp_path):
         assert torch.equal(again.state_dict()[name], value)
     with pytest.raises(pretrained.ZooError, match="checksum mismatch"):
         pretrained.load_weights_file(tmp_path / "w.safetensors", sha256="0" * 64)
+
+
+def test_read_verified_bytes_checks_before_returning(tmp_path):
+    from krylovadv.torch.checkpoint import read_verified_bytes, sha256_bytes
+    from krylovadv.torch.pretrained import ZooError
+
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"weights")
+    messages = {"missing": "gone", "mismatch": lambda digest, blob: f"{digest}/{len(blob)}"}
+    assert read_verified_bytes(path, sha256_bytes(b"weights"), **messages) == b"weights"
+    assert read_verified_bytes(path, None, **messages) == b"weights"
+    with pytest.raises(ZooError, match=f"^{sha256_bytes(b'weights')}/7$"):
+        read_verified_bytes(path, sha256_bytes(b"other"), error=ZooError, **messages)
+    with pytest.raises(CheckpointError, match=r"^gone$"):
+        read_verified_bytes(tmp_path / "absent.bin", None, **messages)

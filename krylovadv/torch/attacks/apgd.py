@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_nonnegative
-from .base import Attack, StepState, _merge, _Records, _Run
+from .base import Attack, StepState, _keep_better, _Records, _Run
 from .norms import Norm
 
 __all__ = ["APGD", "APGDT", "checkpoints", "dlr_loss", "dlr_targeted_loss"]
@@ -480,10 +480,7 @@ class APGDT(APGD):
             run = self._apgd(
                 x[todo], y[todo], generator, trace=trace, evaluate=True, target=ranked[todo, j]
             )
-            better = (run.success & ~best.success[todo]) | (
-                (run.success == best.success[todo]) & (run.loss > best.loss[todo])
-            )
-            _merge(best, run, todo, better)
+            _keep_better(best, run, todo)
         return best
 
     def __repr__(self) -> str:

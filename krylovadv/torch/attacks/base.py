@@ -576,10 +576,7 @@ class Attack:
                         if not bool(todo.any()):
                             break
                     run = self._attack_once(x[todo], y[todo], generator, trace=trace, evaluate=True)
-                    better = (run.success & ~best.success[todo]) | (
-                        (run.success == best.success[todo]) & (run.loss > best.loss[todo])
-                    )
-                    _merge(best, run, todo, better)
+                    better = _keep_better(best, run, todo)
                     restart[_positions(todo, better)] = r
             finally:
                 self._progress = False
@@ -659,6 +656,19 @@ def _check_bool(value: Any, name: str) -> bool:
 def _positions(todo: torch.Tensor, better: torch.Tensor) -> np.ndarray:
     """Batch positions of the samples of a restart (run on ``todo``) that improved."""
     return np.flatnonzero(todo.cpu().numpy())[better.cpu().numpy()]
+
+
+def _keep_better(best: _Run, run: _Run, todo: torch.Tensor) -> torch.Tensor:
+    """Merge a rerun on ``todo`` into ``best`` where it is better; return that mask.
+
+    Better: a success where ``best`` failed, or the same outcome with a higher
+    loss (AutoAttack's rule for restarts and for APGD-T's target classes).
+    """
+    better = (run.success & ~best.success[todo]) | (
+        (run.success == best.success[todo]) & (run.loss > best.loss[todo])
+    )
+    _merge(best, run, todo, better)
+    return better
 
 
 def _merge(best: _Run, run: _Run, todo: torch.Tensor, better: torch.Tensor) -> None:

@@ -17,12 +17,15 @@ from ..pretrained import load_pretrained
 from . import ReproduceOptions
 
 __all__ = [
+    "budget_note",
+    "correct_count",
     "digits",
     "model",
     "one_thread",
     "save_figure",
     "sizes",
     "split_digits",
+    "split_note",
     "test_digits",
     "write_png",
 ]
@@ -101,3 +104,28 @@ def save_figure(fig: Any, folder: Path | None, name: str) -> list[str]:
         return [name]
     finally:
         plt.close(fig)
+
+
+def correct_count(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Return how many of ``x`` the network classifies as ``y`` (no gradient)."""
+    with torch.no_grad():
+        return int((net(x).argmax(1) == y).sum())
+
+
+def split_note(n_tune: int, total: int) -> str:
+    """Return the report note on which digits tuned the settings and which were reported."""
+    return (
+        f"Split: settings tuned on the first {n_tune} digits of the tuning part, accuracies on "
+        f"the first {total} digits of the disjoint reporting part (krylovadv.data, "
+        "mnist10k_tuning_split: 500 tuning / 1,500 reporting of the 2,000 test digits, "
+        "stratified, seed 20261130)."
+    )
+
+
+def budget_note(elapsed: float, device: str, seconds: dict[str, float]) -> str:
+    """Return the report note with the wall time, in all and per model."""
+    return (
+        f"Budget: {elapsed:.0f} s wall on {device}, one thread ("
+        + ", ".join(f"{m} {s:.0f} s" for m, s in seconds.items())
+        + "); the machine was shared, so wall time overstates CPU time."
+    )

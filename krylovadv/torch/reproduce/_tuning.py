@@ -29,6 +29,7 @@ __all__ = [
     "count_correct",
     "plot_sweeps",
     "tune_and_report",
+    "tuned_table_data",
     "tuning_markdown",
 ]
 
@@ -319,3 +320,35 @@ def tuning_markdown(records: Sequence[TuningRecord]) -> str:
             f"({100 * r.chosen_correct / r.total:.0f} %) |"
         )
     return "\n".join(lines)
+
+
+def tuned_table_data(
+    *,
+    default_rows: dict[str, dict[str, int]],
+    tuned_rows: dict[str, dict[str, int]],
+    chosen: dict[str, Any],
+    total: int,
+    tuning_total: int,
+    size: dict[str, Any],
+    seconds: float,
+    claims: Sequence[Any],
+    masking: dict[str, Any],
+    records: Sequence[TuningRecord],
+) -> dict[str, Any]:
+    """Return the ``data`` of a table tuned on the split (one layout for every such table).
+
+    ``counts`` repeats ``tuned_counts``: the table's headline numbers are the tuned ones.
+    """
+    return {
+        "default_counts": default_rows,
+        "tuned_counts": tuned_rows,
+        "counts": tuned_rows,
+        "chosen": chosen,
+        "total": total,
+        "tuning_total": tuning_total,
+        "sizes": size,
+        "seconds": seconds,
+        "claims": [c.summary() for c in claims],
+        "masking": masking,
+        "tuning": [r.__dict__ for r in records],
+    }

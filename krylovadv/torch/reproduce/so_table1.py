@@ -20,15 +20,28 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import torch
-
 from ..attacks import PGD, SO, first_order_cascade
 from ..masking import diagnose, flag_black_box
 from ..pretrained import available_models, load_pretrained
 from . import ExperimentResult, ReproduceOptions, experiment, format_accuracy
-from ._common import one_thread, save_figure, sizes, split_digits
-from ._tuning import AttackSpec, Knob, plot_sweeps, tune_and_report, tuning_markdown
-from .verdicts import combine, so_table1_claims
+from ._common import (
+    budget_note,
+    correct_count,
+    one_thread,
+    save_figure,
+    sizes,
+    split_digits,
+    split_note,
+)
+from ._tuning import (
+    AttackSpec,
+    Knob,
+    plot_sweeps,
+    tune_and_report,
+    tuned_table_data,
+    tuning_markdown,
+)
+from .verdicts import so_table1_claims, tuned_and_default_verdicts
 
 __all__ = ["FULL", "PAPER", "QUICK", "run"]
 
@@ -182,30 +195,25 @@ def specs_for(size: dict[str, Any], seed: int, *, with_small_l2: bool) -> list[A
     """
     steps = size["steps"]
 
-    def pgd(norm: str, eps: float) -> Any:
-        return lambda net, p: PGD(
+    def tunable(cls: Any, norm: str, eps: float, *knobs: str) -> Any:
+        # PGD and S-O share the step rule alpha = a * eps / T and the loss knob;
+        # ``knobs`` names their own tuned keywords (restarts; samples and sigma).
+        return lambda net, p: cls(
             net,
             norm=norm,
             eps=eps,
             steps=steps,
             alpha=p["alpha_factor"] * eps / steps,
             loss=p["loss"],
-            restarts=p["restarts"],
             seed=seed,
+            **{k: p[k] for k in knobs},
         )
 
+    def pgd(norm: str, eps: float) -> Any:
+        return tunable(PGD, norm, eps, "restarts")
+
     def so(norm: str, eps: float) -> Any:
-        return lambda net, p: SO(
-            net,
-            norm=norm,
-            eps=eps,
-            steps=steps,
-            alpha=p["alpha_factor"] * eps / steps,
-            loss=p["loss"],
-            samples=p["samples"],
-            sigma=p["sigma"],
-            seed=seed,
-        )
+        return tunable(SO, norm, eps, "samples", "sigma")
 
     pgd_knobs = [
         Knob("alpha_factor", [1.0, 2.5, 5.0]),
@@ -270,8 +278,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
             defaults, tuned, recs, chosen = tune_and_report(
                 net, name, specs, tuning, reporting, share=share
             )
-            with torch.no_grad():
-                clean = int((net(reporting[0]).argmax(1) == reporting[1]).sum())
+            clean = correct_count(net, *reporting)
             defaults["Natural"] = tuned["Natural"] = clean
             flags = {}
             for norm, eps, label in (("l2", 4.0, "ℓ2, 4.0"), ("linf", 0.3, "ℓ∞, 0.3")):
@@ -284,9 +291,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
                     square_queries=size["square_queries"],
                     seed=seed,
                 )
-                x_adv = cascade(*reporting)
-                with torch.no_grad():
-                    count = int((net(x_adv).argmax(1) == reporting[1]).sum())
+                count = correct_count(net, cascade(*reporting), reporting[1])
                 defaults[f"{BASELINE} ({label})"] = tuned[f"{BASELINE} ({label})"] = count
                 # Flag (a) on the reporting digits: Square on top of the gradient attacks,
                 # and the tuned S-O, against the best white-box gradient attack.
@@ -340,25 +345,17 @@ def run(options: ReproduceOptions) -> ExperimentResult:
 
     robust = [m for m in models]
     linf = [m for m in models if m in LINF_TRAINED]
-    claims = (
-        so_table1_claims(
-            tuned_rows, total, robust_models=robust, linf_models=linf, baseline=BASELINE
-        )
-        if linf
-        else []
+    claims, verdict, reason, default_verdict = tuned_and_default_verdicts(
+        so_table1_claims,
+        tuned_rows,
+        default_rows,
+        total,
+        testable=bool(linf),
+        none_reason="no ℓ∞-trained model was available to test the claims",
+        robust_models=robust,
+        linf_models=linf,
+        baseline=BASELINE,
     )
-    default_claims = (
-        so_table1_claims(
-            default_rows, total, robust_models=robust, linf_models=linf, baseline=BASELINE
-        )
-        if linf
-        else []
-    )
-    if claims:
-        verdict = combine([c.verdict for c in claims])
-        reason = " ".join(f"({i + 1}) {c.summary()}." for i, c in enumerate(claims))
-    else:
-        verdict, reason = "does not hold", "no ℓ∞-trained model was available to test the claims"
 
     figures: list[str] = []
     fig = plot_sweeps(
@@ -398,10 +395,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
         if m["a_l2"].flagged or m["a_linf"].flagged or m["b_c_tuning"].any
     ]
     notes = [
-        f"Split: settings tuned on the first {n_tune} digits of the tuning part, accuracies on "
-        f"the first {total} digits of the disjoint reporting part (krylovadv.data, "
-        "mnist10k_tuning_split: 500 tuning / 1,500 reporting of the 2,000 test digits, "
-        "stratified, seed 20261130).",
+        split_note(n_tune, total),
         "Tuning: coordinate search from the authors' defaults (each knob in turn, the others "
         "at their best so far; ties keep the default); grids in the tuning table below.  "
         "S-O ℓ2 ≤ 2.0 reuses the settings chosen for S-O ℓ2 ≤ 4.0 and is run only on TRADES "
@@ -419,15 +413,13 @@ def run(options: ReproduceOptions) -> ExperimentResult:
         "earlier ones did not break (the AutoAttack protocol with our own attacks and "
         "budgets; not AutoAttack).",
         "Verdict with the authors' defaults instead of the tuned settings: "
-        + (combine([c.verdict for c in default_claims]) if default_claims else "n/a")
+        + default_verdict
         + ".",
         "Gradient-masking flags (krylovadv.torch.masking): " + " ".join(masking_lines),
         ("Claims a flag bears on: " + "; ".join(explains) + ".")
         if explains
         else "No model raised a masking flag, so no claim is explained by gradient masking.",
-        f"Budget: {elapsed:.0f} s wall on {options.device}, one thread ("
-        + ", ".join(f"{m} {s:.0f} s" for m, s in seconds.items())
-        + "); the machine was shared, so wall time overstates CPU time.",
+        budget_note(elapsed, options.device, seconds),
     ]
     table += (
         "\n\nTuning (coordinate search on the tuning digits; accuracy per grid value):\n\n"
@@ -446,17 +438,16 @@ def run(options: ReproduceOptions) -> ExperimentResult:
         reason=reason,
         notes=notes,
         figures=figures,
-        data={
-            "default_counts": default_rows,
-            "tuned_counts": tuned_rows,
-            "counts": tuned_rows,
-            "chosen": chosen_all,
-            "total": total,
-            "tuning_total": n_tune,
-            "sizes": size,
-            "seconds": elapsed,
-            "claims": [c.summary() for c in claims],
-            "masking": {
+        data=tuned_table_data(
+            default_rows=default_rows,
+            tuned_rows=tuned_rows,
+            chosen=chosen_all,
+            total=total,
+            tuning_total=n_tune,
+            size=size,
+            seconds=elapsed,
+            claims=claims,
+            masking={
                 n: {
                     "a_l2": m["a_l2"].__dict__,
                     "a_linf": m["a_linf"].__dict__,
@@ -464,6 +455,6 @@ def run(options: ReproduceOptions) -> ExperimentResult:
                 }
                 for n, m in masking.items()
             },
-            "tuning": [r.__dict__ for r in records],
-        },
+            records=records,
+        ),
     )

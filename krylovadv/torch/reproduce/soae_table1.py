@@ -22,15 +22,28 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import torch
-
 from ..attacks import FGSM, PGD, SOAE, first_order_cascade
 from ..masking import diagnose, flag_black_box
 from ..pretrained import available_models, load_pretrained
 from . import ExperimentResult, ReproduceOptions, experiment, format_accuracy
-from ._common import one_thread, save_figure, sizes, split_digits
-from ._tuning import AttackSpec, Knob, plot_sweeps, tune_and_report, tuning_markdown
-from .verdicts import combine, soae_table1_claims
+from ._common import (
+    budget_note,
+    correct_count,
+    one_thread,
+    save_figure,
+    sizes,
+    split_digits,
+    split_note,
+)
+from ._tuning import (
+    AttackSpec,
+    Knob,
+    plot_sweeps,
+    tune_and_report,
+    tuned_table_data,
+    tuning_markdown,
+)
+from .verdicts import soae_table1_claims, tuned_and_default_verdicts
 
 __all__ = ["FULL", "PAPER", "QUICK", "run"]
 
@@ -224,8 +237,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
             net = load_pretrained(name, device=options.device)
             specs = specs_for(size, seed, tuned=name not in size["untuned"])
             defaults, tuned, recs, chosen = tune_and_report(net, name, specs, tuning, reporting)
-            with torch.no_grad():
-                clean = int((net(reporting[0]).argmax(1) == reporting[1]).sum())
+            clean = correct_count(net, *reporting)
             defaults["Clean"] = tuned["Clean"] = clean
             cascade = first_order_cascade(
                 net,
@@ -235,9 +247,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
                 square_queries=size["square_queries"],
                 seed=seed,
             )
-            x_adv = cascade(*reporting)
-            with torch.no_grad():
-                count = int((net(x_adv).argmax(1) == reporting[1]).sum())
+            count = correct_count(net, cascade(*reporting), reporting[1])
             defaults[BASELINE] = tuned[BASELINE] = count
             by_square = int((cascade.broken_by == len(cascade.attacks) - 1).sum())
             flag_a = flag_black_box(
@@ -287,25 +297,17 @@ def run(options: ReproduceOptions) -> ExperimentResult:
     by_row = {row: name for name, row in models.items()}
     robust = [by_row[r] for r in ("PGD", "TRADES") if r in by_row]
     soat = by_row.get("SOAT")
-    claims = (
-        soae_table1_claims(
-            tuned_rows, total, robust_models=robust, soat_model=soat, baseline=BASELINE
-        )
-        if robust
-        else []
+    claims, verdict, reason, default_verdict = tuned_and_default_verdicts(
+        soae_table1_claims,
+        tuned_rows,
+        default_rows,
+        total,
+        testable=bool(robust),
+        none_reason="no adversarially trained model was available",
+        robust_models=robust,
+        soat_model=soat,
+        baseline=BASELINE,
     )
-    default_claims = (
-        soae_table1_claims(
-            default_rows, total, robust_models=robust, soat_model=soat, baseline=BASELINE
-        )
-        if robust
-        else []
-    )
-    if claims:
-        verdict = combine([c.verdict for c in claims])
-        reason = " ".join(f"({i + 1}) {c.summary()}." for i, c in enumerate(claims))
-    else:
-        verdict, reason = "does not hold", "no adversarially trained model was available"
 
     figures: list[str] = []
     soae_records = [r for r in records if r.attack == "SOAE"]
@@ -339,10 +341,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
             ]
             explains.append(f"{name} → claims {', '.join(hit) or 'none'}")
     notes = [
-        f"Split: settings tuned on the first {n_tune} digits of the tuning part, accuracies on "
-        f"the first {total} digits of the disjoint reporting part (krylovadv.data, "
-        "mnist10k_tuning_split: 500 tuning / 1,500 reporting of the 2,000 test digits, "
-        "stratified, seed 20261130).",
+        split_note(n_tune, total),
         "Tuning: coordinate search from the authors' settings (each knob in turn, the others "
         "at their best so far; ties keep the earlier value); grids in the tuning table. "
         f"Partly tuned (CPU): {', '.join(size['untuned']) or 'none'} — PGD not tuned, SOAE "
@@ -359,16 +358,12 @@ def run(options: ReproduceOptions) -> ExperimentResult:
         f"× {size['baseline_steps']} it.) → Square ({size['square_queries']} queries); each "
         "only on the digits the earlier ones did not break (the AutoAttack protocol with our "
         "own attacks and smaller budgets; not AutoAttack, no FAB-T).",
-        "Verdict with the authors' settings instead of the tuned ones: "
-        + (combine([c.verdict for c in default_claims]) if default_claims else "n/a")
-        + ".",
+        "Verdict with the authors' settings instead of the tuned ones: " + default_verdict + ".",
         "Gradient-masking flags (krylovadv.torch.masking): " + " ".join(masking_lines),
         ("Claims a masking flag bears on: " + "; ".join(explains) + ".")
         if explains
         else "No model raised a masking flag, so no claim is explained by gradient masking.",
-        f"Budget: {elapsed:.0f} s wall on {options.device}, one thread ("
-        + ", ".join(f"{m} {s:.0f} s" for m, s in seconds.items())
-        + "); the machine was shared, so wall time overstates CPU time.",
+        budget_note(elapsed, options.device, seconds),
     ]
     return ExperimentResult(
         name="soae-table1",
@@ -383,20 +378,19 @@ def run(options: ReproduceOptions) -> ExperimentResult:
         reason=reason,
         notes=notes,
         figures=figures,
-        data={
-            "default_counts": default_rows,
-            "tuned_counts": tuned_rows,
-            "counts": tuned_rows,
-            "chosen": chosen_all,
-            "total": total,
-            "tuning_total": n_tune,
-            "sizes": size,
-            "seconds": elapsed,
-            "claims": [c.summary() for c in claims],
-            "masking": {
+        data=tuned_table_data(
+            default_rows=default_rows,
+            tuned_rows=tuned_rows,
+            chosen=chosen_all,
+            total=total,
+            tuning_total=n_tune,
+            size=size,
+            seconds=elapsed,
+            claims=claims,
+            masking={
                 n: {"a": m["a"].__dict__, "tuning": m["b_c_tuning"].to_dict()}
                 for n, m in masking.items()
             },
-            "tuning": [r.__dict__ for r in records],
-        },
+            records=records,
+        ),
     )

@@ -35,9 +35,9 @@ Claims checked (by the papers' authors and titles):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..intervals import difference_interval
 
@@ -51,6 +51,7 @@ __all__ = [
     "difference_interval",
     "so_table1_claims",
     "soae_table1_claims",
+    "tuned_and_default_verdicts",
 ]
 
 Outcome = Literal["stronger", "tied", "weaker"]
@@ -172,6 +173,53 @@ def combine(verdicts: Sequence[str]) -> Verdict:
     return "partly"
 
 
+def tuned_and_default_verdicts(
+    claims_of: Callable[..., list[Claim]],
+    tuned: Table,
+    defaults: Table,
+    total: int,
+    *,
+    testable: bool,
+    none_reason: str,
+    **models: Any,
+) -> tuple[list[Claim], Verdict, str, str]:
+    """Check a table's claims on the tuned and on the authors' settings.
+
+    Parameters
+    ----------
+    claims_of : callable
+        :func:`so_table1_claims` or :func:`soae_table1_claims`.
+    tuned, defaults : Table
+        Counts with the tuned settings and with the authors' settings.
+    total : int
+        Reporting samples per cell.
+    testable : bool
+        Whether the models that were run can test the claims at all.
+    none_reason : str
+        The reason given when ``testable`` is false (the verdict is then
+        'does not hold': an untested claim does not hold).
+    **models
+        The model lists (and baseline) ``claims_of`` takes, passed on unchanged.
+
+    Returns
+    -------
+    claims, verdict, reason, default_verdict
+        The tuned claims, their combined verdict and the reason listing them, and
+        the combined verdict with the authors' settings (``"n/a"`` without claims).
+    """
+    if not testable:
+        return [], "does not hold", none_reason, "n/a"
+    claims = claims_of(tuned, total, **models)
+    default_claims = claims_of(defaults, total, **models)
+    reason = " ".join(f"({i + 1}) {c.summary()}." for i, c in enumerate(claims))
+    return (
+        claims,
+        combine([c.verdict for c in claims]),
+        reason,
+        combine([c.verdict for c in default_claims]),
+    )
+
+
 def _claim(
     text: str, comparisons: list[Comparison], accept: tuple[str, ...] = ("stronger",)
 ) -> Claim:
@@ -210,14 +258,19 @@ def so_table1_claims(
     list of Claim
     """
     cells = (("ℓ2", "4.0"), ("ℓ∞", "0.3"))
+
+    def every_cell(reference: str) -> list[Comparison]:
+        # S-O against ``reference`` on each robust model, norm and radius.
+        return [
+            compare(table, total, m, f"S-O ({n}, {e})", f"{reference} ({n}, {e})")
+            for m in robust_models
+            for n, e in cells
+        ]
+
     claims = [
         _claim(
             "S-O lowers accuracy more than PGD of the same norm and radius",
-            [
-                compare(table, total, m, f"S-O ({n}, {e})", f"PGD ({n}, {e})")
-                for m in robust_models
-                for n, e in cells
-            ],
+            every_cell("PGD"),
         ),
         _claim(
             "ℓ2 S-O (ε = 4.0) breaks ℓ∞-trained models more than PGD ℓ2 does",
@@ -228,11 +281,7 @@ def so_table1_claims(
         claims.append(
             _claim(
                 f"S-O is stronger than the strongest first-order baseline ({baseline})",
-                [
-                    compare(table, total, m, f"S-O ({n}, {e})", f"{baseline} ({n}, {e})")
-                    for m in robust_models
-                    for n, e in cells
-                ],
+                every_cell(baseline),
             )
         )
     return claims
