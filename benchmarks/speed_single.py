@@ -23,8 +23,10 @@ import sys
 from pathlib import Path
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-if any(os.environ.get(v) != "1" for v in _THREAD_VARS):
-    # Thread pools are sized when numpy loads: restart with one thread.
+if __name__ == "__main__" and any(os.environ.get(v) != "1" for v in _THREAD_VARS):
+    # Thread pools are sized when numpy loads: restart with one thread.  Only as
+    # a script: asv and pytest import every module of benchmarks/, and an exec
+    # at import would replace their process.
     env = dict(os.environ, **dict.fromkeys(_THREAD_VARS, "1"))
     os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]], env)
 
