@@ -8,13 +8,12 @@ use_sample_covariance=False``) and ``peak_signal_noise_ratio`` are the reference
 
 import numpy as np
 import pytest
+import skimage.metrics as skimage_metrics
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-skimage_metrics = pytest.importorskip("skimage.metrics")
-
-from krylovadv.torch.reproduce.soae_psnr import psnr, ssim  # noqa: E402
+from krylovadv.torch.reproduce.soae_psnr import psnr, ssim
 
 
 def _pair(seed: int, size: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
