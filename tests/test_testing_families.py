@@ -34,14 +34,16 @@ def test_metadata_matches_the_matrix(p):
     assert p.A.dtype == p.b.dtype == np.dtype(p.dtype) and p.A.shape == (p.n, p.n)
     sv = np.linalg.svd(A, compute_uv=False)
     # rank: the singular values past it are rounding of the stored dtype, not more.
-    eps = np.finfo(p.dtype).eps
+    eps = float(np.finfo(p.dtype).eps)  # pytest.approx takes Python numbers only
     assert np.all(sv[p.rank :] <= 10 * p.n * eps * sv[0])
     assert sv[p.rank - 1] > 10 * p.n * eps * sv[0]
     # cond is computed before rounding: rounding moves it by at most ~ cond * n eps.
     assert sv[0] / sv[p.rank - 1] == pytest.approx(p.cond, rel=max(1e-6, 10 * p.n * eps * p.cond))
     # min_residual is what least squares reaches; consistent systems reach 0.
     x = np.linalg.lstsq(A, p.b.astype(np.complex128), rcond=None)[0]
-    floor = residual_allowance(p.A, x, p.b, np.float64) * 1e3 + 10 * p.n * eps * np.linalg.norm(p.b)
+    floor = float(
+        residual_allowance(p.A, x, p.b, np.float64) * 1e3 + 10 * p.n * eps * np.linalg.norm(p.b)
+    )
     assert true_residual(p.A, x, p.b) == pytest.approx(p.min_residual, abs=floor)
     assert p.consistent == (p.min_residual == 0.0)
 
