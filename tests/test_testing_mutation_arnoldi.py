@@ -261,3 +261,54 @@ def test_a_broken_down_sample_leaves_the_operator_batch():
     assert fact.matvecs.tolist() == [2, 4]
     assert seen == [[0, 1], [0, 1], [1], [1]]
     assert op.num_products == 6
+
+
+# --- arnoldi(): input checks name the argument --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        ((np.ones(4), 2), {"orthogonalization": "qr"}, ValueError, r"^orthogonalization must be "),
+        ((np.ones(4), 0), {}, ValueError, r"^k must be a positive integer; got 0\.$"),
+        ((np.ones(4), 2.0), {}, ValueError, r"^k must be a positive integer; got 2\.0\.$"),
+        ((np.ones(5), 2), {}, ValueError, r"^A has shape \(4, 4\) but v0 has shape \(5,\)\.$"),
+        ((np.ones((2, 2, 4)), 2), {}, ValueError, r"^v0 must have shape \(n,\) or \(B, n\)"),
+        ((np.array([1.0, np.inf, 0, 0]), 2), {}, ValueError, r"^v0 contains NaN or Inf\.$"),
+        ((np.zeros(4), 2), {}, ValueError, r"^v0 must be nonzero for every sample\.$"),
+        ((np.ones(4, dtype=np.int64), 2), {}, TypeError, r"^v0 has dtype int64; krylovadv "),
+    ],
+)
+def test_arnoldi_input_errors_name_the_argument(args, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        arnoldi(np.diag([1.0, 2.0, 3.0, 4.0]), *args, **kwargs)
+
+
+def test_batch_size_mismatch_names_both_counts():
+    A = np.stack([np.eye(4), 2 * np.eye(4)])
+    message = r"^A holds 2 operators but v0 has 3 rows \(shape \(3, 4\)\)\.$"
+    with pytest.raises(ValueError, match=message):
+        arnoldi(A, np.ones((3, 4)), 2)
+
+
+def test_numpy_integer_k_and_a_unit_start_vector():
+    # k may be a numpy integer; a start vector of norm 1 is v_1 itself.
+    A = np.diag([1.0, 2.0, 3.0, 4.0]) + np.diag([1.0, 1.0, 1.0], 1)
+    v0 = np.array([0.6, 0.0, 0.8, 0.0])
+    fact = arnoldi(A, v0, np.int64(3))
+    assert fact.k == 3 and fact.size == 3 and fact.matvecs == 3
+    np.testing.assert_allclose(fact.V[:, 0], v0, rtol=0, atol=EPS)
+    np.testing.assert_allclose(A @ fact.V[:, :3], fact.V @ fact.H, rtol=0, atol=10 * EPS)
+
+
+def test_real_start_on_a_complex_operator_gives_a_complex_basis():
+    # The start vector is promoted to the operator's complex dtype (same precision),
+    # so the factorization equals the one from the complex-typed start.
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((6, 6)) + 1j * rng.standard_normal((6, 6))
+    v0 = rng.standard_normal(6)
+    fact = arnoldi(A, v0, 4)
+    assert fact.V.dtype == np.complex128 and fact.H.dtype == np.complex128
+    same = arnoldi(A, v0.astype(np.complex128), 4)
+    np.testing.assert_array_equal(fact.H, same.H)
+    np.testing.assert_array_equal(fact.V, same.V)
