@@ -1,0 +1,133 @@
+"""Tests that kill the mutants mutmut left alive in krylovadv/gmres.py.
+
+Each test names the behaviour a surviving mutant changed (see docs/dev/mutation.rst):
+the end-of-cycle decision of each sample (converged, callback, iteration budget,
+GMRES breakdown, stagnation after exactly ``STAGNATION_CYCLES`` cycles without
+progress), taken for that sample alone in a batch, with the breakdown and
+stagnation thresholds relative to the sample's own ``||b||`` and residual.
+
+The singular systems are ``diag(1, 0)``-like: ``b``'s second component lies
+outside the range of ``A``, so the least-squares residual is known exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from krylovadv import SolverStatus, gmres
+from krylovadv.gmres import STAGNATION_CYCLES
+
+SINGULAR = np.diag([1.0, 0.0])
+
+
+# --- GMRES breakdown and stagnation on singular systems ------------------------------------
+
+
+def test_inconsistent_system_breaks_down_in_the_first_cycle_without_progress():
+    # b = (1, 1): the first cycle reduces ||r|| from sqrt 2 to 1 (progress, no verdict
+    # yet); the second brings none while the Hessenberg matrix is singular: BREAKDOWN.
+    result = gmres(SINGULAR, np.array([1.0, 1.0]), rtol=1e-14)
+    assert result.status == SolverStatus.BREAKDOWN
+    assert result.cycles == 2
+    assert result.residual_norm == pytest.approx(1.0, rel=1e-15)
+
+
+def test_breakdown_waits_for_a_cycle_without_progress_at_any_scale_of_b():
+    # ||b|| ~ 100: the first cycle's progress (100 -> 1) is judged relative to the
+    # residual before the cycle, not in absolute terms: the verdict comes in cycle 2.
+    result = gmres(SINGULAR, np.array([100.0, 1.0]), rtol=1e-14)
+    assert result.status == SolverStatus.BREAKDOWN
+    assert result.cycles == 2 and result.iterations == 4
+    assert result.residual_norm == pytest.approx(1.0, rel=1e-15)
+
+
+def test_breakdown_of_a_tiny_right_hand_side():
+    # ||b|| = 1.4e-6: a residual of 1e-6 is far above sqrt(eps) ||b|| = 2e-14, so the
+    # system is inconsistent (BREAKDOWN), not at its attainable accuracy.
+    result = gmres(SINGULAR, np.array([1e-6, 1e-6]), rtol=1e-14)
+    assert result.status == SolverStatus.BREAKDOWN
+    assert result.cycles == 2
+    assert result.residual_norm == pytest.approx(1e-6, rel=1e-15)
+
+
+def test_stagnation_after_exactly_three_cycles_without_progress():
+    # b = (1, 1e-10): cycle 1 reaches the least-squares residual 1e-10, below
+    # sqrt(eps) ||b|| (an accuracy limit, not a breakdown); each later cycle leaves
+    # it unchanged, and the third such cycle in a row declares STAGNATION.
+    assert STAGNATION_CYCLES == 3
+    result = gmres(SINGULAR, np.array([1.0, 1e-10]), rtol=1e-14)
+    assert result.status == SolverStatus.STAGNATION
+    assert result.cycles == 1 + STAGNATION_CYCLES
+    assert result.residual_norm == pytest.approx(1e-10, rel=1e-12)
+
+
+def test_residual_of_exactly_sqrt_eps_norm_b_is_an_accuracy_limit_not_a_breakdown():
+    # BREAKDOWN needs ||r|| > sqrt(eps) ||b|| (strictly): with b = (1, 2^-26), ||b|| = 1
+    # and the least-squares residual is exactly sqrt(eps) = 2^-26, so the cycles without
+    # progress end in STAGNATION.
+    q = 2.0**-26
+    assert q == np.sqrt(np.finfo(np.float64).eps)
+    result = gmres(SINGULAR, np.array([1.0, q]), rtol=1e-15)
+    assert result.residual_norm == q
+    assert result.status == SolverStatus.STAGNATION
+    assert result.cycles == 1 + STAGNATION_CYCLES
+
+
+def test_a_cycle_gaining_exactly_the_stall_margin_counts_as_no_progress():
+    # "No progress" is ||r|| >= (1 - sqrt eps) ||r_before|| (inclusive).  With
+    # ||b|| = 1 + 2^-26 + 2^-52 exactly and the least-squares residual 1, the first
+    # cycle's gain is exactly that margin: BREAKDOWN in cycle 1, not 2.
+    target = 1.0 + 2.0**-26 + 2.0**-52
+    assert (1.0 - np.sqrt(np.finfo(np.float64).eps)) * target == 1.0
+    p0 = np.sqrt(target**2 - 1.0)
+    p = next(
+        p for p in p0 * (1.0 + 1e-12 * np.arange(-3000, 3000)) if np.linalg.norm([p, 1.0]) == target
+    )
+    result = gmres(SINGULAR, np.array([p, 1.0]), rtol=1e-15)
+    assert result.residual_norm == 1.0
+    assert result.status == SolverStatus.BREAKDOWN
+    assert result.cycles == 1
+
+
+# --- each sample's decision is its own in a batch ------------------------------------------
+
+
+def test_breakdown_of_the_last_sample_leaves_the_others_converged():
+    # Sample 0 converges in its first cycle; sample 1 (inconsistent) breaks down in
+    # its second.  The decision for sample 1 must not overwrite sample 0's status.
+    A = np.stack([np.diag([1.0, 2.0]), SINGULAR])
+    b = np.array([[1.0, 1.0], [1.0, 1.0]])
+    result = gmres(A, b, rtol=1e-12)
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.BREAKDOWN]
+    assert result.converged.tolist() == [True, False]
+    assert result.cycles.tolist() == [1, 2]
+
+
+def test_callback_stop_of_the_last_sample_leaves_the_others_converged():
+    rng = np.random.default_rng(0)
+    A = np.eye(6) * 4 + rng.standard_normal((6, 6))
+    b = np.stack([rng.standard_normal(6), rng.standard_normal(6)])
+    result = gmres(
+        np.stack([A, A]),
+        b,
+        rtol=1e-10,
+        callback=lambda r: np.array([False, True]),
+        callback_type="pr_norm",
+    )
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.CALLBACK]
+    assert result.iterations[1] == 1
+
+
+def test_legacy_iteration_budget_of_the_last_sample_leaves_the_others_converged():
+    # callback_type="legacy": maxiter counts inner iterations.  Sample 0 (the
+    # identity) converges after one; sample 1 needs more than the budget of 3.
+    rng = np.random.default_rng(1)
+    hard = np.eye(8) * 3 + rng.standard_normal((8, 8))
+    A = np.stack([np.eye(8), hard])
+    b = rng.standard_normal((2, 8))
+    result = gmres(
+        A, b, rtol=1e-12, restart=2, maxiter=3, callback=lambda r: None, callback_type="legacy"
+    )
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.MAX_ITERATIONS]
+    assert result.iterations.tolist() == [1, 3]
