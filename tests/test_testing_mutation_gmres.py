@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse.linalg as sla
 
 from krylovadv import SolverStatus, gmres
 from krylovadv.gmres import STAGNATION_CYCLES
@@ -131,3 +132,49 @@ def test_legacy_iteration_budget_of_the_last_sample_leaves_the_others_converged(
     )
     assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.MAX_ITERATIONS]
     assert result.iterations.tolist() == [1, 3]
+
+
+def test_stagnation_of_the_last_sample_leaves_the_others_converged():
+    A = np.stack([np.diag([1.0, 2.0]), SINGULAR])
+    b = np.array([[1.0, 1.0], [1.0, 1e-10]])
+    result = gmres(A, b, rtol=1e-14)
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.STAGNATION]
+    assert result.cycles.tolist() == [1, 1 + STAGNATION_CYCLES]
+
+
+def test_cycle_budget_of_the_last_sample_leaves_the_others_converged():
+    # restart=1, maxiter=1: the identity converges in its one step, diag(1, 2) cannot.
+    A = np.stack([np.eye(2), np.diag([1.0, 2.0])])
+    b = np.ones((2, 2))
+    result = gmres(A, b, rtol=1e-12, restart=1, maxiter=1)
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.MAX_ITERATIONS]
+    assert result.cycles.tolist() == [1, 1] and result.iterations.tolist() == [1, 1]
+
+
+# --- the adaptive inner tolerance (scipy gh-8400) ------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_adaptive_inner_tolerance_matches_scipy_when_the_estimate_is_optimistic(seed):
+    # M = diag(s) with s = 1 on two components and s in [1e-3, 1e-2] on four, where b
+    # is ~1e-6: the preconditioned estimate passes the inner tolerance while the true
+    # residual (a few times tol) does not, so the next cycles run with the tightened
+    # factor (x 0.25 after an optimistic cycle, x 1.5 up to 1 otherwise) - scipy's
+    # rule.  Inner iteration counts equal scipy's, callback for callback.
+    rng = np.random.default_rng(seed)
+    s = np.concatenate([np.ones(2), rng.uniform(1e-3, 1e-2, 4)])
+    b = np.concatenate(
+        [rng.standard_normal(2), rng.uniform(1, 3, 4) * 1e-6 * rng.choice([-1, 1], 4)]
+    )
+    A, M = np.eye(6), np.diag(s)
+    ours_seen, scipy_seen = [], []
+    kwargs = {"rtol": 1e-6, "restart": 6, "maxiter": 20, "M": M, "callback_type": "pr_norm"}
+    ours = gmres(A, b, callback=ours_seen.append, **kwargs)
+    x_ref, info = sla.gmres(A, b, callback=scipy_seen.append, **kwargs)
+    assert info == 0 and ours.status == SolverStatus.CONVERGED
+    assert ours.cycles > 2  # an optimistic cycle happened (more than one restart)
+    assert ours.iterations == len(ours_seen) == len(scipy_seen)
+    # (The Krylov basis of diag(s) with clustered s is ill-conditioned: scipy's MGS and
+    # our CGS2 estimates agree to ~1e-10 of ||b||, far below the tolerance 1e-6.)
+    np.testing.assert_allclose(ours_seen, scipy_seen, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.x, x_ref, rtol=1e-8)
