@@ -202,3 +202,25 @@ def test_inner_tolerance_relaxes_after_a_cycle_that_used_its_whole_restart(seed)
     assert ours.iterations == len(ours_seen) == len(scipy_seen)
     np.testing.assert_allclose(ours_seen, scipy_seen, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(ours.x, x_ref, rtol=0, atol=1e-10 * np.linalg.norm(x_ref))
+
+
+# --- the one-system fast path decides as the batched path ---------------------------------
+
+
+@pytest.mark.parametrize(("c", "cycles"), [(16.0, 2), (23.0, 1)])
+def test_single_system_breakdown_threshold_equals_the_batched_one(c, cycles):
+    # A e1 = e2, A e2 = e1 + c eps e3: at step 2 the new direction has norm c eps
+    # against ||A v|| = 1.  The breakdown test is ||w|| <= 16 sqrt(j+1) eps max(...)
+    # with j + 1 = 2, i.e. 22.6 eps: c = 16 breaks down (the first cycle ends after two
+    # steps, the e3 direction is found in a second cycle), c = 23 does not (one cycle
+    # of three steps).  A single system takes a scalar fast path; a batch of two
+    # copies takes the masked one (direction_lost); both must decide alike.
+    A = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, c * np.finfo(np.float64).eps, 1.0]])
+    b = np.array([1.0, 0.0, 0.0])
+    single = gmres(A, b, rtol=0.0)
+    batch = gmres(np.stack([A, A]), np.stack([b, b]), rtol=0.0)
+    assert single.status == SolverStatus.CONVERGED
+    assert single.cycles == cycles and single.iterations == 3
+    for field in ("status", "iterations", "cycles", "matvecs"):
+        assert getattr(batch, field).tolist() == [getattr(single, field)] * 2, field
+    np.testing.assert_allclose(batch.x[0], single.x, rtol=0, atol=1e-15)
