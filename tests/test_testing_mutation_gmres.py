@@ -224,3 +224,21 @@ def test_single_system_breakdown_threshold_equals_the_batched_one(c, cycles):
     for field in ("status", "iterations", "cycles", "matvecs"):
         assert getattr(batch, field).tolist() == [getattr(single, field)] * 2, field
     np.testing.assert_allclose(batch.x[0], single.x, rtol=0, atol=1e-15)
+
+
+def test_rank_deficient_least_squares_ends_the_cycle_without_an_arnoldi_breakdown():
+    # A e1 = 0.01 (e1 + e2), A e2 = e1 + e2 + 100 eps e3: H_2 = [[.01, 1], [.01, 1]] is
+    # singular while h_32 = 100 eps is well above the Arnoldi breakdown threshold, so
+    # only the Givens QR's rank test (sigma_min(H_bar_2) ~ eps) sees the GMRES
+    # breakdown, and it alone must end the cycle.  A is singular and e1 is not in its
+    # range span{(1, 1, 0), (0, 0, 1)}: the least residual is 1/sqrt 2.  The scalar
+    # one-system path and the batched path decide alike.
+    eps = np.finfo(np.float64).eps
+    A = np.array([[0.01, 1.0, 0.0], [0.01, 1.0, 0.0], [0.0, 100 * eps, 1.0]])
+    b = np.array([1.0, 0.0, 0.0])
+    single = gmres(A, b, rtol=1e-12)
+    batch = gmres(np.stack([A, A]), np.stack([b, b]), rtol=1e-12)
+    assert single.status == SolverStatus.BREAKDOWN
+    assert single.residual_norm == pytest.approx(np.sqrt(0.5), rel=1e-12)
+    for field in ("status", "iterations", "cycles", "matvecs"):
+        assert getattr(batch, field).tolist() == [getattr(single, field)] * 2, field
