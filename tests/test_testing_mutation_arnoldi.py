@@ -259,6 +259,9 @@ def test_a_broken_down_sample_leaves_the_operator_batch():
     fact = arnoldi(op, v0, 4)
     assert fact.breakdown.tolist() == [True, False]
     assert fact.matvecs.tolist() == [2, 4]
+    # "size", "matvecs": arrays of int for a batch (as documented); "breakdown" of bool.
+    assert fact.matvecs.dtype == np.int64 and fact.size.dtype == np.int64
+    assert fact.breakdown.dtype == np.bool_
     assert seen == [[0, 1], [0, 1], [1], [1]]
     assert op.num_products == 6
 
