@@ -242,3 +242,17 @@ def test_rank_deficient_least_squares_ends_the_cycle_without_an_arnoldi_breakdow
     assert single.residual_norm == pytest.approx(np.sqrt(0.5), rel=1e-12)
     for field in ("status", "iterations", "cycles", "matvecs"):
         assert getattr(batch, field).tolist() == [getattr(single, field)] * 2, field
+
+
+def test_complex_single_system_keeps_complex_hessenberg_columns():
+    # One complex system takes the scalar fast path; its Hessenberg column must stay
+    # complex (a real column would drop Im h_ij and the solve would fail to converge).
+    rng = np.random.default_rng(7)
+    n = 8
+    A = 3 * np.eye(n) + (rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / 3
+    b = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    result = gmres(A, b, rtol=1e-12, restart=n)
+    assert result.x.dtype == np.complex128
+    assert result.status == SolverStatus.CONVERGED
+    assert result.cycles == 1 and result.iterations <= n
+    np.testing.assert_allclose(result.x, np.linalg.solve(A, b), rtol=0, atol=1e-10)
