@@ -256,3 +256,17 @@ def test_complex_single_system_keeps_complex_hessenberg_columns():
     assert result.status == SolverStatus.CONVERGED
     assert result.cycles == 1 and result.iterations <= n
     np.testing.assert_allclose(result.x, np.linalg.solve(A, b), rtol=0, atol=1e-10)
+
+
+def test_inner_iteration_stops_when_the_estimate_equals_the_inner_tolerance():
+    # As scipy's "presid <= ptol": with rtol set to exactly the first step's relative
+    # estimate (read from a pr_norm callback; ||b|| = 1, so ptol = rtol), the cycle ends
+    # after that step, and the true residual then meets the same tolerance.
+    A = np.array([[1.0, 0.0, 0.0], [0.3, 2.0, 0.0], [0.0, 0.5, 3.0]])
+    b = np.array([1.0, 0.0, 0.0])
+    seen = []
+    gmres(A, b, rtol=1e-14, callback=seen.append, callback_type="pr_norm")
+    result = gmres(A, b, rtol=seen[0])
+    assert result.status == SolverStatus.CONVERGED
+    assert result.iterations == 1 and result.cycles == 1
+    np.testing.assert_array_equal(result.residual_history, [1.0, seen[0]])
