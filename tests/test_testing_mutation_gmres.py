@@ -1,0 +1,272 @@
+"""Tests that kill the mutants mutmut left alive in krylovadv/gmres.py.
+
+Each test names the behaviour a surviving mutant changed (see docs/dev/mutation.rst):
+the end-of-cycle decision of each sample (converged, callback, iteration budget,
+GMRES breakdown, stagnation after exactly ``STAGNATION_CYCLES`` cycles without
+progress), taken for that sample alone in a batch, with the breakdown and
+stagnation thresholds relative to the sample's own ``||b||`` and residual.
+
+The singular systems are ``diag(1, 0)``-like: ``b``'s second component lies
+outside the range of ``A``, so the least-squares residual is known exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg as sla
+
+from krylovadv import SolverStatus, gmres
+from krylovadv.gmres import STAGNATION_CYCLES
+
+SINGULAR = np.diag([1.0, 0.0])
+
+
+# --- GMRES breakdown and stagnation on singular systems ------------------------------------
+
+
+def test_inconsistent_system_breaks_down_in_the_first_cycle_without_progress():
+    # b = (1, 1): the first cycle reduces ||r|| from sqrt 2 to 1 (progress, no verdict
+    # yet); the second brings none while the Hessenberg matrix is singular: BREAKDOWN.
+    result = gmres(SINGULAR, np.array([1.0, 1.0]), rtol=1e-14)
+    assert result.status == SolverStatus.BREAKDOWN
+    assert result.cycles == 2
+    assert result.residual_norm == pytest.approx(1.0, rel=1e-15)
+
+
+def test_breakdown_waits_for_a_cycle_without_progress_at_any_scale_of_b():
+    # ||b|| ~ 100: the first cycle's progress (100 -> 1) is judged relative to the
+    # residual before the cycle, not in absolute terms: the verdict comes in cycle 2.
+    result = gmres(SINGULAR, np.array([100.0, 1.0]), rtol=1e-14)
+    assert result.status == SolverStatus.BREAKDOWN
+    assert result.cycles == 2 and result.iterations == 4
+    assert result.residual_norm == pytest.approx(1.0, rel=1e-15)
+
+
+def test_breakdown_of_a_tiny_right_hand_side():
+    # ||b|| = 1.4e-6: a residual of 1e-6 is far above sqrt(eps) ||b|| = 2e-14, so the
+    # system is inconsistent (BREAKDOWN), not at its attainable accuracy.
+    result = gmres(SINGULAR, np.array([1e-6, 1e-6]), rtol=1e-14)
+    assert result.status == SolverStatus.BREAKDOWN
+    assert result.cycles == 2
+    assert result.residual_norm == pytest.approx(1e-6, rel=1e-15)
+
+
+def test_stagnation_after_exactly_three_cycles_without_progress():
+    # b = (1, 1e-10): cycle 1 reaches the least-squares residual 1e-10, below
+    # sqrt(eps) ||b|| (an accuracy limit, not a breakdown); each later cycle leaves
+    # it unchanged, and the third such cycle in a row declares STAGNATION.
+    assert STAGNATION_CYCLES == 3
+    result = gmres(SINGULAR, np.array([1.0, 1e-10]), rtol=1e-14)
+    assert result.status == SolverStatus.STAGNATION
+    assert result.cycles == 1 + STAGNATION_CYCLES
+    assert result.residual_norm == pytest.approx(1e-10, rel=1e-12)
+
+
+def test_residual_of_exactly_sqrt_eps_norm_b_is_an_accuracy_limit_not_a_breakdown():
+    # BREAKDOWN needs ||r|| > sqrt(eps) ||b|| (strictly): with b = (1, 2^-26), ||b|| = 1
+    # and the least-squares residual is exactly sqrt(eps) = 2^-26, so the cycles without
+    # progress end in STAGNATION.
+    q = 2.0**-26
+    assert q == np.sqrt(np.finfo(np.float64).eps)
+    result = gmres(SINGULAR, np.array([1.0, q]), rtol=1e-15)
+    assert result.residual_norm == q
+    assert result.status == SolverStatus.STAGNATION
+    assert result.cycles == 1 + STAGNATION_CYCLES
+
+
+def test_a_cycle_gaining_exactly_the_stall_margin_counts_as_no_progress():
+    # "No progress" is ||r|| >= (1 - sqrt eps) ||r_before|| (inclusive).  With
+    # ||b|| = 1 + 2^-26 + 2^-52 exactly and the least-squares residual 1, the first
+    # cycle's gain is exactly that margin: BREAKDOWN in cycle 1, not 2.
+    target = 1.0 + 2.0**-26 + 2.0**-52
+    assert (1.0 - np.sqrt(np.finfo(np.float64).eps)) * target == 1.0
+    p0 = np.sqrt(target**2 - 1.0)
+    p = next(
+        p for p in p0 * (1.0 + 1e-12 * np.arange(-3000, 3000)) if np.linalg.norm([p, 1.0]) == target
+    )
+    result = gmres(SINGULAR, np.array([p, 1.0]), rtol=1e-15)
+    assert result.residual_norm == 1.0
+    assert result.status == SolverStatus.BREAKDOWN
+    assert result.cycles == 1
+
+
+# --- each sample's decision is its own in a batch ------------------------------------------
+
+
+def test_breakdown_of_the_last_sample_leaves_the_others_converged():
+    # Sample 0 converges in its first cycle; sample 1 (inconsistent) breaks down in
+    # its second.  The decision for sample 1 must not overwrite sample 0's status.
+    A = np.stack([np.diag([1.0, 2.0]), SINGULAR])
+    b = np.array([[1.0, 1.0], [1.0, 1.0]])
+    result = gmres(A, b, rtol=1e-12)
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.BREAKDOWN]
+    assert result.converged.tolist() == [True, False]
+    assert result.cycles.tolist() == [1, 2]
+
+
+def test_callback_stop_of_the_last_sample_leaves_the_others_converged():
+    rng = np.random.default_rng(0)
+    A = np.eye(6) * 4 + rng.standard_normal((6, 6))
+    b = np.stack([rng.standard_normal(6), rng.standard_normal(6)])
+    result = gmres(
+        np.stack([A, A]),
+        b,
+        rtol=1e-10,
+        callback=lambda r: np.array([False, True]),
+        callback_type="pr_norm",
+    )
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.CALLBACK]
+    assert result.iterations[1] == 1
+
+
+def test_legacy_iteration_budget_of_the_last_sample_leaves_the_others_converged():
+    # callback_type="legacy": maxiter counts inner iterations.  Sample 0 (the
+    # identity) converges after one; sample 1 needs more than the budget of 3.
+    rng = np.random.default_rng(1)
+    hard = np.eye(8) * 3 + rng.standard_normal((8, 8))
+    A = np.stack([np.eye(8), hard])
+    b = rng.standard_normal((2, 8))
+    result = gmres(
+        A, b, rtol=1e-12, restart=2, maxiter=3, callback=lambda r: None, callback_type="legacy"
+    )
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.MAX_ITERATIONS]
+    assert result.iterations.tolist() == [1, 3]
+
+
+def test_stagnation_of_the_last_sample_leaves_the_others_converged():
+    A = np.stack([np.diag([1.0, 2.0]), SINGULAR])
+    b = np.array([[1.0, 1.0], [1.0, 1e-10]])
+    result = gmres(A, b, rtol=1e-14)
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.STAGNATION]
+    assert result.cycles.tolist() == [1, 1 + STAGNATION_CYCLES]
+
+
+def test_cycle_budget_of_the_last_sample_leaves_the_others_converged():
+    # restart=1, maxiter=1: the identity converges in its one step, diag(1, 2) cannot.
+    A = np.stack([np.eye(2), np.diag([1.0, 2.0])])
+    b = np.ones((2, 2))
+    result = gmres(A, b, rtol=1e-12, restart=1, maxiter=1)
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.MAX_ITERATIONS]
+    assert result.cycles.tolist() == [1, 1] and result.iterations.tolist() == [1, 1]
+
+
+# --- the adaptive inner tolerance (scipy gh-8400) ------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_adaptive_inner_tolerance_matches_scipy_when_the_estimate_is_optimistic(seed):
+    # M = diag(s) with s = 1 on two components and s in [1e-3, 1e-2] on four, where b
+    # is ~1e-6: the preconditioned estimate passes the inner tolerance while the true
+    # residual (a few times tol) does not, so the next cycles run with the tightened
+    # factor (x 0.25 after an optimistic cycle, x 1.5 up to 1 otherwise) - scipy's
+    # rule.  Inner iteration counts equal scipy's, callback for callback.
+    rng = np.random.default_rng(seed)
+    s = np.concatenate([np.ones(2), rng.uniform(1e-3, 1e-2, 4)])
+    b = np.concatenate(
+        [rng.standard_normal(2), rng.uniform(1, 3, 4) * 1e-6 * rng.choice([-1, 1], 4)]
+    )
+    A, M = np.eye(6), np.diag(s)
+    ours_seen, scipy_seen = [], []
+    kwargs = {"rtol": 1e-6, "restart": 6, "maxiter": 20, "M": M, "callback_type": "pr_norm"}
+    ours = gmres(A, b, callback=ours_seen.append, **kwargs)
+    x_ref, info = sla.gmres(A, b, callback=scipy_seen.append, **kwargs)
+    assert info == 0 and ours.status == SolverStatus.CONVERGED
+    assert ours.cycles > 2  # an optimistic cycle happened (more than one restart)
+    assert ours.iterations == len(ours_seen) == len(scipy_seen)
+    # (The Krylov basis of diag(s) with clustered s is ill-conditioned: scipy's MGS and
+    # our CGS2 estimates agree to ~1e-10 of ||b||, far below the tolerance 1e-6.)
+    np.testing.assert_allclose(ours_seen, scipy_seen, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.x, x_ref, rtol=0, atol=1e-10 * np.linalg.norm(x_ref))
+
+
+@pytest.mark.parametrize("seed", [24, 39])
+def test_inner_tolerance_relaxes_after_a_cycle_that_used_its_whole_restart(seed):
+    # As above with a short restart and a slightly non-normal A: some cycles end on
+    # the restart length (the factor grows by 1.5, capped at 1) between optimistic
+    # ones (the factor shrinks by 4); the inner iteration counts equal scipy's.
+    rng = np.random.default_rng(seed)
+    k = rng.integers(4, 8)
+    s = np.concatenate([np.ones(2), rng.uniform(1e-3, 1e-1, k)])
+    n = len(s)
+    A = np.eye(n) + 0.05 * np.triu(rng.standard_normal((n, n)), 1)
+    b = np.concatenate(
+        [rng.standard_normal(2), rng.uniform(1, 3, k) * 1e-6 * rng.choice([-1, 1], k)]
+    )
+    restart = int(rng.integers(2, n))
+    ours_seen, scipy_seen = [], []
+    kwargs = {"rtol": 1e-6, "restart": restart, "maxiter": 30, "M": np.diag(s)}
+    ours = gmres(A, b, callback=ours_seen.append, callback_type="pr_norm", **kwargs)
+    x_ref, info = sla.gmres(A, b, callback=scipy_seen.append, callback_type="pr_norm", **kwargs)
+    assert info == 0 and ours.status == SolverStatus.CONVERGED
+    assert ours.iterations == len(ours_seen) == len(scipy_seen)
+    np.testing.assert_allclose(ours_seen, scipy_seen, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.x, x_ref, rtol=0, atol=1e-10 * np.linalg.norm(x_ref))
+
+
+# --- the one-system fast path decides as the batched path ---------------------------------
+
+
+@pytest.mark.parametrize(("c", "cycles"), [(16.0, 2), (23.0, 1)])
+def test_single_system_breakdown_threshold_equals_the_batched_one(c, cycles):
+    # A e1 = e2, A e2 = e1 + c eps e3: at step 2 the new direction has norm c eps
+    # against ||A v|| = 1.  The breakdown test is ||w|| <= 16 sqrt(j+1) eps max(...)
+    # with j + 1 = 2, i.e. 22.6 eps: c = 16 breaks down (the first cycle ends after two
+    # steps, the e3 direction is found in a second cycle), c = 23 does not (one cycle
+    # of three steps).  A single system takes a scalar fast path; a batch of two
+    # copies takes the masked one (direction_lost); both must decide alike.
+    A = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, c * np.finfo(np.float64).eps, 1.0]])
+    b = np.array([1.0, 0.0, 0.0])
+    single = gmres(A, b, rtol=0.0)
+    batch = gmres(np.stack([A, A]), np.stack([b, b]), rtol=0.0)
+    assert single.status == SolverStatus.CONVERGED
+    assert single.cycles == cycles and single.iterations == 3
+    for field in ("status", "iterations", "cycles", "matvecs"):
+        assert getattr(batch, field).tolist() == [getattr(single, field)] * 2, field
+    np.testing.assert_allclose(batch.x[0], single.x, rtol=0, atol=1e-15)
+
+
+def test_rank_deficient_least_squares_ends_the_cycle_without_an_arnoldi_breakdown():
+    # A e1 = 0.01 (e1 + e2), A e2 = e1 + e2 + 100 eps e3: H_2 = [[.01, 1], [.01, 1]] is
+    # singular while h_32 = 100 eps is well above the Arnoldi breakdown threshold, so
+    # only the Givens QR's rank test (sigma_min(H_bar_2) ~ eps) sees the GMRES
+    # breakdown, and it alone must end the cycle.  A is singular and e1 is not in its
+    # range span{(1, 1, 0), (0, 0, 1)}: the least residual is 1/sqrt 2.  The scalar
+    # one-system path and the batched path decide alike.
+    eps = np.finfo(np.float64).eps
+    A = np.array([[0.01, 1.0, 0.0], [0.01, 1.0, 0.0], [0.0, 100 * eps, 1.0]])
+    b = np.array([1.0, 0.0, 0.0])
+    single = gmres(A, b, rtol=1e-12)
+    batch = gmres(np.stack([A, A]), np.stack([b, b]), rtol=1e-12)
+    assert single.status == SolverStatus.BREAKDOWN
+    assert single.residual_norm == pytest.approx(np.sqrt(0.5), rel=1e-12)
+    for field in ("status", "iterations", "cycles", "matvecs"):
+        assert getattr(batch, field).tolist() == [getattr(single, field)] * 2, field
+
+
+def test_complex_single_system_keeps_complex_hessenberg_columns():
+    # One complex system takes the scalar fast path; its Hessenberg column must stay
+    # complex (a real column would drop Im h_ij and the solve would fail to converge).
+    rng = np.random.default_rng(7)
+    n = 8
+    A = 3 * np.eye(n) + (rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / 3
+    b = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    result = gmres(A, b, rtol=1e-12, restart=n)
+    assert result.x.dtype == np.complex128
+    assert result.status == SolverStatus.CONVERGED
+    assert result.cycles == 1 and result.iterations <= n
+    np.testing.assert_allclose(result.x, np.linalg.solve(A, b), rtol=0, atol=1e-10)
+
+
+def test_inner_iteration_stops_when_the_estimate_equals_the_inner_tolerance():
+    # As scipy's "presid <= ptol": with rtol set to exactly the first step's relative
+    # estimate (read from a pr_norm callback; ||b|| = 1, so ptol = rtol), the cycle ends
+    # after that step, and the true residual then meets the same tolerance.
+    A = np.array([[1.0, 0.0, 0.0], [0.3, 2.0, 0.0], [0.0, 0.5, 3.0]])
+    b = np.array([1.0, 0.0, 0.0])
+    seen = []
+    gmres(A, b, rtol=1e-14, callback=seen.append, callback_type="pr_norm")
+    result = gmres(A, b, rtol=seen[0])
+    assert result.status == SolverStatus.CONVERGED
+    assert result.iterations == 1 and result.cycles == 1
+    np.testing.assert_array_equal(result.residual_history, [1.0, seen[0]])
