@@ -1,0 +1,351 @@
+"""Tests that kill the mutants mutmut left alive in krylovadv/minres.py.
+
+Each test pins one behaviour that a surviving mutant changed (see docs/dev/mutation.rst):
+scipy's defaults (``shift=0``, ``rtol=1e-5``, ``atol=0``, ``maxiter=5 n``,
+``check=False``), exact product, iteration and restart counts, the first history entry
+(:math:`\\bar\\phi_0 = \\|r_0\\|_M`), breakdown on null and inconsistent systems, the
+per-sample handling of non-finite products, residual replacement, the callback's reach,
+and the messages of the symmetry and preconditioner checks with their thresholds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from krylovadv import SolverStatus, aslinearoperator, minres
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+def spd(n: int, cond: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A symmetric positive definite matrix with eigenvalues geomspace(1, cond) and a rhs."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = (q * np.geomspace(1.0, cond, n)) @ q.T
+    return (A + A.T) / 2, rng.standard_normal(n)
+
+
+def batched(matrices: np.ndarray, seen: list | None = None):
+    """A batched operator over the stack ``matrices`` that records the samples it sees."""
+
+    def matvec(X, idx):
+        idx = np.arange(len(matrices)) if idx is None else np.asarray(idx)
+        if seen is not None:
+            seen.append(idx.tolist())
+        return np.einsum("kij,kj->ki", matrices[idx], X)
+
+    n = matrices.shape[1]
+    return aslinearoperator(
+        matvec, shape=(n, n), batch_size=len(matrices), vectorized=True, pass_indices=True
+    )
+
+
+def early_error(matrices: np.ndarray, first: int = 3, rel: float = 1e-6):
+    """A batched operator whose first ``first`` products per sample err by ``rel ||v||``.
+
+    The recursion carries that early error for ever; the true residual (a later, exact
+    product) does not see it, so the estimate passes the target before the truth does.
+    """
+    count = np.zeros(len(matrices), dtype=int)
+    n = matrices.shape[1]
+    u = np.ones(n) / np.sqrt(n)
+
+    def matvec(X, idx):
+        idx = np.arange(len(matrices)) if idx is None else np.asarray(idx)
+        out = np.einsum("kij,kj->ki", matrices[idx], X)
+        for k, i in enumerate(idx.tolist()):
+            if count[i] < first:
+                out[k] += rel * np.linalg.norm(X[k]) * u
+            count[i] += 1
+        return out
+
+    return aslinearoperator(
+        matvec, shape=(n, n), batch_size=len(matrices), vectorized=True, pass_indices=True
+    )
+
+
+def test_defaults_are_scipys():
+    # rtol=1e-5 relative and atol=0 (||b|| = 1e3 makes atol = 1 stop much earlier);
+    # shift=0 and check=False: steps plus one confirming product, nothing else.
+    A, b = spd(20, 1e3, 0)
+    b = 1e3 * b
+    default = minres(A, b)
+    explicit = minres(A, b, shift=0.0, rtol=1e-5, atol=0.0, check=False)
+    assert default.status == SolverStatus.CONVERGED
+    assert default.iterations == explicit.iterations > 1
+    assert default.matvecs == default.iterations + 1
+    assert default.residual_norm <= 1e-5 * np.linalg.norm(b)
+    np.testing.assert_allclose(default.x, explicit.x, rtol=0, atol=0)
+    assert minres(A, b, rtol=1e-5, atol=1.0).iterations < default.iterations
+    # check=True costs the two products of the symmetry test.
+    assert minres(A, b, check=True).matvecs == default.matvecs + 2
+
+
+def test_default_maxiter_is_five_n():
+    A, b = spd(30, 1e4, 1)
+    result = minres(A, b, rtol=0.0)
+    assert result.status == SolverStatus.MAX_ITERATIONS
+    assert result.iterations == 150 and result.info == 150
+    assert result.matvecs == 151  # steps plus the true residual of the returned x
+    assert result.restarts == 0
+    assert np.isclose(result.residual_norm, np.linalg.norm(b - A @ result.x), rtol=1e-6)
+    short = minres(A, b, rtol=0.0, maxiter=7)
+    assert (short.status, short.iterations, short.matvecs) == (SolverStatus.MAX_ITERATIONS, 7, 8)
+    assert len(short.residual_history) == 8
+
+
+def test_unknown_keyword_and_bad_shift_messages():
+    with pytest.raises(TypeError, match=r"^minres\(\) got an unexpected keyword argument 'x'\.$"):
+        minres(np.eye(2), np.ones(2), x=1)
+    for bad in (np.inf, np.nan):
+        with pytest.raises(ValueError, match=rf"^shift must be finite; got {bad}\.$"):
+            minres(np.eye(2), np.ones(2), shift=bad)
+
+
+def test_shift_of_exactly_one_is_applied():
+    A, b = spd(6, 10.0, 2)
+    A = A + 3.0 * np.eye(6)  # A - I stays positive definite
+    result = minres(A, b, shift=1.0, rtol=1e-12)
+    assert result.status == SolverStatus.CONVERGED
+    np.testing.assert_allclose(result.x, np.linalg.solve(A - np.eye(6), b), rtol=1e-9)
+
+
+def test_x0_and_first_history_entries():
+    # Sample 0 starts at its solution (r_0 meets the target: no step, one product);
+    # sample 1 runs with a Jacobi preconditioner, so its first estimate is ||b||_M.
+    A0, b0 = spd(4, 10.0, 3)
+    A1, b1 = spd(4, 10.0, 4)
+    x_star = np.linalg.solve(A0, b0)
+    A = np.stack([A0, A1])
+    b = np.stack([b0, b1])
+    x0 = np.stack([x_star, np.zeros(4)])
+    Minv = np.stack([np.diag(1.0 / np.diag(A0)), np.diag(1.0 / np.diag(A1))])
+    result = minres(A, b, x0, rtol=1e-8, M=Minv)
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.CONVERGED]
+    assert result.iterations[0] == 0 and result.matvecs[0] == 1
+    np.testing.assert_array_equal(result.x[0], x_star)
+    r0 = np.linalg.norm(b0 - A0 @ x_star)
+    assert r0 > 0  # the premise of the next line
+    assert result.residual_history[0][0] == pytest.approx(float(r0), rel=1e-12)
+    assert result.residual_history[1][0] == pytest.approx(float(np.sqrt(b1 @ Minv[1] @ b1)), 1e-12)
+    assert abs(result.residual_history[1][0] - np.linalg.norm(b1)) > 1e-3
+
+
+def test_exact_zero_residual_meets_a_zero_tolerance():
+    result = minres(np.diag([2.0, 3.0]), np.array([1.0, 0.0]), rtol=0.0)
+    assert result.status == SolverStatus.CONVERGED
+    assert result.iterations == 1 and result.matvecs == 2
+    np.testing.assert_array_equal(result.x, [0.5, 0.0])
+    assert result.residual_norm == 0.0
+
+
+def test_null_space_rhs_breaks_down_at_once():
+    # b = e_2 in the null space of diag(1, 0): A v_1 = 0, the space is invariant and x = 0
+    # is already the least-squares solution; no update, one confirming product.
+    result = minres(np.diag([1.0, 0.0]), np.array([0.0, 1.0]))
+    assert result.status == SolverStatus.BREAKDOWN
+    assert result.iterations == 1 and result.matvecs == 2 and result.restarts == 0
+    np.testing.assert_array_equal(result.x, [0.0, 0.0])
+    assert result.residual_norm == 1.0
+
+
+def test_inconsistent_system_restarts_once_then_breaks_down():
+    # K(A, b) for A = diag(1, 2, 0), b = (1, 1, 1) has dimension 3: the breakdown at step 3
+    # improved on ||b|| = sqrt 3 (true residual 1), so MINRES restarts from r = e_3 once;
+    # A e_3 = 0 then breaks down at once without progress: BREAKDOWN after 4 steps and
+    # 2 checks, at the least-squares distance 1.
+    A = np.diag([1.0, 2.0, 0.0])
+    result = minres(A, np.ones(3), rtol=1e-10)
+    assert result.status == SolverStatus.BREAKDOWN
+    assert (result.iterations, result.matvecs, result.restarts) == (4, 6, 1)
+    assert result.residual_norm == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_allclose(result.x[:2], [1.0, 0.5], rtol=1e-12)
+
+
+def inconsistent_system() -> tuple[np.ndarray, np.ndarray, float]:
+    """A singular symmetric A (two zero eigenvalues), b with null components, and the
+    least-squares distance of b to the range of A."""
+    rng = np.random.default_rng(5)
+    q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    A = (q * np.array([0.0, 0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0])) @ q.T
+    A = (A + A.T) / 2
+    b = q @ np.ones(8)  # components along the null space: inconsistent
+    return A, b, float(np.linalg.norm(b - A @ (np.linalg.pinv(A) @ b)))
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e3])
+def test_scaled_inconsistent_system_breaks_down_at_the_least_squares_distance(scale):
+    A, b, best = inconsistent_system()
+    result = minres(scale * A, b, rtol=1e-10, maxiter=80)
+    assert result.status == SolverStatus.BREAKDOWN
+    assert result.residual_norm == pytest.approx(best, rel=1e-6)
+    assert result.iterations <= 20
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: with ||A|| >> ||b|| the breakdown of an inconsistent system is "
+    "missed (||T_k||_F includes beta_1 = ||r_0||, which sets the thresholds when ||b|| is "
+    "large); x drifts to a residual 5x the least-squares one (scipy's minres: 1.414)",
+)
+def test_inconsistent_system_with_a_large_operator_scale():
+    A, b, best = inconsistent_system()
+    result = minres(1e6 * A, b, rtol=1e-10, maxiter=80)
+    assert result.status == SolverStatus.BREAKDOWN
+    assert result.residual_norm == pytest.approx(best, rel=1e-6)
+
+
+def test_nan_after_a_step_is_per_sample_and_keeps_the_last_iterate():
+    A0, b0 = spd(6, 10.0, 6)
+    A1, b1 = spd(6, 10.0, 7)
+    A = np.stack([A0, A1])
+    b = np.stack([b0, b1])
+    calls = [0]
+
+    def matvec(X, idx):
+        calls[0] += 1
+        idx = np.arange(2) if idx is None else np.asarray(idx)
+        out = np.einsum("kij,kj->ki", A[idx], X)
+        if calls[0] == 2:
+            out[idx == 1] = np.nan  # sample 1's second product
+        return out
+
+    op = aslinearoperator(matvec, shape=(6, 6), batch_size=2, vectorized=True, pass_indices=True)
+    result = minres(op, b, rtol=1e-10)
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.NON_FINITE]
+    assert result.iterations[1] == 2 and result.matvecs[1] == 2
+    x1 = result.x[1]
+    assert np.all(np.isfinite(x1)) and np.any(x1 != 0)
+    # The residual estimate of x_1 (no true-residual product after NaN) is its residual.
+    assert np.isclose(result.residual_norm[1], np.linalg.norm(b1 - A1 @ x1), rtol=1e-10)
+    alone = minres(A0, b0, rtol=1e-10)
+    assert (result.iterations[0], result.matvecs[0]) == (alone.iterations, alone.matvecs)
+    np.testing.assert_allclose(result.x[0], alone.x, rtol=1e-12, atol=1e-14)
+
+
+def test_three_samples_finishing_at_different_steps_equal_three_solves():
+    n = 5
+    A2, b2 = spd(n, 50.0, 8)
+    A = np.stack([np.diag(np.arange(1.0, n + 1)), np.diag([1.0, -3.0, 2.0, -4.0, 5.0]), A2])
+    b = np.stack([np.eye(n)[0], np.ones(n), b2])
+    M = np.stack([np.eye(n), np.diag([1.0, 0.5, 2.0, 1.0, 0.25]), np.diag(1.0 / np.diag(A2))])
+    seen_a, seen_m = [], []
+    result = minres(batched(A, seen_a), b, rtol=1e-10, M=batched(M, seen_m))
+    assert result.converged.all()
+    # Sample 0 is done after one step: the later steps have two active samples of three.
+    assert result.iterations[0] == 1 and result.iterations[1:].min() > 1
+    for i in range(3):
+        alone = minres(A[i], b[i], rtol=1e-10, M=M[i])
+        one = result.sample(i)
+        assert (one.status, one.iterations, one.matvecs) == (
+            alone.status,
+            alone.iterations,
+            alone.matvecs,
+        )
+        np.testing.assert_allclose(one.x, alone.x, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(A[i] @ one.x, b[i], atol=1e-9)
+    np.testing.assert_array_equal(result.x[0], np.eye(n)[0])
+    assert sum(len(s) for s in seen_a) == int(result.matvecs.sum())
+    assert seen_m[0] == [0, 1, 2]
+    assert all(0 not in s for s in seen_m[2:])
+
+
+def test_residual_replacement_restarts_from_the_true_residual():
+    # The estimate meets rtol = 1e-10 while the true residual is ~1e-6: MINRES restarts
+    # from b - A x once and converges; restarting from anything else would not.
+    A, b = spd(8, 100.0, 0)
+    result = minres(early_error(A[None]), b[None], rtol=1e-10, maxiter=500)
+    assert result.status.tolist() == [SolverStatus.CONVERGED]
+    assert result.restarts.tolist() == [1]
+    assert result.matvecs[0] == result.iterations[0] + 2
+    assert np.linalg.norm(b - A @ result.x[0]) <= 1e-10 * np.linalg.norm(b)
+    # In a batch each sample restarts alone, with its own preconditioner.
+    stack = np.stack([np.diag(np.arange(1.0, 9.0)), A])
+    rhs = np.stack([np.eye(8)[0], b])
+    identity = np.stack([np.eye(8), np.eye(8)])
+    batch = minres(early_error(stack), rhs, rtol=1e-10, maxiter=500, M=batched(identity))
+    assert batch.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.CONVERGED]
+    assert batch.iterations[0] != batch.iterations[1]
+    for i in range(2):
+        alone = minres(early_error(stack[i : i + 1]), rhs[i : i + 1], rtol=1e-10, maxiter=500)
+        assert (batch.iterations[i], batch.matvecs[i], batch.restarts[i]) == (
+            alone.iterations[0],
+            alone.matvecs[0],
+            alone.restarts[0],
+        )
+        np.testing.assert_allclose(batch.x[i], alone.x[0], rtol=1e-10, atol=1e-12)
+
+
+def test_callback_cannot_override_convergence_and_sees_the_problem_shape():
+    seen = []
+    single = minres(
+        np.diag([2.0, 3.0]), np.array([1.0, 0.0]), callback=lambda xk: seen.append(xk.shape) or True
+    )
+    assert single.status == SolverStatus.CONVERGED
+    assert seen == [(2,)]
+    A = np.stack([np.diag([1.0, 2.0, 3.0]), np.diag([1.0, 5.0, 9.0])])
+    shapes = []
+
+    def stop_second(xk):
+        shapes.append(xk.shape)
+        return np.array([False, True])
+
+    batch = minres(A, np.ones((2, 3)), rtol=1e-12, callback=stop_second)
+    assert shapes[0] == (2, 3)
+    assert batch.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.CALLBACK]
+    assert batch.iterations[1] == 1 and batch.matvecs[1] == 2
+
+
+def test_indefinite_preconditioner_message_names_the_sample():
+    message = (
+        r"^the preconditioner M gave r\^T M r < 0 for sample\(s\) \[1\]: "
+        r"M must be symmetric positive definite for minres\.$"
+    )
+    A = np.stack([np.eye(3), np.eye(3)])
+    with pytest.raises(ValueError, match=message):
+        minres(A, np.ones((2, 3)), M=np.stack([np.eye(3), -np.eye(3)]))
+    # b^T M b = 1 > 0, but the next Lanczos vector has y^T M y < 0.
+    A2 = np.stack([np.eye(2), np.array([[2.0, 1.0], [1.0, 2.0]])])
+    M2 = np.stack([np.eye(2), np.diag([1.0, -1.0])])
+    with pytest.raises(ValueError, match=message):
+        minres(A2, np.array([[1.0, 1.0], [1.0, 0.0]]), M=M2, rtol=1e-12)
+
+
+def test_symmetry_check_threshold_and_messages():
+    # eps^(2/3) ~ 4e-11 relative: an asymmetry of 1e-13 is rounding, 1e-8 is not.
+    rng = np.random.default_rng(9)
+    S, _ = spd(6, 10.0, 9)
+    K = rng.standard_normal((6, 6))
+    K = (K - K.T) / np.linalg.norm(K - K.T, 2)
+    b = np.ones((2, 6))
+    ok = minres(np.stack([S, S + 1e-13 * K]), b, check=True, rtol=1e-10)
+    assert ok.converged.all()
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"^A is not symmetric \(Hermitian\) for sample\(s\) \[1\] "
+            r"\(v\^H A u != conj\(u\^H A v\) on random vectors\); minres needs a symmetric "
+            r"or Hermitian operator \(use gmres for a general one\)\.$"
+        ),
+    ):
+        minres(np.stack([S, S + 1e-8 * K]), b, check=True)
+    with pytest.raises(
+        ValueError, match=r"^M is not symmetric \(Hermitian\) for sample\(s\) \[0\]"
+    ):
+        minres(S, b[0], M=np.eye(6) + 1e-3 * K, check=True)
+    # A zero operator is symmetric (0 = 0, no division by a zero scale).
+    zero = minres(np.zeros((3, 3)), np.ones(3), check=True)
+    assert zero.status == SolverStatus.BREAKDOWN
+
+
+def test_symmetry_check_on_complex_data_is_the_hermitian_test():
+    rng = np.random.default_rng(10)
+    G = rng.standard_normal((5, 5)) + 1j * rng.standard_normal((5, 5))
+    H = G + G.conj().T + 12 * np.eye(5)  # Hermitian positive definite
+    b = rng.standard_normal(5) + 1j * rng.standard_normal(5)
+    result = minres(H, b, check=True, rtol=1e-10)
+    assert result.converged and result.x.dtype == np.complex128
+    np.testing.assert_allclose(H @ result.x, b, atol=1e-9 * np.linalg.norm(b))
+    with pytest.raises(ValueError, match="not symmetric"):
+        minres(G + G.T, b, check=True)  # complex symmetric, not Hermitian
