@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,60 @@ def test_v0_is_not_modified_and_batch_fields_are_int64():
     np.testing.assert_array_equal(v0, copy)
     assert result.status.dtype == np.int64 and result.iterations.dtype == np.int64
     assert np.all(np.isfinite(result.residual_norm))
+
+
+def test_residual_exactly_at_the_tolerance_converges():
+    # A = [[1, t], [t, 1]], d = e_1: A d = (1, t), lambda = 1 and ||A d - d|| = t exactly
+    # (t a power of two): the test ||A d - lambda d|| <= tol |lambda| holds with equality.
+    t = 2.0**-20
+    result = power_iteration(np.array([[1.0, t], [t, 1.0]]), np.array([1.0, 0.0]), tol=t)
+    assert result.status == SolverStatus.CONVERGED and result.iterations == 1
+    assert result.eigenvalue == 1.0 and result.residual_norm == t
+
+
+def test_unit_product_norm_is_not_a_null_product():
+    # ||A d|| = 1 for A = I: an eigenpair (1, d), not a start in the null space.
+    result = power_iteration(np.eye(3), np.array([0.6, 0.8, 0.0]))
+    assert result.status == SolverStatus.CONVERGED and result.iterations == 1
+    assert result.eigenvalue == pytest.approx(1.0, rel=1e-15)
+
+
+def test_small_spectrum_iterates_stay_unit_vectors():
+    # ||A d|| < 1 at every step: the iterates must still be normalised by ||A d||.
+    A = np.diag([0.5, 0.25, 0.1])
+    result = power_iteration(A, np.ones(3), tol=1e-10)
+    assert result.status == SolverStatus.CONVERGED
+    assert result.eigenvalue == pytest.approx(0.5, rel=1e-9)
+    assert np.linalg.norm(result.eigenvector) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_null_start_beside_running_samples_warns_nothing_and_keeps_dtypes():
+    # Sample 0 starts in the null space (A d = 0: BREAKDOWN at once), sample 1 converges
+    # after a few steps, sample 2 later: no division by ||A d|| = 0, float64 eigenvectors.
+    A = np.diag([3.0, 1.0, 0.0])
+    v0 = np.array([[0.0, 0.0, 1.0], [1.0, 0.1, 0.0], [1.0, 1.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = power_iteration(A, v0, tol=1e-10)
+    assert result.status.tolist() == [
+        SolverStatus.BREAKDOWN,
+        SolverStatus.CONVERGED,
+        SolverStatus.CONVERGED,
+    ]
+    assert result.iterations[0] == 1 and result.iterations[1] < result.iterations[2]
+    assert result.eigenvector.dtype == np.float64
+    np.testing.assert_array_equal(result.eigenvector[0], [0.0, 0.0, 1.0])
+    for i in (1, 2):
+        alone = power_iteration(A, v0[i], tol=1e-10)
+        assert result.iterations[i] == alone.iterations
+        np.testing.assert_allclose(result.eigenvector[i], alone.eigenvector, rtol=1e-12)
+        assert result.eigenvalue_history[i].tolist() == alone.eigenvalue_history.tolist()
+
+
+def test_complex_dominant_eigenvalue_is_complex():
+    # d^H A d keeps its imaginary part: the dominant eigenvalue of diag(2i, 1, 0.5) is 2i.
+    A = np.diag([2.0j, 1.0, 0.5])
+    result = power_iteration(A, np.ones(3, dtype=np.complex128), tol=1e-10)
+    assert result.status == SolverStatus.CONVERGED
+    assert np.iscomplexobj(result.eigenvalue)
+    assert result.eigenvalue == pytest.approx(2.0j, rel=1e-9)
