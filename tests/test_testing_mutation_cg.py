@@ -69,7 +69,7 @@ def test_default_maxiter_is_ten_n_and_counts_every_product():
     assert short.status == SolverStatus.MAX_ITERATIONS
     assert short.iterations == 7 and short.matvecs == 8
     # The history starts at ||r_0|| = ||b|| and has one recursive norm per step.
-    assert short.residual_history[0] == pytest.approx(float(np.linalg.norm(b)), rel=1e-15)
+    assert short.residual_history[0] == pytest.approx(float(np.linalg.norm(b)), rel=1e-15, abs=0.0)
     assert len(short.residual_history) == 8
 
 
@@ -130,7 +130,7 @@ def test_curvature_threshold_is_eps_times_both_norms(s, t):
     np.testing.assert_array_equal(below.x, [0.0, 0.0])
     np.testing.assert_array_equal(below.curvature_direction, [t, t])
     # d^T A d / ||d||^2 = s t^2 (1.5 eps) / (2 t^2).
-    assert below.curvature == pytest.approx(0.75 * s * EPS, rel=1e-12)
+    assert below.curvature == pytest.approx(0.75 * s * EPS, rel=1e-12, abs=0.0)
     above = cg(s * np.diag([1.0, -(1.0 - 3.0 * EPS)]), t * np.ones(2), maxiter=1)
     assert above.status == SolverStatus.MAX_ITERATIONS
     assert np.isnan(above.curvature)
@@ -168,7 +168,7 @@ def test_overflowing_curvature_is_non_finite_and_keeps_x():
     assert result.status == SolverStatus.NON_FINITE
     assert result.iterations == 1 and result.matvecs == 1
     np.testing.assert_array_equal(result.x, [0.0, 0.0])
-    assert result.residual_norm == pytest.approx(np.sqrt(2.0) * 1e160, rel=1e-15)
+    assert result.residual_norm == pytest.approx(np.sqrt(2.0) * 1e160, rel=1e-15, abs=0.0)
     assert np.isnan(result.curvature)
 
 
@@ -360,3 +360,23 @@ def test_indefinite_preconditioner_message_names_the_sample():
     b2 = np.array([[1.0, 1.0], [1.0, 0.0]])
     with pytest.raises(ValueError, match=message):
         cg(A2, b2, M=M2, rtol=1e-12)
+
+
+def test_torch_batch_equals_numpy_batch():
+    # Every reduction goes through the array namespace of the data (torch here): the
+    # same steps, statuses and products as numpy, and the iterates to rounding.
+    torch = pytest.importorskip("torch")
+    n = 5
+    A2, b2 = spd(n, 50.0, 6)
+    A = np.stack([np.diag(np.arange(1.0, n + 1)), np.diag([1.0, -3.0, 2.0, 4.0, 5.0]), A2])
+    b = np.stack([np.eye(n)[0], np.ones(n), b2])
+    M = np.stack([np.eye(n), np.eye(n), np.diag(1.0 / np.diag(A2))])
+    ref = cg(A, b, rtol=1e-10, M=M)
+    out = cg(torch.from_numpy(A), torch.from_numpy(b), rtol=1e-10, M=torch.from_numpy(M))
+    assert isinstance(out.x, torch.Tensor) and out.x.dtype == torch.float64
+    assert out.status.tolist() == ref.status.tolist()
+    assert out.iterations.tolist() == ref.iterations.tolist()
+    assert out.matvecs.tolist() == ref.matvecs.tolist()
+    np.testing.assert_allclose(out.x.numpy(), ref.x, rtol=1e-10, atol=1e-12)
+    # (the converged residuals are rounding, 1e-14: compared to the tolerance scale)
+    np.testing.assert_allclose(out.residual_norm, ref.residual_norm, rtol=1e-6, atol=1e-12)

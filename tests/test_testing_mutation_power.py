@@ -89,7 +89,7 @@ def test_unit_product_norm_is_not_a_null_product():
     # ||A d|| = 1 for A = I: an eigenpair (1, d), not a start in the null space.
     result = power_iteration(np.eye(3), np.array([0.6, 0.8, 0.0]))
     assert result.status == SolverStatus.CONVERGED and result.iterations == 1
-    assert result.eigenvalue == pytest.approx(1.0, rel=1e-15)
+    assert result.eigenvalue == pytest.approx(1.0, rel=1e-15, abs=0.0)
 
 
 def test_small_spectrum_iterates_stay_unit_vectors():
@@ -97,8 +97,8 @@ def test_small_spectrum_iterates_stay_unit_vectors():
     A = np.diag([0.5, 0.25, 0.1])
     result = power_iteration(A, np.ones(3), tol=1e-10)
     assert result.status == SolverStatus.CONVERGED
-    assert result.eigenvalue == pytest.approx(0.5, rel=1e-9)
-    assert np.linalg.norm(result.eigenvector) == pytest.approx(1.0, rel=1e-12)
+    assert result.eigenvalue == pytest.approx(0.5, rel=1e-9, abs=0.0)
+    assert np.linalg.norm(result.eigenvector) == pytest.approx(1.0, rel=1e-12, abs=0.0)
 
 
 def test_null_start_beside_running_samples_warns_nothing_and_keeps_dtypes():
@@ -130,4 +130,4 @@ def test_complex_dominant_eigenvalue_is_complex():
     result = power_iteration(A, np.ones(3, dtype=np.complex128), tol=1e-10)
     assert result.status == SolverStatus.CONVERGED
     assert np.iscomplexobj(result.eigenvalue)
-    assert result.eigenvalue == pytest.approx(2.0j, rel=1e-9)
+    assert result.eigenvalue == pytest.approx(2.0j, rel=1e-9, abs=0.0)
