@@ -339,10 +339,14 @@ def test_float32_works_in_float32():
         [[4.0, 1.0, 0.5, 0.0], [1.0, 3.0, 0.25, 0.5], [0.5, 0.25, 5.0, 1.0], [0.0, 0.5, 1.0, 6.0]],
         dtype=np.float32,
     )
-    b = np.array([[0.3, -1.7, 2.9, 0.11]], dtype=np.float32)
-    result = cg(A, b, rtol=0.0, maxiter=3)
-    assert result.x.dtype == np.float32
-    np.testing.assert_array_equal(result.x, reference_cg_float32(A, b, 3))
+    rhs = [
+        np.array([[0.3, -1.7, 2.9, 0.11]], dtype=np.float32),
+        np.random.default_rng(0).standard_normal((1, 4)).astype(np.float32),
+    ]
+    for b in rhs:
+        result = cg(A, b, rtol=0.0, maxiter=3)
+        assert result.x.dtype == np.float32
+        np.testing.assert_array_equal(result.x, reference_cg_float32(A, b, 3))
 
 
 def test_indefinite_preconditioner_message_names_the_sample():
