@@ -10,6 +10,8 @@ and the messages of the symmetry and preconditioner checks with their thresholds
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -150,6 +152,7 @@ def test_null_space_rhs_breaks_down_at_once():
     assert result.iterations == 1 and result.matvecs == 2 and result.restarts == 0
     np.testing.assert_array_equal(result.x, [0.0, 0.0])
     assert result.residual_norm == 1.0
+    np.testing.assert_array_equal(result.residual_history, [1.0, 1.0])
 
 
 def test_inconsistent_system_restarts_once_then_breaks_down():
@@ -351,3 +354,103 @@ def test_symmetry_check_on_complex_data_is_the_hermitian_test():
     np.testing.assert_allclose(H @ result.x, b, atol=1e-9 * np.linalg.norm(b))
     with pytest.raises(ValueError, match="not symmetric"):
         minres(G + G.T, b, check=True)  # complex symmetric, not Hermitian
+
+
+@pytest.mark.parametrize("alfa", [1.0, 3.0])
+@pytest.mark.parametrize(("factor", "restarts"), [(1.0, 1), (1.2, 0)])
+def test_breakdown_threshold_is_inclusive_and_scales_with_t_k(alfa, factor, restarts):
+    # b = alfa e_1 on A = [[alfa, c], [c, 1]]: the first Lanczos step has alpha_1 = alfa,
+    # beta_1 = alfa and beta_2 = c exactly, and ||T_1||_F^2 = alpha_1^2 + beta_1^2 + c^2
+    # rounds to 2 alfa^2.  With c = 16 sqrt(1) eps ||T_1||_F (factor 1) the breakdown
+    # test beta_2 <= 16 sqrt(k) eps ||T_k||_F holds with equality: the true residual is
+    # checked (it misses rtol = 0, with progress) and the sample restarts once; 1.2 times
+    # the threshold is no breakdown.
+    c = factor * 16 * EPS * float(np.sqrt(2 * alfa**2))
+    A = np.array([[alfa, c], [c, 1.0]])
+    result = minres(A, np.array([alfa, 0.0]), rtol=0.0, maxiter=1)
+    assert result.status == SolverStatus.MAX_ITERATIONS
+    assert result.restarts == restarts
+    assert result.matvecs == 2
+
+
+def test_overflowing_lanczos_norm_is_non_finite_and_keeps_x():
+    # A e_1 = (0, 1e160): alpha_1 = 0 is finite but beta_2^2 = 1e320 overflows.
+    A = np.array([[0.0, 1e160], [1e160, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = minres(A, np.array([1.0, 0.0]))
+    assert result.status == SolverStatus.NON_FINITE
+    assert result.iterations == 1 and result.matvecs == 1
+    np.testing.assert_array_equal(result.x, [0.0, 0.0])
+
+
+def test_scalar_preconditioner_changes_nothing():
+    # M = c I scales every M-norm by sqrt(c), and the tolerance on the estimate with it:
+    # the iterates, the counts and the answer are those without M (||b|| < 1 on purpose).
+    A, b = spd(10, 100.0, 11)
+    b = 0.01 * b
+    plain = minres(A, b, rtol=1e-10)
+    scaled = minres(A, b, rtol=1e-10, M=100.0 * np.eye(10))
+    assert (scaled.status, scaled.iterations) == (plain.status, plain.iterations)
+    assert scaled.matvecs == plain.matvecs
+    np.testing.assert_allclose(scaled.x, plain.x, rtol=1e-10, atol=1e-14)
+    # (the estimates agree up to rounding amplified by the near-exact final steps)
+    np.testing.assert_allclose(
+        scaled.residual_history,
+        10.0 * plain.residual_history,
+        rtol=1e-10,
+        atol=1e-7 * scaled.residual_history[0],
+    )
+
+
+def test_float32_inconsistent_system_breaks_down_with_float32_thresholds():
+    A, b, best = inconsistent_system()
+    result = minres(A.astype(np.float32), b.astype(np.float32), rtol=1e-5, maxiter=80)
+    assert result.x.dtype == np.float32
+    assert result.status == SolverStatus.BREAKDOWN
+    assert result.residual_norm == pytest.approx(best, rel=1e-4, abs=0.0)
+    assert result.iterations <= 20
+
+
+def test_simultaneous_restarts_and_breakdowns_in_a_batch_of_three():
+    # Samples 1 and 2 are the same system with the same early operator error: they
+    # restart at the same step while sample 0 is in another phase; then a batch where
+    # one sample breaks down (no pivot) while another runs and a third is done.
+    A, b = spd(8, 100.0, 0)
+    stack = np.stack([np.diag(np.arange(1.0, 9.0)), A, A])
+    rhs = np.stack([np.eye(8)[0], b, b])
+    batch = minres(early_error(stack), rhs, rtol=1e-10, maxiter=500)
+    alone = minres(early_error(stack[1:2]), rhs[1:2], rtol=1e-10, maxiter=500)
+    assert batch.status.tolist() == [SolverStatus.CONVERGED] * 3
+    assert batch.restarts.dtype == np.int64 and batch.iterations.dtype == np.int64
+    for i in (1, 2):
+        assert (batch.iterations[i], batch.restarts[i]) == (alone.iterations[0], 1)
+        np.testing.assert_allclose(batch.x[i], alone.x[0], rtol=1e-10, atol=1e-12)
+    A3 = np.stack([np.diag([1.0, 2.0, 3.0]), np.diag([1.0, 2.0, 0.0]), spd(3, 100.0, 12)[0]])
+    b3 = np.stack([np.eye(3)[0], np.ones(3), spd(3, 100.0, 12)[1]])
+    mixed = minres(A3, b3, rtol=1e-12)
+    assert mixed.status.tolist() == [
+        SolverStatus.CONVERGED,
+        SolverStatus.BREAKDOWN,
+        SolverStatus.CONVERGED,
+    ]
+    for i in range(3):
+        one = minres(A3[i], b3[i], rtol=1e-12)
+        assert (mixed.iterations[i], mixed.matvecs[i]) == (one.iterations, one.matvecs)
+        np.testing.assert_allclose(mixed.x[i], one.x, rtol=1e-10, atol=1e-12)
+
+
+def test_torch_batch_with_preconditioner_and_check_equals_numpy():
+    torch = pytest.importorskip("torch")
+    A3 = np.stack([np.diag([1.0, 2.0, 3.0]), np.diag([1.0, 2.0, 0.0]), spd(3, 100.0, 12)[0]])
+    b3 = np.stack([np.eye(3)[0], np.ones(3), spd(3, 100.0, 12)[1]])
+    M3 = np.stack([np.eye(3), np.eye(3), np.diag(1.0 / np.diag(A3[2]))])
+    ref = minres(A3, b3, rtol=1e-12, M=M3, check=True)
+    out = minres(
+        torch.from_numpy(A3), torch.from_numpy(b3), rtol=1e-12, M=torch.from_numpy(M3), check=True
+    )
+    assert isinstance(out.x, torch.Tensor) and out.x.dtype == torch.float64
+    assert out.status.tolist() == ref.status.tolist()
+    assert out.iterations.tolist() == ref.iterations.tolist()
+    assert out.matvecs.tolist() == ref.matvecs.tolist()
+    np.testing.assert_allclose(out.x.numpy(), ref.x, rtol=1e-10, atol=1e-12)
