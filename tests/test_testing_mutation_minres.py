@@ -454,3 +454,50 @@ def test_torch_batch_with_preconditioner_and_check_equals_numpy():
     assert out.iterations.tolist() == ref.iterations.tolist()
     assert out.matvecs.tolist() == ref.matvecs.tolist()
     np.testing.assert_allclose(out.x.numpy(), ref.x, rtol=1e-10, atol=1e-12)
+
+
+def test_estimate_exactly_at_an_absolute_tolerance_is_a_candidate():
+    # atol = the 3rd residual estimate exactly: the test phibar_k <= atol holds with
+    # equality at step 3, the true residual confirms it (one product), CONVERGED there.
+    A, b = spd(10, 100.0, 13)
+    estimates = minres(A, b, rtol=0.0, maxiter=4).residual_history
+    result = minres(A, b, rtol=0.0, atol=float(estimates[3]), maxiter=50)
+    assert result.status == SolverStatus.CONVERGED
+    assert (result.iterations, result.matvecs, result.restarts) == (3, 4, 0)
+
+
+def test_power_of_two_scaling_of_the_system_changes_nothing():
+    # (s A) x = s b has the same solution and, for s a power of two, the same rounding:
+    # every threshold of MINRES scales with ||T_k||, so the run is the same bitwise.
+    A, b = spd(10, 100.0, 13)
+    ref = minres(A, b, rtol=1e-10)
+    for s in (2.0**-30, 2.0**30):
+        scaled = minres(s * A, s * b, rtol=1e-10)
+        assert (scaled.status, scaled.iterations, scaled.matvecs) == (
+            ref.status,
+            ref.iterations,
+            ref.matvecs,
+        )
+        np.testing.assert_array_equal(scaled.x, ref.x)
+
+
+def test_every_true_residual_check_ends_the_sample_or_restarts_it():
+    # cond 1e10 with rtol 1e-14 is below what float64 reaches: MINRES restarts twice
+    # from the true residual, then the space is invariant without progress (BREAKDOWN).
+    A, b = spd(10, 1e10, 7)
+    result = minres(A, b, rtol=1e-14, maxiter=5000)
+    assert result.status == SolverStatus.BREAKDOWN
+    assert result.restarts == 2
+    assert result.matvecs == result.iterations + result.restarts + 1
+
+
+def test_symmetry_check_scale_is_the_product_of_norms():
+    # n = 100: ||A u|| ||v|| ~ n ||A|| while |v^T K u| ~ sqrt(n) ||K||.  An asymmetry of
+    # 1e-11 ||A|| gives |v^T A u - u^T A v| ~ 2e-9, several times below the threshold
+    # eps^(2/3) ||Au|| ||v|| ~ 1.5e-8 (accepted) and ten times above eps^(2/3) ||Au|| / ||v||.
+    rng = np.random.default_rng(14)
+    S, b = spd(100, 10.0, 14)
+    K = rng.standard_normal((100, 100))
+    K = (K - K.T) / np.linalg.norm(K - K.T, 2)
+    result = minres(S + 1e-11 * np.linalg.norm(S, 2) * K, b, check=True, rtol=1e-8)
+    assert result.converged
