@@ -131,3 +131,15 @@ def test_complex_dominant_eigenvalue_is_complex():
     assert result.status == SolverStatus.CONVERGED
     assert np.iscomplexobj(result.eigenvalue)
     assert result.eigenvalue == pytest.approx(2.0j, rel=1e-9, abs=0.0)
+
+
+def test_complex_operator_with_real_starts_in_a_batch():
+    # Real start vectors become complex iterates for a complex operator, also for the
+    # samples that keep running after another one has converged (their rows are written
+    # back into the shared array of iterates).
+    A = np.stack([np.diag([2.0j, 1.0, 0.5]), np.diag([3.0j, 2.9, 0.1])])
+    result = power_iteration(A, np.ones((2, 3)), tol=1e-8)
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.CONVERGED]
+    assert result.iterations[0] < result.iterations[1]
+    assert result.eigenvector.dtype == np.complex128
+    np.testing.assert_allclose(result.eigenvalue, [2.0j, 3.0j], rtol=1e-7)
