@@ -501,3 +501,20 @@ def test_symmetry_check_scale_is_the_product_of_norms():
     K = (K - K.T) / np.linalg.norm(K - K.T, 2)
     result = minres(S + 1e-11 * np.linalg.norm(S, 2) * K, b, check=True, rtol=1e-8)
     assert result.converged
+
+
+def test_float32_operator_only_sees_float32_vectors():
+    # The Lanczos vectors stay in the working precision: every product, the symmetry
+    # check's included, gets float32 input (a float64 coefficient would promote them).
+    A, b = spd(8, 10.0, 15)
+    A32 = A.astype(np.float32)
+    seen = set()
+
+    def matvec(X):
+        seen.add(X.dtype)
+        return X @ A32.T
+
+    op = aslinearoperator(matvec, shape=(8, 8), dtype=np.float32, vectorized=True)
+    result = minres(op, b.astype(np.float32), rtol=1e-4, check=True)
+    assert result.converged and result.x.dtype == np.float32
+    assert seen == {np.dtype(np.float32)}
