@@ -98,6 +98,9 @@ def test_small_spectrum_iterates_stay_unit_vectors():
     result = power_iteration(A, np.ones(3), tol=1e-10)
     assert result.status == SolverStatus.CONVERGED
     assert result.eigenvalue == pytest.approx(0.5, rel=1e-9, abs=0.0)
+    # One Rayleigh quotient per product; the last one is the reported eigenvalue.
+    assert len(result.eigenvalue_history) == result.iterations
+    assert result.eigenvalue_history[-1] == result.eigenvalue
     assert np.linalg.norm(result.eigenvector) == pytest.approx(1.0, rel=1e-12, abs=0.0)
 
 
