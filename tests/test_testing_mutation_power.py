@@ -96,7 +96,7 @@ def test_small_spectrum_iterates_stay_unit_vectors():
     # ||A d|| < 1 at every step: the iterates must still be normalised by ||A d||.
     A = np.diag([0.5, 0.25, 0.1])
     result = power_iteration(A, np.ones(3), tol=1e-10)
-    assert result.status == SolverStatus.CONVERGED
+    assert result.status == SolverStatus.CONVERGED and result.converged
     assert result.eigenvalue == pytest.approx(0.5, rel=1e-9, abs=0.0)
     # One Rayleigh quotient per product; the last one is the reported eigenvalue.
     assert len(result.eigenvalue_history) == result.iterations
@@ -146,3 +146,16 @@ def test_complex_operator_with_real_starts_in_a_batch():
     assert result.iterations[0] < result.iterations[1]
     assert result.eigenvector.dtype == np.complex128
     np.testing.assert_allclose(result.eigenvalue, [2.0j, 3.0j], rtol=1e-7)
+
+
+def test_torch_batch_equals_numpy_batch():
+    torch = pytest.importorskip("torch")
+    A = np.stack([np.diag([3.0, 1.0, 0.0]), np.diag([-2.0, 1.9, 0.5])])
+    v0 = np.array([[1.0, 0.1, 0.0], [1.0, 1.0, 1.0]])
+    ref = power_iteration(A, v0, tol=1e-10)
+    out = power_iteration(torch.from_numpy(A), torch.from_numpy(v0), tol=1e-10)
+    assert isinstance(out.eigenvector, torch.Tensor)
+    assert out.status.tolist() == ref.status.tolist()
+    assert out.iterations.tolist() == ref.iterations.tolist()
+    np.testing.assert_allclose(out.eigenvalue, ref.eigenvalue, rtol=1e-12)
+    np.testing.assert_allclose(out.residual_norm, ref.residual_norm, rtol=1e-6, atol=1e-12)
