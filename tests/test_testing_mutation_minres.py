@@ -518,3 +518,17 @@ def test_float32_operator_only_sees_float32_vectors():
     result = minres(op, b.astype(np.float32), rtol=1e-4, check=True)
     assert result.converged and result.x.dtype == np.float32
     assert seen == {np.dtype(np.float32)}
+
+
+@pytest.mark.parametrize(("factor", "restarts"), [(1.0, 1), (1.05, 0)])
+def test_breakdown_threshold_at_step_two_has_sqrt_k_and_the_whole_t_k(factor, restarts):
+    # A tridiagonal A with b = e_1 is its own Lanczos matrix: alpha = (1, 2), beta_2 = 1,
+    # beta_3 = c, and ||T_2||_F^2 accumulates (1 + 1 + 1) + (4 + 1 + c^2) = 8.  With
+    # c = 16 sqrt(2) eps sqrt(8) the test beta_3 <= 16 sqrt(k) eps ||T_k||_F holds with
+    # equality at k = 2 (one true-residual check, missed at rtol = 0: one restart);
+    # 1.05 times that is no breakdown.
+    c = factor * (16.0 * np.sqrt(2.0)) * EPS * np.sqrt(8.0)
+    A = np.array([[1.0, 1.0, 0.0], [1.0, 2.0, c], [0.0, c, 1.0]])
+    result = minres(A, np.array([1.0, 0.0, 0.0]), rtol=0.0, maxiter=2)
+    assert result.status == SolverStatus.MAX_ITERATIONS
+    assert (result.iterations, result.restarts, result.matvecs) == (2, restarts, 3)
