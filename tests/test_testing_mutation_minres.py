@@ -532,3 +532,17 @@ def test_breakdown_threshold_at_step_two_has_sqrt_k_and_the_whole_t_k(factor, re
     result = minres(A, np.array([1.0, 0.0, 0.0]), rtol=0.0, maxiter=2)
     assert result.status == SolverStatus.MAX_ITERATIONS
     assert (result.iterations, result.restarts, result.matvecs) == (2, restarts, 3)
+
+
+def test_torch_float32_batch_keeps_float32_state():
+    # Samples finish at different steps, so the directions are written back by index
+    # (torch's index_put needs the state's own dtype: float32 throughout).
+    torch = pytest.importorskip("torch")
+    A3 = np.stack([np.diag([1.0, 2.0, 3.0]), np.diag([1.0, -2.0, 4.0]), spd(3, 100.0, 12)[0]])
+    b3 = np.stack([np.eye(3)[0], np.ones(3), spd(3, 100.0, 12)[1]])
+    A32, b32 = torch.from_numpy(A3.astype(np.float32)), torch.from_numpy(b3.astype(np.float32))
+    result = minres(A32, b32, rtol=1e-5)
+    assert result.x.dtype == torch.float32
+    assert result.converged.all() and result.iterations[0] < result.iterations.max()
+    true = torch.linalg.vector_norm(b32 - torch.einsum("kij,kj->ki", A32, result.x), dim=1)
+    assert np.all(true.numpy() <= 1e-5 * np.linalg.norm(b3, axis=1) * (1 + 1e-4))
