@@ -159,3 +159,14 @@ def test_torch_batch_equals_numpy_batch():
     assert out.iterations.tolist() == ref.iterations.tolist()
     np.testing.assert_allclose(out.eigenvalue, ref.eigenvalue, rtol=1e-12)
     np.testing.assert_allclose(out.residual_norm, ref.residual_norm, rtol=1e-6, atol=1e-12)
+
+
+def test_seeded_random_starts_are_reproducible_and_batch_size_counts_them():
+    # Three random starts on one shared operator: the same seed gives the same iterates.
+    A3 = np.diag([4.0, 2.0, 1.0])
+    first = power_iteration(A3, seed=7, batch_size=3, tol=1e-8)
+    again = power_iteration(A3, seed=7, batch_size=3, tol=1e-8)
+    assert first.batch_size == 3 and first.eigenvector.shape == (3, 3)
+    for h1, h2 in zip(first.eigenvalue_history, again.eigenvalue_history, strict=True):
+        np.testing.assert_array_equal(h1, h2)
+    np.testing.assert_allclose(first.eigenvalue, [4.0, 4.0, 4.0], rtol=1e-7)
