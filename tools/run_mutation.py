@@ -48,8 +48,8 @@ CORE = {
     ],
     "operators.py": ["tests/test_operators.py"],
     "_backend.py": ["tests/test_gmres.py", "tests/test_operators.py"],
-    "cg.py": ["tests/test_cg.py"],
-    "minres.py": ["tests/test_minres.py"],
+    "cg.py": ["tests/test_cg.py", "tests/test_testing_mutation_cg.py"],
+    "minres.py": ["tests/test_minres.py", "tests/test_testing_mutation_minres.py"],
     "lanczos.py": ["tests/test_eigsh.py"],
 }
 TORCH = {
