@@ -42,11 +42,19 @@ CORE = {
     "power.py": ["tests/test_power.py", "tests/test_testing_mutation_power.py"],
     "arnoldi.py": ["tests/test_arnoldi.py"],
     "gmres.py": ["tests/test_gmres.py", "tests/test_hard_families.py"],
-    "operators.py": ["tests/test_operators.py"],
-    "_backend.py": ["tests/test_gmres.py", "tests/test_operators.py"],
+    "operators.py": [
+        "tests/test_operators.py",
+        "tests/test_operator_interop.py",
+        "tests/test_testing_mutation_operators.py",
+    ],
+    "_backend.py": [
+        "tests/test_gmres.py",
+        "tests/test_operators.py",
+        "tests/test_testing_mutation_backend.py",
+    ],
     "cg.py": ["tests/test_cg.py"],
     "minres.py": ["tests/test_minres.py"],
-    "lanczos.py": ["tests/test_eigsh.py"],
+    "lanczos.py": ["tests/test_eigsh.py", "tests/test_testing_mutation_lanczos.py"],
 }
 TORCH = {
     "torch/attacks/*": [
