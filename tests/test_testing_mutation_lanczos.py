@@ -185,3 +185,220 @@ def test_one_breakdown_is_counted_once_and_the_basis_stays_orthonormal():
     np.testing.assert_allclose(
         result.residual_norm, np.linalg.norm(A @ V - V * result.eigenvalues, axis=0), atol=1e-12
     )
+
+
+# --- second pass: defaults, tolerances, breakdown thresholds ------------------------
+
+
+def test_defaults_are_scipys():
+    # k = 6 largest-magnitude pairs with eigenvectors, to machine precision (tol = 0).
+    eig = np.concatenate([-np.arange(30.0, 0.0, -1.0), np.arange(1.0, 25.0)])
+    A = np.diag(eig)
+    result = eigsh(A, rng=0)
+    assert result.eigenvalues.shape == (6,) and result.eigenvectors.shape == (54, 6)
+    np.testing.assert_allclose(result.eigenvalues, [-30, -29, -28, -27, -26, -25], rtol=1e-12)
+    assert np.all(result.residual_norm <= 16 * EPS * 30.0)
+
+
+def test_a_user_tolerance_stops_earlier_and_holds():
+    q = np.diag(np.linspace(1.0, 100.0, 200))
+    tight = eigsh(q, 2, which="LA", ncv=8, rng=1)
+    loose = eigsh(q, 2, which="LA", ncv=8, rng=1, tol=1e-3)
+    rough = eigsh(q, 2, which="LA", ncv=8, rng=1, tol=1.0)
+    assert tight.converged and loose.converged and rough.converged
+    assert rough.matvecs < loose.matvecs < tight.matvecs
+    assert np.all(loose.residual_norm <= 1e-3 * np.abs(loose.eigenvalues))
+    assert np.all(tight.residual_norm <= 16 * EPS * 100.0)
+
+
+@pytest.mark.parametrize("tol", [0.0, 1e-6])
+def test_scaling_a_by_a_power_of_two_changes_nothing_but_the_scale(tol):
+    # Every test in eigsh is relative (tol |theta|, 16 eps ||T||, 16 sqrt(j) eps ||A v||):
+    # 2^e A runs the same steps and returns 2^e times the answer.
+    rng = np.random.default_rng(3)
+    Q, _ = np.linalg.qr(rng.standard_normal((60, 60)))
+    A = (Q * np.linspace(-3.0, 7.0, 60)) @ Q.T
+    A = (A + A.T) / 2
+    base = eigsh(A, 3, which="LA", ncv=10, tol=tol, rng=0)
+    assert base.converged and base.iterations > 1  # thick restarts happened
+    for e in (-20, 20):
+        scaled = eigsh(2.0**e * A, 3, which="LA", ncv=10, tol=tol, rng=0)
+        assert scaled.matvecs == base.matvecs and scaled.iterations == base.iterations
+        np.testing.assert_allclose(scaled.eigenvalues, 2.0**e * base.eigenvalues, rtol=1e-13)
+
+
+def test_the_zero_operator_breaks_down_at_every_step():
+    # A ReLU network's input Hessian is exactly zero: every Lanczos step breaks down
+    # (A v = 0), and 0 is the exact answer with residual 0.
+    result = eigsh(np.zeros((30, 30)), 2, ncv=6, rng=0)
+    assert result.status == SolverStatus.CONVERGED
+    assert result.matvecs == 2 and result.invariant_subspaces == 2
+    np.testing.assert_array_equal(result.eigenvalues, [0.0, 0.0])
+    np.testing.assert_array_equal(result.residual_norm, [0.0, 0.0])
+
+
+def test_a_start_in_the_null_space_is_a_breakdown_at_the_first_step():
+    A = np.diag(np.r_[0.0, np.arange(1.0, 12.0)])
+    v0 = np.zeros(12)
+    v0[0] = 1.0  # A v0 = 0
+    result = eigsh(A, 2, which="LA", v0=v0, rng=0)
+    assert result.status == SolverStatus.CONVERGED and result.invariant_subspaces == 1
+    np.testing.assert_allclose(result.eigenvalues, [10.0, 11.0], rtol=1e-13)
+
+
+def _coupled(n, a, j, delta):
+    """Symmetric tridiagonal matrix whose Lanczos run from e_1 leaves exactly delta at step j."""
+    M = np.diag(2.0 + 0.1 * np.arange(n))
+    M[0, 0] = a
+    for i in range(n - 1):
+        M[i, i + 1] = M[i + 1, i] = 1.0
+    M[j, j + 1] = M[j + 1, j] = delta
+    return M
+
+
+@pytest.mark.parametrize(
+    ("j", "ratio", "breaks"),
+    [(0, 0.8, True), (0, 1.2, False), (1, 2**-0.5, True), (1, 1.6 / 2**0.5, False)],
+)
+def test_breakdown_threshold_is_16_sqrt_j_eps_times_the_largest_product(j, ratio, breaks):
+    # From v_1 = e_1, step j leaves w = delta e_{j+2} after orthogonalization (exactly):
+    # a breakdown iff delta <= 16 sqrt(j + 1) eps max_i ||A v_i||.
+    n = 8
+    e1 = np.eye(n)[0]
+    probe = _coupled(n, 1024.0, j, 0.0)
+    scale = max(np.linalg.norm(probe @ np.eye(n)[i]) for i in range(j + 1))
+    delta = ratio * 16.0 * np.sqrt(j + 1) * EPS * scale
+    A = _coupled(n, 1024.0, j, delta)
+    result = eigsh(A, 1, which="LA", v0=e1, rng=0)
+    assert result.status == SolverStatus.CONVERGED
+    assert result.invariant_subspaces == (1 if breaks else 0)
+    np.testing.assert_allclose(result.eigenvalues, np.linalg.eigvalsh(A)[-1:], rtol=1e-13)
+
+
+def test_a_breakdown_at_step_n_minus_one_is_still_counted():
+    # v0 spans a 4-dimensional invariant subspace of R^5: the breakdown comes one step
+    # before the basis would be complete, and the largest eigenvalue is inside it.
+    v0 = np.array([0.0, 1.0, 1.0, 1.0, 1.0])
+    result = eigsh(DIAG5, 1, which="LA", v0=v0, rng=0)
+    assert result.status == SolverStatus.CONVERGED
+    assert result.invariant_subspaces == 1 and result.matvecs == 4
+    np.testing.assert_allclose(result.eigenvalues, [5.0], rtol=1e-14)
+
+
+def test_a_complete_basis_is_no_breakdown():
+    result = eigsh(DIAG5, 3, rng=0)
+    assert result.matvecs == 5 and result.invariant_subspaces == 0
+
+
+def test_the_fresh_vector_after_a_breakdown_comes_from_the_seed():
+    # After the breakdown at step 3 the next basis vector is the generator's first draw
+    # (v0 is given, so nothing was drawn before), made orthogonal to the basis.
+    n, seed = 12, 11
+    A = np.diag(np.linspace(1.0, 10.0, n))
+    seen = []
+
+    def product(X):
+        seen.append(np.array(X[0]))
+        return X @ A
+
+    op = aslinearoperator(product, shape=(n, n), vectorized=True)
+    v0 = np.zeros(n)
+    v0[[0, 1, n - 1]] = [0.6, 0.7, 0.8]
+    result = eigsh(op, 5, which="LA", v0=v0, rng=seed)
+    assert result.invariant_subspaces == 1
+    V = np.stack(seen[:3])
+    np.testing.assert_allclose(V @ V.T, np.eye(3), atol=1e-14)
+    fresh = np.random.default_rng(seed).standard_normal(n)
+    for _ in range(2):
+        fresh = fresh - V.T @ (V @ fresh)
+    np.testing.assert_allclose(seen[3], fresh / np.linalg.norm(fresh), atol=1e-14)
+
+
+def test_breakdown_in_torch_float32():
+    torch = pytest.importorskip("torch")
+    n = 12
+    A = torch.diag(torch.linspace(1.0, 10.0, n))
+    v0 = torch.zeros(n)
+    v0[[0, 1, n - 1]] = torch.tensor([0.6, 0.7, 0.8])
+    result = eigsh(A, 5, which="LA", v0=v0, rng=0)
+    assert result.status == SolverStatus.CONVERGED and result.invariant_subspaces == 1
+    V = result.eigenvectors
+    assert isinstance(V, torch.Tensor) and V.dtype == torch.float32
+    np.testing.assert_allclose(result.eigenvalues, np.linspace(1.0, 10.0, n)[-5:], rtol=1e-5)
+    np.testing.assert_allclose((V.T @ V).numpy(), np.eye(5), atol=1e-5)
+
+
+def test_unconverged_pairs_are_the_wanted_ritz_pairs_with_true_residuals():
+    rng = np.random.default_rng(2)
+    Q, _ = np.linalg.qr(rng.standard_normal((100, 100)))
+    A = (Q * np.linspace(1.0, 50.0, 100)) @ Q.T
+    A = (A + A.T) / 2
+    for which in ("SA", "LA"):
+        result = eigsh(A, 3, which=which, ncv=8, maxiter=1, rng=0)
+        assert result.status == SolverStatus.MAX_ITERATIONS
+        # The answer is the last step's wanted Ritz values, ascending ...
+        np.testing.assert_array_equal(result.eigenvalues, result.eigenvalue_history[-1])
+        # ... and on the correct side of the spectrum (Cauchy interlacing).
+        if which == "SA":
+            assert result.eigenvalues[0] < 10.0
+        else:
+            assert result.eigenvalues[-1] > 40.0
+        V = result.eigenvectors
+        true = np.linalg.norm(A @ V - V * result.eigenvalues, axis=0)
+        np.testing.assert_allclose(result.residual_norm, true, rtol=1e-8)
+        assert np.all(true > 1e-6)
+
+
+def test_non_finite_products_raise_no_warnings():
+    import warnings
+
+    n = 10
+    A = np.diag(np.arange(1.0, n + 1))
+
+    def products(X, idx):
+        Y = X @ A
+        Y[np.asarray(idx) == 1] = np.inf  # sample 1 overflows
+        return Y
+
+    op = aslinearoperator(products, shape=(n, n), batch_size=2, vectorized=True, pass_indices=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reported as a status, not as a warning
+        result = eigsh(op, 2, which="LA", v0=np.ones((2, n)), ncv=6, rng=0)
+    np.testing.assert_array_equal(result.status, [SolverStatus.CONVERGED, SolverStatus.NON_FINITE])
+    np.testing.assert_array_equal(result.invariant_subspaces, [0, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        zero = eigsh(np.zeros((8, 8)), 2, ncv=4, rng=0)  # breakdowns: no division by zero
+    assert zero.converged
+
+
+def test_a_shared_operator_sees_row_numbers_not_sample_numbers():
+    # Samples finish at different steps; the shared operator is still called as shared.
+    n = 20
+    A = np.diag(np.arange(1.0, n + 1))
+    seen = []
+
+    def product(X, idx):
+        seen.append(np.asarray(idx).tolist())
+        return X @ A
+
+    op = aslinearoperator(product, shape=(n, n), vectorized=True, pass_indices=True)
+    v0 = np.ones((2, n))
+    v0[0, :-3] = 0.0  # sample 0 starts in a 3-dimensional invariant subspace
+    result = eigsh(op, 2, which="LA", v0=v0, ncv=8, rng=0)
+    assert result.converged.all() and result.matvecs[0] < result.matvecs[1]
+    assert all(s == list(range(len(s))) for s in seen)
+    assert [0] in seen  # one row left: row 0, though it is sample 1
+
+
+def test_the_basis_dtype_joins_the_operators_and_the_starts():
+    # scipy's rule: the working dtype holds both A's and v0's dtype.
+    A = np.diag(np.arange(1.0, 9.0))
+    v32 = np.ones(8, dtype=np.float32)
+    untyped = aslinearoperator(lambda v: A @ v, shape=(8, 8))  # dtype unknown: v0 decides
+    assert eigsh(untyped, 2, which="LA", v0=v32).eigenvectors.dtype == np.float32
+    mixed = eigsh(A.astype(np.float32), 2, which="LA", v0=np.ones(8))
+    assert mixed.eigenvectors.dtype == np.float64
+    complex_start = eigsh(A, 2, which="LA", v0=np.ones(8) * (1 + 1j))
+    assert complex_start.eigenvectors.dtype == np.complex128
+    np.testing.assert_allclose(complex_start.eigenvalues, [7.0, 8.0], rtol=1e-13)

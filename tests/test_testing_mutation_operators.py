@@ -526,3 +526,169 @@ def test_aslinearoperator_passes_every_option_to_function_operators():
         r"a scipy sparse matrix or LinearOperator, or a callable with shape=\.$",
     ):
         aslinearoperator(3)
+
+
+# --- second pass: survivors of the first run -----------------------------------------
+
+
+def test_a_column_of_two_is_one_vector():
+    # n = 2: the column (2, 1) is one vector (scipy's convention), not two rows of one.
+    op = DenseOperator(A3[:2, :2])
+    out = op.matvec(np.array([[1.0], [2.0]]))
+    assert out.shape == (2, 1)
+    np.testing.assert_allclose(out[:, 0], A3[:2, :2] @ [1.0, 2.0])
+
+
+def test_hermitian_batched_subclass_keeps_the_sample_numbers_in_rmatvec():
+    class Scaled(LinearOperator):
+        hermitian = True
+
+        def __init__(self):
+            super().__init__((2, 2), batch_size=3)
+
+        def _matvec(self, x, indices):
+            idx = np.arange(x.shape[0]) if indices is None else np.asarray(indices)
+            return x * (idx[:, None] + 1.0)
+
+    op = Scaled()
+    X = np.ones((2, 2))
+    np.testing.assert_array_equal(op.rmatvec(X, np.array([2, 0])), [[3.0, 3.0], [1.0, 1.0]])
+
+
+def test_hermitian_function_operator_subclass_uses_its_products_as_adjoint():
+    # The no-adjoint error says "or mark it hermitian": a subclass that does gets
+    # rmatvec = matvec, with the sample numbers kept.
+    class HermitianFunction(FunctionOperator):
+        hermitian = True
+
+    op = HermitianFunction(
+        lambda X, idx: X * (np.asarray(idx)[:, None] + 1.0),
+        (2, 2),
+        batch_size=3,
+        vectorized=True,
+        pass_indices=True,
+    )
+    np.testing.assert_array_equal(
+        op.rmatvec(np.ones((2, 2)), np.array([2, 1])), [[3.0, 3.0], [2.0, 2.0]]
+    )
+
+
+def test_function_adjoint_gets_the_sample_numbers():
+    f = FunctionOperator(
+        lambda v, i: v * 0.0,
+        (2, 2),
+        batch_size=3,
+        pass_indices=True,
+        rmatvec=lambda v, i: v * (i + 1.0),
+    )
+    np.testing.assert_array_equal(f.rmatvec(np.ones((2, 2)), np.array([2, 0])), [[3, 3], [1, 1]])
+
+
+def test_indices_seen_by_callables_are_int64_in_the_rows_namespace():
+    seen = []
+
+    def record(X, idx):
+        seen.append(idx)
+        return X
+
+    shared = FunctionOperator(record, (3, 3), vectorized=True, pass_indices=True)
+    X = np.ones((3, 4))
+    shared.matmat(X)
+    # A shared operator: the rows are just k vectors, numbered 0..k-1 (no sample numbers),
+    # whether called directly or through scipy.
+    np.testing.assert_array_equal(seen[-1], np.arange(4))
+    shared.to_scipy().matmat(X)
+    np.testing.assert_array_equal(seen[-1], np.arange(4))
+    one = FunctionOperator(record, (3, 3), batch_size=1, vectorized=True, pass_indices=True)
+    one.matmat(torch.ones(3, 2, dtype=torch.float64))
+    idx = seen[-1]
+    assert isinstance(idx, torch.Tensor) and idx.dtype == torch.int64
+    np.testing.assert_array_equal(idx.numpy(), [0, 0])  # a batch of one: sample 0
+    one.matmat(np.ones((3, 2)))
+    assert seen[-1].dtype == np.int64
+
+
+def test_shifted_shared_operator_is_called_as_shared():
+    seen = []
+
+    def record(X, idx):
+        seen.append(np.asarray(idx).tolist())
+        return X @ A3.T
+
+    inner = FunctionOperator(record, (3, 3), vectorized=True, pass_indices=True)
+    lam = np.array([1.0, 2.0, 3.0, 4.0])
+    op = ShiftedOperator(inner, lam)
+    X = RNG.standard_normal((2, 3))
+    np.testing.assert_allclose(op.matvec(X, np.array([3, 1])), X @ A3.T + lam[[3, 1], None] * X)
+    assert seen[-1] == [0, 1]  # the shared operator never sees sample numbers
+    adj = FunctionOperator(record, (3, 3), vectorized=True, pass_indices=True, rmatvec=record)
+    ShiftedOperator(adj, lam).rmatvec(X, np.array([3, 1]))
+    assert seen[-1] == [0, 1]
+
+
+def test_shifts_keep_the_rows_dtype():
+    x32 = np.ones((2, 3), dtype=np.float32)
+    lam = np.array([1.0, 2.0, 3.0, 4.0])
+    per_sample = ShiftedOperator(AS.astype(np.float32), lam)
+    assert per_sample.matvec(x32, np.array([0, 3])).dtype == np.float32
+    assert per_sample.rmatvec(x32, np.array([0, 3])).dtype == np.float32
+    in_torch = ShiftedOperator(torch.from_numpy(AS.astype(np.float32)), lam)
+    t = in_torch.rmatvec(torch.from_numpy(x32), torch.tensor([1, 2]))
+    assert t.dtype == torch.float32
+    # A real scalar shift keeps real products real (the adjoint too).
+    scalar = ShiftedOperator(A3, 1.0)
+    assert scalar.dtype == np.float64
+    assert scalar.rmatvec(np.ones((1, 3))).dtype == np.float64
+    assert ShiftedOperator(torch.from_numpy(A3), 1.0).dtype == torch.float64
+
+
+def test_torch_products_are_cast_in_torch():
+    op = FunctionOperator(lambda v: v.double() * 2, (3, 3))
+    out = op.matvec(torch.ones(2, 3, dtype=torch.float32))
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    bad = FunctionOperator(lambda v: v * (1 + 1j), (3, 3))
+    with pytest.raises(TypeError, match=r"returned torch\.complex64 values for a torch\.float32"):
+        bad.matvec(torch.ones(1, 3, dtype=torch.float32))
+
+
+def test_to_scipy_batches_columns_into_one_call():
+    calls = []
+
+    def forward(X):
+        calls.append(("A", X.shape[0]))
+        return X @ A3.T
+
+    def backward(X):
+        calls.append(("AH", X.shape[0]))
+        return X @ A3
+
+    op = FunctionOperator(forward, (3, 3), vectorized=True, rmatvec=backward)
+    lin = op.to_scipy()
+    V = RNG.standard_normal((3, 4))
+    np.testing.assert_allclose(lin.matmat(V), A3 @ V)
+    np.testing.assert_allclose(lin.rmatmat(V), A3.T @ V)
+    # One operator call per block of columns (a network evaluated once on the batch).
+    assert calls == [("A", 4), ("AH", 4)]
+    no_adjoint = FunctionOperator(forward, (3, 3), vectorized=True).to_scipy()
+    # No adjoint given: scipy's operator has none either (scipy says so itself).
+    with pytest.raises(NotImplementedError, match="rmatvec is not defined"):
+        no_adjoint.rmatvec(np.ones(3))
+
+
+def test_to_scipy_operator_passes_like():
+    f = FunctionOperator(lambda v: v * 2, (3, 3))
+    assert to_scipy_operator(f, like=np.zeros(1, dtype=np.float32)).dtype == np.float32
+    assert to_scipy_operator(f, like=torch.zeros(1, dtype=torch.float32)).dtype == np.float32
+
+
+def test_scipy_operator_of_unknown_dtype_and_of_size_one():
+    class Untyped(sla.LinearOperator):
+        def __init__(self):
+            super().__init__(None, (2, 2))
+
+        def _matvec(self, x):
+            return 2.0 * np.asarray(x)
+
+    assert ScipyOperator(Untyped()).dtype is None
+    one = ScipyOperator(scipy.sparse.csr_array(np.array([[3.0]])))
+    np.testing.assert_array_equal(one.matvec(np.array([[1.0], [2.0]])), [[3.0], [6.0]])
