@@ -91,7 +91,11 @@ def test_result_reads_as_scipys_answer():
     assert result[np.int64(0)] is result.eigenvalues
     w, v = result
     assert w is result.eigenvalues and v.shape == (5, 3)
-    with pytest.raises(TypeError, match=r"^EigshResult indexes like scipy's \(w, v\) pair"):
+    with pytest.raises(
+        TypeError,
+        match=r"^EigshResult indexes like scipy's \(w, v\) pair \(or w\); got 'w'\. "
+        r"Use result\.sample\(i\) for sample i of a batch\.$",
+    ):
         result["w"]
     values = eigsh(DIAG5, 3, rng=0, return_eigenvectors=False)
     assert values.eigenvectors is None
@@ -100,6 +104,11 @@ def test_result_reads_as_scipys_answer():
     as32 = np.asarray(values, dtype=np.float32)
     assert as32.dtype == np.float32 and as32.shape == (3,)
     assert repr(values) == "EigshResult(status=CONVERGED, eigenvalues=[3. 4. 5.], matvecs=5)"
+    # Four decimals, as numpy prints with precision=4.
+    thirds = eigsh(DIAG5 / 3.0, 3, rng=0, return_eigenvectors=False)
+    assert repr(thirds) == (
+        "EigshResult(status=CONVERGED, eigenvalues=[1.     1.3333 1.6667], matvecs=5)"
+    )
 
 
 def test_batched_results_and_shared_operator_batches():
@@ -402,3 +411,82 @@ def test_the_basis_dtype_joins_the_operators_and_the_starts():
     complex_start = eigsh(A, 2, which="LA", v0=np.ones(8) * (1 + 1j))
     assert complex_start.eigenvectors.dtype == np.complex128
     np.testing.assert_allclose(complex_start.eigenvalues, [7.0, 8.0], rtol=1e-13)
+
+
+def test_ties_in_magnitude_are_broken_by_position_not_by_the_sort_algorithm():
+    # LM with +-lambda tied: the pick must not depend on numpy's sorting algorithm
+    # (its default quicksort is SIMD-accelerated and machine-dependent, and unstable);
+    # a stable sort keeps the ascending order of eigh: -lambda before +lambda.
+    from krylovadv.lanczos import _select
+
+    theta = np.concatenate([-np.arange(10.0, 0.0, -1.0), np.arange(1.0, 11.0)])[None, :]
+    pick = _select(theta, "LM", 6)
+    np.testing.assert_array_equal(theta[0, pick[0]], [-10.0, 10.0, -9.0, 9.0, -8.0, 8.0])
+    np.testing.assert_array_equal(_select(theta, "LA", 2)[0], [19, 18])
+    np.testing.assert_array_equal(_select(theta, "SA", 2)[0], [0, 1])
+
+
+def test_counts_are_integers():
+    result = eigsh(np.diag(np.arange(1.0, 41.0)), 2, which="LA", ncv=6, rng=0)
+    assert result.iterations > 1  # restarted
+    for count in (result.iterations, result.matvecs, result.invariant_subspaces):
+        assert type(count) is int
+    batch = eigsh(np.diag(np.arange(1.0, 41.0)), 2, which="LA", ncv=6, rng=0, batch_size=2)
+    for counts in (batch.iterations, batch.matvecs, batch.invariant_subspaces, batch.status):
+        assert counts.dtype == np.int64
+
+
+def test_an_integer_start_is_cast_as_scipy_does():
+    A = np.diag(np.arange(1.0, 9.0))
+    result = eigsh(A, 2, which="LA", v0=np.ones(8, dtype=np.int64))
+    assert result.eigenvectors.dtype == np.float64
+    np.testing.assert_allclose(result.eigenvalues, [7.0, 8.0], rtol=1e-14)
+
+
+def test_complex_operator_with_a_real_start_runs_clean():
+    import warnings
+
+    rng = np.random.default_rng(5)
+    M = rng.standard_normal((30, 30)) + 1j * rng.standard_normal((30, 30))
+    H = (M + M.conj().T) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning: nothing complex is made real
+        result = eigsh(H, 3, which="LA", v0=np.ones(30), ncv=12, rng=0)
+    assert result.status == SolverStatus.CONVERGED
+    assert result.eigenvectors.dtype == np.complex128
+    np.testing.assert_allclose(result.eigenvalues, np.linalg.eigvalsh(H)[-3:], atol=1e-12)
+
+
+def test_huge_but_finite_products_raise_no_warnings():
+    import warnings
+
+    A = 1e200 * np.diag(np.arange(1.0, 31.0))  # squares of the entries overflow
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = eigsh(A, 2, which="LA", ncv=8, rng=0)
+    assert result.status == SolverStatus.CONVERGED
+    np.testing.assert_allclose(result.eigenvalues, [29e200, 30e200], rtol=1e-12)
+
+
+def test_a_product_whose_norm_overflows_is_non_finite():
+    # A v0 has finite entries but ||A v0|| > max float: reported, not continued.
+    n = 6
+    A = np.diag(np.arange(1.0, n + 1))
+    A[0, 1] = A[1, 0] = A[0, 2] = A[2, 0] = 1.5e308
+    result = eigsh(A, 1, which="LA", v0=np.eye(n)[0], rng=0)
+    assert result.status == SolverStatus.NON_FINITE
+    assert result.matvecs == 1 and result.invariant_subspaces == 0
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_a_fresh_vector_shorter_than_one_is_still_normalized(seed):
+    # v0 in span(e1, e2) of diag(1, 2, 3, 4) and k = 3: a breakdown after 2 steps, then a
+    # fresh vector in span(e3, e4); for these seeds its length there is below 1.
+    A = np.diag([1.0, 2.0, 3.0, 4.0])
+    draw = np.random.default_rng(seed).standard_normal(4)
+    assert np.linalg.norm(draw[2:]) < 1.0
+    result = eigsh(A, 3, which="LA", v0=np.array([1.0, 1.0, 0.0, 0.0]), rng=seed)
+    assert result.invariant_subspaces == 1
+    np.testing.assert_allclose(result.eigenvalues, [2.0, 3.0, 4.0], rtol=1e-14)
+    V = result.eigenvectors
+    np.testing.assert_allclose(V.T @ V, np.eye(3), atol=1e-14)
