@@ -183,6 +183,7 @@ def test_batched_dot_conjugates_the_first_argument():
     np.testing.assert_allclose(got.numpy(), np.sum(ar * br, axis=1), rtol=1e-14)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # squares of 1e200
 def test_batched_norm_numpy_extremes_and_exact_rows():
     _backend._SAFE_SQUARES.clear()  # a cold cache: the thresholds are computed here
     rows = np.array(
@@ -222,6 +223,7 @@ def test_batched_norm_float32_subnormal_squares_are_rescaled():
     np.testing.assert_allclose(batched_norm(NP, rows[:1]), [5e-21], rtol=4 * eps32)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # squares of 1e200
 def test_batched_norm_complex_rows():
     rng = np.random.default_rng(1)
     a = rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))
@@ -234,6 +236,7 @@ def test_batched_norm_complex_rows():
     np.testing.assert_allclose(batched_norm(NP, huge), [5e200], rtol=4e-16)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # squares of 1e200
 def test_batched_norm_mixed_huge_and_tiny_rows_in_one_batch():
     rows = np.array([[1e200, 1e200, 0.0, 0.0], [1e-200, 1e-200, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
     np.testing.assert_allclose(

@@ -335,6 +335,11 @@ def test_breakdown_in_torch_float32():
     assert isinstance(V, torch.Tensor) and V.dtype == torch.float32
     np.testing.assert_allclose(result.eigenvalues, np.linspace(1.0, 10.0, n)[-5:], rtol=1e-5)
     np.testing.assert_allclose((V.T @ V).numpy(), np.eye(5), atol=1e-5)
+    # With thick restarts (ncv < n) the kept Ritz vectors stay in float32 too.
+    restarted = eigsh(torch.diag(torch.linspace(1.0, 10.0, 40)), 2, which="LA", ncv=6, rng=0)
+    assert restarted.status == SolverStatus.CONVERGED and restarted.iterations > 1
+    assert restarted.eigenvectors.dtype == torch.float32
+    np.testing.assert_allclose(restarted.eigenvalues, np.linspace(1.0, 10.0, 40)[-2:], rtol=1e-5)
 
 
 def test_unconverged_pairs_are_the_wanted_ritz_pairs_with_true_residuals():
@@ -490,3 +495,12 @@ def test_a_fresh_vector_shorter_than_one_is_still_normalized(seed):
     np.testing.assert_allclose(result.eigenvalues, [2.0, 3.0, 4.0], rtol=1e-14)
     V = result.eigenvectors
     np.testing.assert_allclose(V.T @ V, np.eye(3), atol=1e-14)
+
+
+def test_thick_restart_keeps_the_wanted_end_of_the_spectrum():
+    # The largest-magnitude eigenvalues are negative, the wanted (LA) ones positive:
+    # a restart that kept the largest-magnitude Ritz vectors would never converge.
+    eig = np.concatenate([-np.linspace(50.0, 100.0, 100), np.linspace(1.0, 10.0, 100)])
+    result = eigsh(np.diag(eig), 2, which="LA", ncv=10, rng=0)
+    assert result.status == SolverStatus.CONVERGED and result.iterations > 1
+    np.testing.assert_allclose(result.eigenvalues, eig[-2:], rtol=1e-12)
