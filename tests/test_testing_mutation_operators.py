@@ -416,8 +416,8 @@ def test_same_kind_returns_same_dtype_untouched():
     op = FunctionOperator(lambda v: y[0], (3, 3))
     out = op.matvec(np.ones((1, 3)))
     assert out.dtype == np.float64
-    f32 = FunctionOperator(lambda v: np.ones(3, dtype=np.complex128), (3, 3))
-    assert f32.matvec(np.ones((1, 3), dtype=np.complex64)).dtype == np.complex64
+    c128 = FunctionOperator(lambda v: np.ones(3, dtype=np.complex128), (3, 3))
+    assert c128.matvec(np.ones((1, 3), dtype=np.complex64)).dtype == np.complex64
 
 
 # --- identity, shifts, aslinearoperator ----------------------------------------------
