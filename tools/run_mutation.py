@@ -46,11 +46,19 @@ CORE = {
         "tests/test_hard_families.py",
         "tests/test_testing_mutation_gmres.py",
     ],
-    "operators.py": ["tests/test_operators.py"],
-    "_backend.py": ["tests/test_gmres.py", "tests/test_operators.py"],
+    "operators.py": [
+        "tests/test_operators.py",
+        "tests/test_operator_interop.py",
+        "tests/test_testing_mutation_operators.py",
+    ],
+    "_backend.py": [
+        "tests/test_gmres.py",
+        "tests/test_operators.py",
+        "tests/test_testing_mutation_backend.py",
+    ],
     "cg.py": ["tests/test_cg.py", "tests/test_testing_mutation_cg.py"],
     "minres.py": ["tests/test_minres.py", "tests/test_testing_mutation_minres.py"],
-    "lanczos.py": ["tests/test_eigsh.py"],
+    "lanczos.py": ["tests/test_eigsh.py", "tests/test_testing_mutation_lanczos.py"],
 }
 TORCH = {
     "torch/attacks/*": [
