@@ -91,7 +91,7 @@ def p_schedule(p_init: float, query: int, queries: int) -> float:
 
 
 def _peak(rows: int, cols: int, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    r"""The paper's centre-peaked rectangle :math:`\eta^{(h_1, h_2)}`, unit :math:`\ell_2` norm.
+    r"""Return the paper's centre-peaked rectangle :math:`\eta^{(h_1, h_2)}` of unit norm.
 
     A pixel at Chebyshev distance :math:`d` from the centre
     :math:`(\lfloor h_1/2 \rfloor, \lfloor h_2/2 \rfloor)` gets
@@ -120,7 +120,7 @@ def l2_pattern(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    r"""The :math:`\ell_2` update pattern :math:`\tilde\eta` of a ``side`` x ``side`` square.
+    r"""Return the :math:`\ell_2` update pattern :math:`\tilde\eta` of a ``side`` x ``side`` square.
 
     The top :math:`\lfloor h/2 \rfloor` rows hold :math:`+\eta`, the other rows
     :math:`-\eta` (:func:`_peak` on each half); the square has unit
@@ -347,7 +347,7 @@ class Square(Attack):
 
     # -- l_2 ---------------------------------------------------------------------------
     def _l2_start(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        r"""A centred grid of :math:`\pm\tilde\eta` blocks, rescaled to :math:`\|\delta\|_2 = \varepsilon`.
+        r"""Start from a centred grid of :math:`\pm\tilde\eta` blocks, rescaled to norm ε.
 
         The grid has :data:`_INIT_GRID` blocks of side :math:`\lfloor h/5 \rfloor`
         per axis (fewer, of side 1, on images smaller than 5 pixels), centred in
@@ -377,7 +377,7 @@ class Square(Attack):
     def _l2_proposal(
         self, x: torch.Tensor, delta: torch.Tensor, query: int, generator: torch.Generator
     ) -> torch.Tensor:
-        r"""Move the mass of :math:`\delta` on :math:`W_1 \cup W_2` (plus the unused budget) into :math:`W_1`."""
+        r"""Move the mass on :math:`W_1 \cup W_2`, and the unused budget, into :math:`W_1`."""
         B, C, H, W = (int(s) for s in x.shape)
         dev, dtype = x.device, x.dtype
         side = max(round(math.sqrt(self.p_schedule_at(query) * H * W)), 3)
@@ -409,7 +409,7 @@ class Square(Attack):
         return (x + self._rescale(delta, exact=False)).clamp(0, 1)
 
     def _rescale(self, delta: torch.Tensor, *, exact: bool) -> torch.Tensor:
-        r"""Scale each sample's :math:`\delta` to :math:`\|\delta\|_2 = \varepsilon` (``exact``) or down to it.
+        r"""Scale each :math:`\delta` to norm :math:`\varepsilon` (``exact``) or down to it.
 
         The :math:`\ell_2` update already has norm :math:`\varepsilon` in exact
         arithmetic; scaling only down removes the rounding excess without ever
