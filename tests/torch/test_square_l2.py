@@ -194,3 +194,17 @@ def test_l2_pattern_shape_norm_and_halves(side):
     assert rows_split or cols_split
     with pytest.raises(ValueError, match="side"):
         l2_pattern(0, torch.Generator())
+
+
+def test_masking_flag_a_uses_square_l2():
+    from krylovadv.torch.masking import diagnose
+
+    model = small_model()
+    x, y = box_images(9, 6), torch.arange(6) % 5
+    report = diagnose(
+        model, x, y, norm="l2", eps=1.0, steps=2, long_steps=3, square_queries=5, batch_size=6
+    )
+    flags = {f.name: f for f in report.flags}
+    # Without Square l2 there is no black-box attack at l2 and no flag (a) at all.
+    assert "Square 5" in flags["a"].numbers, flags["a"].detail
+    assert 0 <= flags["a"].numbers["Square 5"]["correct"] <= 6
