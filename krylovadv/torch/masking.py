@@ -234,7 +234,7 @@ def diagnose(
         APGD-CE budgets of flag (c): ``steps`` × 1 restart against
         ``long_steps`` × ``long_restarts``.
     square_queries : int
-        Square's queries for flag (a) (ℓ∞ only; ℓ2 uses only ``noise_averaged``).
+        Square's queries for flag (a) (for either norm); 0 leaves Square out.
     large_eps : float, optional
         Radius of flag (b) (default :data:`LARGE_EPS`).
     seed : int
@@ -260,9 +260,9 @@ def diagnose(
     white = {f"APGD-CE {steps}": short, f"APGD-CE {long_steps}×{long_restarts}": long}
     white.update(white_box or {})
     black = dict(noise_averaged or {})
-    if norm == "linf" and square_queries > 0:
+    if square_queries > 0:
         black[f"Square {square_queries}"] = count(
-            Square(model, eps=eps, queries=square_queries, seed=seed)
+            Square(model, norm=norm, eps=eps, queries=square_queries, seed=seed)
         )
     flags = []
     if black:

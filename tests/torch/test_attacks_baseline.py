@@ -128,7 +128,10 @@ def test_first_order_cascade_members():
     names = [type(a).__name__ for a in first_order_cascade(model, eps=0.1, steps=5).attacks]
     assert names == ["APGD", "APGDT", "Square"]
     l2 = first_order_cascade(model, norm="l2", eps=1.0, steps=5).attacks
-    assert [type(a).__name__ for a in l2] == ["APGD", "APGDT"]
+    assert [type(a).__name__ for a in l2] == ["APGD", "APGDT", "Square"]
+    assert all(a.norm.name == "l2" for a in l2)
+    no_square = first_order_cascade(model, norm="l2", eps=1.0, steps=5, square_queries=0)
+    assert [type(a).__name__ for a in no_square.attacks] == ["APGD", "APGDT"]
 
 
 @settings(max_examples=30, deadline=None)
@@ -173,7 +176,7 @@ def test_apgdt_batch_equals_loop_without_random_start():
         APGDT(model, eps=0.05, steps=2, n_target_classes=6)(x, y)
 
 
-def test_square_seeds_ball_and_l2_refusal():
+def test_square_seeds_ball_and_bad_arguments():
     torch.manual_seed(2)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4)).eval()
     x = torch.rand(6, 1, 8, 8)
@@ -183,10 +186,12 @@ def test_square_seeds_ball_and_l2_refusal():
     c = Square(model, eps=0.05, queries=30, seed=4)(x, y)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert (a - x).abs().max() <= 0.05 + 1e-7 and a.min() >= 0 and a.max() <= 1
-    with pytest.raises(ValueError, match="linf"):
-        Square(model, norm="l2", eps=1.0)
+    with pytest.raises(ValueError, match="norm"):
+        Square(model, norm="l1", eps=1.0)
     with pytest.raises(ValueError, match="p_init"):
         Square(model, eps=0.1, p_init=0.0)
+    with pytest.raises(ValueError, match=r"x must be images of shape \(B, C, H, W\)"):
+        Square(torch.nn.Linear(64, 4), norm="l2", eps=1.0)(x.flatten(1), y)
 
 
 def test_p_schedule_breakpoints():

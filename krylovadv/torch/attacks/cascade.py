@@ -6,7 +6,7 @@ cascade fails on it; each attack is run only on the samples that the earlier
 ones did not break, and each sample keeps the first adversarial example found.
 :func:`first_order_cascade` builds the reproductions' "strongest first-order
 baseline": APGD-CE, then APGD-T (targeted DLR over the top classes), then the
-gradient-free Square attack (ℓ∞ only).  It is *not* AutoAttack (no FAB-T, our
+gradient-free Square attack, for ℓ∞ and ℓ2 alike.  It is *not* AutoAttack (no FAB-T, our
 own implementations, our budgets); the reports say so.
 """
 
@@ -125,14 +125,14 @@ def first_order_cascade(
     square_queries: int = 5000,
     seed: int | None = None,
 ) -> Cascade:
-    r"""Build the strongest first-order baseline: APGD-CE → APGD-T (DLR) → Square (ℓ∞).
+    r"""Build the strongest first-order baseline: APGD-CE → APGD-T (DLR) → Square.
 
     Parameters
     ----------
     model : torch.nn.Module or callable
         Classifier.
     norm : {"linf", "l2"}
-        Threat model; Square is skipped for ``"l2"`` (not implemented).
+        Threat model of every member (Square has its own update for each).
     eps : float
         Radius.
     steps : int
@@ -153,7 +153,7 @@ def first_order_cascade(
         APGDT(model, norm=norm, eps=eps, steps=steps, n_target_classes=n_target_classes, seed=seed),
     ]
     parts = [f"APGD-CE {steps}", f"APGD-T {steps}×{n_target_classes}"]
-    if square_queries > 0 and norm == "linf":
+    if square_queries > 0:
         attacks.append(Square(model, norm=norm, eps=eps, queries=square_queries, seed=seed))
         parts.append(f"Square {square_queries}")
     return Cascade(model, attacks, name="cascade(" + ", ".join(parts) + ")")
