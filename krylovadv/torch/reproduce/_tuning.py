@@ -91,6 +91,16 @@ class TuningRecord:
         """Return the chosen settings that differ from the defaults."""
         return {k: v for k, v in self.chosen.items() if self.default.get(k) != v}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TuningRecord:
+        """Rebuild a record from its ``__dict__`` after a JSON round trip (sweeps as pairs)."""
+        fields = dict(data)
+        fields["sweeps"] = {
+            knob: [(value, int(correct)) for value, correct in sweep]
+            for knob, sweep in fields["sweeps"].items()
+        }
+        return cls(**fields)
+
 
 def _key(params: dict[str, Any]) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in params.items()))
@@ -331,6 +341,7 @@ def tuned_table_data(
     tuning_total: int,
     size: dict[str, Any],
     seconds: float,
+    runs: dict[str, dict[str, Any]],
     claims: Sequence[Any],
     masking: dict[str, Any],
     records: Sequence[TuningRecord],
@@ -338,6 +349,8 @@ def tuned_table_data(
     """Return the ``data`` of a table tuned on the split (one layout for every such table).
 
     ``counts`` repeats ``tuned_counts``: the table's headline numbers are the tuned ones.
+    ``seconds`` is this run's wall time; ``runs`` holds each model's CPU and wall
+    seconds (also when read back from an earlier run, see :func:`._common.per_model`).
     """
     return {
         "default_counts": default_rows,
@@ -348,6 +361,8 @@ def tuned_table_data(
         "tuning_total": tuning_total,
         "sizes": size,
         "seconds": seconds,
+        "cpu_seconds": sum(r["cpu_seconds"] for r in runs.values()),
+        "runs": runs,
         "claims": [c.summary() for c in claims],
         "masking": masking,
         "tuning": [r.__dict__ for r in records],
