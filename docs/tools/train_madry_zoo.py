@@ -46,7 +46,7 @@ _COMMON = {
 CONFIGS = {
     "natural": dict(_COMMON, method="natural", epochs=4),
     "pgd-linf": dict(
-        _COMMON, method="pgd-at", norm="linf", eps=0.3, steps=7, epochs=15, eps_warmup_epochs=1
+        _COMMON, method="pgd-at", norm="linf", eps=0.3, steps=7, epochs=10, eps_warmup_epochs=1
     ),
     "pgd-l2": dict(
         _COMMON, method="pgd-at", norm="l2", eps=2.0, steps=5, epochs=4, eps_warmup_epochs=1
