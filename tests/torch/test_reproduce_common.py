@@ -14,6 +14,7 @@ from krylovadv.torch.reproduce._common import (
     flag_from_dict,
     per_model,
     report_from_dict,
+    shrink_note,
 )
 from krylovadv.torch.reproduce._tuning import TuningRecord
 
@@ -107,3 +108,14 @@ def test_budget_note_sums_cpu_and_names_resumed_models() -> None:
     assert "(models/*.json): a." in note
     with pytest.raises(KeyError):
         budget_note("cpu", {"a": {"wall_seconds": 1}})
+
+
+def test_shrink_note_names_only_the_sizes_below_full_scale() -> None:
+    full = {"steps": 20, "tuning": 500, "grid": [1, 2, 3], "models": ["a", "b"]}
+    quick = {"steps": 10, "tuning": 500, "grid": [1, 3], "models": ["c"]}
+    note = shrink_note(quick, full)
+    assert (
+        note == "Sizes below the full scale (CPU budget): steps 10 (full: 20), grid [1, 3] "
+        "(full: [1, 2, 3])."
+    )
+    assert shrink_note(full, full) == "Sizes: the full scale's."

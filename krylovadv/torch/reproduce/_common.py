@@ -32,6 +32,7 @@ __all__ = [
     "per_model",
     "report_from_dict",
     "save_figure",
+    "shrink_note",
     "sizes",
     "split_digits",
     "split_note",
@@ -129,6 +130,22 @@ def split_note(n_tune: int, total: int) -> str:
         "mnist10k_tuning_split: 500 tuning / 1,500 reporting of the 2,000 test digits, "
         "stratified, seed 20261130)."
     )
+
+
+def shrink_note(size: dict[str, Any], full: dict[str, Any]) -> str:
+    """Return the report note naming every size that differs from the full scale.
+
+    ``size`` is the run's size dict, ``full`` the experiment's ``FULL``; the model
+    lists are compared elsewhere (the models note).  At full scale nothing differs.
+    """
+    shrunk = [
+        f"{key} {size[key]} (full: {full[key]})"
+        for key in size
+        if key in full and key not in ("models", "untuned") and size[key] != full[key]
+    ]
+    if not shrunk:
+        return "Sizes: the full scale's."
+    return "Sizes below the full scale (CPU budget): " + ", ".join(shrunk) + "."
 
 
 def budget_note(device: str, runs: dict[str, dict[str, Any]]) -> str:

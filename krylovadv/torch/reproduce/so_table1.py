@@ -32,6 +32,7 @@ from ._common import (
     per_model,
     report_from_dict,
     save_figure,
+    shrink_note,
     sizes,
     split_digits,
     split_note,
@@ -435,6 +436,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
     ]
     notes = [
         split_note(n_tune, total),
+        shrink_note(size, FULL),
         "Tuning: coordinate search from the authors' defaults (each knob in turn, the others "
         "at their best so far; ties keep the default); grids in the tuning table below.  "
         "S-O ℓ2 ≤ 2.0 reuses the settings chosen for S-O ℓ2 ≤ 4.0 and is run only on TRADES "

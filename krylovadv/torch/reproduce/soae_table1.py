@@ -34,6 +34,7 @@ from ._common import (
     per_model,
     report_from_dict,
     save_figure,
+    shrink_note,
     sizes,
     split_digits,
     split_note,
@@ -397,6 +398,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
             explains.append(f"{name} → claims {', '.join(hit) or 'none'}")
     notes = [
         split_note(n_tune, total),
+        shrink_note(size, FULL),
         "Tuning: coordinate search from the authors' settings (each knob in turn, the others "
         "at their best so far; ties keep the earlier value); grids in the tuning table. "
         f"Partly tuned (CPU): {', '.join(size['untuned']) or 'none'} — PGD not tuned, SOAE "
