@@ -6,6 +6,7 @@ import pytest
 
 from krylovadv.torch.reproduce import (
     ExperimentResult,
+    ReproduceOptions,
     run_experiment,
     so_fig1,
     so_table1,
@@ -43,7 +44,17 @@ TINY_SO = {
 
 def test_so_table1_tiny(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setattr(so_table1, "QUICK", TINY_SO)
+    # one part of one model computed first (as by another process), the rest by the run
+    folder = ReproduceOptions(output=tmp_path / "so-table1")
+    assert so_table1.compute_parts(folder, "pgd-linf", ["S-O (ℓ2, 4.0)"]) is None
+    assert (tmp_path / "so-table1" / "models" / "pgd-linf" / "S-O_l2_4.0.json").is_file()
     result = run_experiment("so-table1", output=tmp_path)
+    parts = result.data["runs"]["pgd-linf"]["parts"]
+    assert parts["S-O (ℓ2, 4.0)"]["resumed"] is True
+    assert not parts["S-O (ℓ∞, 0.3)"]["resumed"] and not parts["baseline"]["resumed"]
+    # the model's CPU time adds up its parts'
+    cpu = result.data["runs"]["pgd-linf"]["cpu_seconds"]
+    assert cpu == pytest.approx(sum(r["cpu_seconds"] for r in parts.values()))
     _check(result, "so-table1", 8)
     # authors' defaults and tuned rows next to the paper's numbers
     assert "authors' defaults" in result.table and "**tuned**" in result.table

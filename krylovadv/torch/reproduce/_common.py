@@ -181,6 +181,8 @@ def per_model(
     name: str,
     key: dict[str, Any],
     compute: Callable[[], dict[str, Any]],
+    *,
+    part: str | None = None,
 ) -> dict[str, Any]:
     """Run one model's part of a reproduction, or read it back from an earlier run.
 
@@ -191,8 +193,9 @@ def per_model(
     ``key`` (the sizes and switches of this model's computation), the seed, the
     device, and the krylovadv and torch versions.  Anything else (a changed
     attack in a development checkout of the same version) is not detected:
-    delete the ``models`` folder to recompute.  Models are independent, so
-    their parts may also be computed by separate processes.
+    delete the ``models`` folder to recompute.  Models are independent, and so
+    are the parts of one model (``part``: one tuned column, or the baseline),
+    so they may also be computed by separate processes.
 
     Parameters
     ----------
@@ -203,7 +206,11 @@ def per_model(
     key : dict
         JSON-serialisable description of this model's computation.
     compute : callable
-        ``compute() -> payload`` (JSON-serialisable dict), run on one thread.
+        ``compute() -> payload`` (JSON-serialisable dict), run on one thread.  A
+        payload assembled from parts lists their ``"run"`` entries under
+        ``"part_runs"``; its CPU and wall seconds are then their sums.
+    part : str, optional
+        Name of a part of the model's results, kept in ``models/NAME/PART.json``.
 
     Returns
     -------
@@ -222,9 +229,14 @@ def per_model(
         "krylovadv": __version__,
         "torch": torch.__version__,
     }
+    if part is not None:
+        identity["part"] = part
     # Round-trip through JSON so that tuples and lists compare equal to the stored key.
     identity = json.loads(json.dumps(identity, default=str))
-    path = None if options.output is None else Path(options.output) / "models" / f"{name}.json"
+    path = None
+    if options.output is not None:
+        folder = Path(options.output) / "models"
+        path = folder / f"{name}.json" if part is None else folder / name / f"{_slug(part)}.json"
     if path is not None and path.is_file():
         stored = json.loads(path.read_text(encoding="utf-8"))
         if stored.get("identity") == identity:
@@ -233,18 +245,35 @@ def per_model(
     cpu, wall = time.process_time(), time.perf_counter()
     with one_thread():
         payload = compute()
-    payload["run"] = {
-        "cpu_seconds": time.process_time() - cpu,
-        "wall_seconds": time.perf_counter() - wall,
-        "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "resumed": False,
-    }
+    parts = payload.pop("part_runs", None)
+    if parts:
+        # Parts may come from other processes (or earlier runs): add up their own costs.
+        payload["run"] = {
+            "cpu_seconds": sum(r["cpu_seconds"] for r in parts.values()),
+            "wall_seconds": sum(r["wall_seconds"] for r in parts.values()),
+            "finished": max(r["finished"] for r in parts.values()),
+            "resumed": False,
+            "parts": parts,
+        }
+    else:
+        payload["run"] = {
+            "cpu_seconds": time.process_time() - cpu,
+            "wall_seconds": time.perf_counter() - wall,
+            "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "resumed": False,
+        }
     payload = json.loads(json.dumps(payload, default=str))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"identity": identity, "payload": payload}, indent=1)
         atomic_write_bytes(path, text.encode("utf-8"))
     return payload
+
+
+def _slug(part: str) -> str:
+    # "S-O (ℓ2, 4.0)" -> "S-O_l2_4.0": a portable file name for a part.
+    text = part.replace("ℓ∞", "linf").replace("ℓ2", "l2")
+    return "_".join("".join(c if c.isalnum() or c in "-." else " " for c in text).split())
 
 
 def flag_from_dict(data: dict[str, Any]) -> MaskingFlag:

@@ -41,14 +41,15 @@ from ._tuning import (
     AttackSpec,
     Knob,
     TuningRecord,
+    merge_parts,
     plot_sweeps,
-    tune_and_report,
+    tune_in_parts,
     tuned_table_data,
     tuning_markdown,
 )
 from .verdicts import so_table1_claims, tuned_and_default_verdicts
 
-__all__ = ["FULL", "PAPER", "QUICK", "run"]
+__all__ = ["FULL", "PAPER", "QUICK", "compute_parts", "run"]
 
 #: Sizes at ``--scale quick``: the paper's Madry ℓ∞, TRADES ℓ∞ and Madry ℓ2 columns on
 #: Madry et al.'s network, 500 reporting digits per cell (95 % intervals of about ±4
@@ -258,26 +259,24 @@ def specs_for(size: dict[str, Any], seed: int, *, with_small_l2: bool) -> list[A
     return specs
 
 
-def _one_model(
-    name: str,
-    size: dict[str, Any],
-    seed: int,
-    tuning: tuple[Any, Any],
-    reporting: tuple[Any, Any],
-    device: str,
+#: S-O ℓ2 ≤ 2.0 reuses the settings chosen for S-O ℓ2 ≤ 4.0 (one part of the results).
+SHARE = {"S-O (ℓ2, 2.0)": "S-O (ℓ2, 4.0)"}
+#: The part of a model's results that holds the clean count, the cascades and flags (b), (c).
+BASELINE_PART = "baseline"
+_NORMS = (("l2", 4.0, "ℓ2, 4.0"), ("linf", 0.3, "ℓ∞, 0.3"))
+
+
+def cache_key(size: dict[str, Any]) -> dict[str, Any]:
+    """Return what a model's numbers depend on besides its weights (the cache key)."""
+    return dict({k: v for k, v in size.items() if k != "models"}, experiment="so-table1")
+
+
+def _baseline(
+    net: Any, size: dict[str, Any], seed: int, tuning: Any, reporting: Any
 ) -> dict[str, Any]:
-    """Tune and measure every column of one model; return a JSON-serialisable payload."""
-    total = int(reporting[1].shape[0])
-    net = load_pretrained(name, device=device)
-    specs = specs_for(size, seed, with_small_l2=name in SO_L2_SMALL)
-    share = {"S-O (ℓ2, 2.0)": "S-O (ℓ2, 4.0)"}
-    defaults, tuned, recs, chosen = tune_and_report(
-        net, name, specs, tuning, reporting, share=share
-    )
-    clean = correct_count(net, *reporting)
-    defaults["Natural"] = tuned["Natural"] = clean
-    flags, cascades = {}, {}
-    for norm, eps, label in (("l2", 4.0, "ℓ2, 4.0"), ("linf", 0.3, "ℓ∞, 0.3")):
+    """Clean count, the two cascades (with what their last attack broke), flags (b) and (c)."""
+    cascades = {}
+    for norm, eps, label in _NORMS:
         cascade = first_order_cascade(
             net,
             norm=norm,
@@ -288,19 +287,13 @@ def _one_model(
             seed=seed,
         )
         count = correct_count(net, cascade(*reporting), reporting[1])
-        cascades[label] = cascade.name
-        defaults[f"{BASELINE} ({label})"] = tuned[f"{BASELINE} ({label})"] = count
-        # Flag (a) on the reporting digits: Square on top of the gradient attacks,
-        # and the tuned S-O, against the best white-box gradient attack.
-        by_square = int((cascade.broken_by == len(cascade.attacks) - 1).sum())
-        white = {
-            "tuned PGD": tuned[f"PGD ({label})"],
-            "APGD-CE→APGD-T": count + (by_square if norm == "linf" else 0),
+        cascades[label] = {
+            "name": cascade.name,
+            "count": count,
+            # digits only the last attack broke (Square, when the cascade ends with it)
+            "by_last": int((cascade.broken_by == len(cascade.attacks) - 1).sum()),
+            "last_is_square": type(cascade.attacks[-1]).__name__ == "Square",
         }
-        black = {"tuned S-O": tuned[f"S-O ({label})"]}
-        if norm == "linf":
-            black["APGD-CE→APGD-T→Square"] = count
-        flags[label] = flag_black_box(total, white, black)
     report = diagnose(
         net,
         *tuning,
@@ -312,17 +305,82 @@ def _one_model(
         seed=seed,
     )
     return {
-        "defaults": defaults,
-        "tuned": tuned,
-        "records": [r.__dict__ for r in recs.values()],
-        "chosen": chosen,
+        "clean": correct_count(net, *reporting),
         "cascades": cascades,
-        "masking": {
-            "a_l2": asdict(flags["ℓ2, 4.0"]),
-            "a_linf": asdict(flags["ℓ∞, 0.3"]),
-            "tuning": report.to_dict(),
-        },
+        "tuning_report": report.to_dict(),
     }
+
+
+def compute_parts(
+    options: ReproduceOptions,
+    name: str,
+    only: list[str] | None = None,
+) -> dict[str, Any] | None:
+    """Compute (or read back) the parts of one model's results; assemble them if all are asked.
+
+    The parts are the tuned columns (S-O ℓ2 ≤ 2.0 with S-O ℓ2 ≤ 4.0) and
+    :data:`BASELINE_PART`; each is cached on its own (:func:`._common.per_model`),
+    so separate processes may compute the parts of one model in parallel, e.g.
+    ``compute_parts(options, "madry-pgd-linf", ["S-O (ℓ2, 4.0)"])``, and a later
+    :func:`run` with the same output folder reads them back.
+
+    Returns
+    -------
+    dict or None
+        The model's payload (counts, records, settings, cascades, flags), or
+        ``None`` when ``only`` named a subset of the parts.
+    """
+    size = sizes(options, QUICK, FULL)
+    seed, key = options.seed, cache_key(size)
+    tuning = split_digits("tuning", size["tuning"], options.device)
+    reporting = split_digits("reporting", size["reporting"], options.device)
+    total = int(reporting[1].shape[0])
+    loaded: list[Any] = []
+
+    def net() -> Any:
+        if not loaded:
+            loaded.append(load_pretrained(name, device=options.device))
+        return loaded[0]
+
+    specs = specs_for(size, seed, with_small_l2=name in SO_L2_SMALL)
+    parts = tune_in_parts(options, name, key, net, specs, tuning, reporting, share=SHARE, only=only)
+    if only is None or BASELINE_PART in only:
+        parts_base = per_model(
+            options,
+            name,
+            key,
+            lambda: _baseline(net(), size, seed, tuning, reporting),
+            part=BASELINE_PART,
+        )
+    if only is not None:
+        return None
+    payload = merge_parts(parts)
+    payload["part_runs"][BASELINE_PART] = parts_base["run"]
+    defaults, tuned = payload["defaults"], payload["tuned"]
+    defaults["Natural"] = tuned["Natural"] = parts_base["clean"]
+    flags = {}
+    for _, _, label in _NORMS:
+        cascade = parts_base["cascades"][label]
+        count = cascade["count"]
+        defaults[f"{BASELINE} ({label})"] = tuned[f"{BASELINE} ({label})"] = count
+        # Flag (a) on the reporting digits: Square on top of the gradient attacks,
+        # and the tuned S-O, against the best white-box gradient attack.
+        square = cascade["last_is_square"]
+        white = {
+            "tuned PGD": tuned[f"PGD ({label})"],
+            "APGD-CE→APGD-T": count + (cascade["by_last"] if square else 0),
+        }
+        black = {"tuned S-O": tuned[f"S-O ({label})"]}
+        if square:
+            black["APGD-CE→APGD-T→Square"] = count
+        flags[label] = asdict(flag_black_box(total, white, black))
+    payload["cascades"] = {label: c["name"] for label, c in parts_base["cascades"].items()}
+    payload["masking"] = {
+        "a_l2": flags["ℓ2, 4.0"],
+        "a_linf": flags["ℓ∞, 0.3"],
+        "tuning": parts_base["tuning_report"],
+    }
+    return payload
 
 
 @experiment("so-table1")
@@ -344,14 +402,9 @@ def run(options: ReproduceOptions) -> ExperimentResult:
     masking: dict[str, Any] = {}
     runs: dict[str, dict[str, Any]] = {}
     cascades_run: dict[str, dict[str, str]] = {}
-    # Everything but the model list decides a model's numbers (the cache key).
-    key = {k: v for k, v in size.items() if k != "models"}
     for name in models:
         payload = per_model(
-            options,
-            name,
-            dict(key, experiment="so-table1"),
-            lambda name=name: _one_model(name, size, seed, tuning, reporting, options.device),
+            options, name, cache_key(size), lambda name=name: compute_parts(options, name)
         )
         default_rows[name], tuned_rows[name] = payload["defaults"], payload["tuned"]
         records.extend(TuningRecord.from_dict(r) for r in payload["records"])

@@ -43,14 +43,15 @@ from ._tuning import (
     AttackSpec,
     Knob,
     TuningRecord,
+    merge_parts,
     plot_sweeps,
-    tune_and_report,
+    tune_in_parts,
     tuned_table_data,
     tuning_markdown,
 )
 from .verdicts import soae_table1_claims, tuned_and_default_verdicts
 
-__all__ = ["FULL", "PAPER", "QUICK", "run"]
+__all__ = ["FULL", "PAPER", "QUICK", "compute_parts", "run"]
 
 EPS = 0.3
 #: Sizes at ``--scale quick``: Qian et al.'s STD, PGD and TRADES rows on Madry et al.'s
@@ -227,23 +228,20 @@ def specs_for(size: dict[str, Any], seed: int, *, tuned: bool) -> list[AttackSpe
     ]
 
 
-def _one_model(
-    name: str,
-    size: dict[str, Any],
-    seed: int,
-    tuning: tuple[Any, Any],
-    reporting: tuple[Any, Any],
-    device: str,
-    *,
-    tuned_search: bool,
+#: The part of a model's results that holds the clean count, the cascade and flags (b), (c).
+BASELINE_PART = "baseline"
+
+
+def cache_key(size: dict[str, Any], name: str) -> dict[str, Any]:
+    """Return what a model's numbers depend on besides its weights (the cache key)."""
+    key = {k: v for k, v in size.items() if k not in ("models", "untuned")}
+    return dict(key, experiment="soae-table1", tuned_search=name not in size["untuned"])
+
+
+def _baseline(
+    net: Any, size: dict[str, Any], seed: int, tuning: Any, reporting: Any
 ) -> dict[str, Any]:
-    """Tune and measure every column of one model; return a JSON-serialisable payload."""
-    total = int(reporting[1].shape[0])
-    net = load_pretrained(name, device=device)
-    specs = specs_for(size, seed, tuned=tuned_search)
-    defaults, tuned, recs, chosen = tune_and_report(net, name, specs, tuning, reporting)
-    clean = correct_count(net, *reporting)
-    defaults["Clean"] = tuned["Clean"] = clean
+    """Clean count, the cascade (with what its last attack broke), flags (b) and (c)."""
     cascade = first_order_cascade(
         net,
         eps=EPS,
@@ -253,17 +251,6 @@ def _one_model(
         seed=seed,
     )
     count = correct_count(net, cascade(*reporting), reporting[1])
-    defaults[BASELINE] = tuned[BASELINE] = count
-    by_square = int((cascade.broken_by == len(cascade.attacks) - 1).sum())
-    flag_a = flag_black_box(
-        total,
-        {
-            "tuned PGD": tuned["PGD"],
-            "tuned SOAE": tuned["SOAE"],
-            "APGD-CE→APGD-T": count + by_square,
-        },
-        {"APGD-CE→APGD-T→Square": count},
-    )
     report = diagnose(
         net,
         *tuning,
@@ -274,13 +261,78 @@ def _one_model(
         seed=seed,
     )
     return {
-        "defaults": defaults,
-        "tuned": tuned,
-        "records": [r.__dict__ for r in recs.values()],
-        "chosen": chosen,
-        "cascade": cascade.name,
-        "masking": {"a": asdict(flag_a), "tuning": report.to_dict()},
+        "clean": correct_count(net, *reporting),
+        "cascade": {
+            "name": cascade.name,
+            "count": count,
+            "by_last": int((cascade.broken_by == len(cascade.attacks) - 1).sum()),
+            "last_is_square": type(cascade.attacks[-1]).__name__ == "Square",
+        },
+        "tuning_report": report.to_dict(),
     }
+
+
+def compute_parts(
+    options: ReproduceOptions,
+    name: str,
+    only: list[str] | None = None,
+) -> dict[str, Any] | None:
+    """Compute (or read back) the parts of one model's results; assemble them if all are asked.
+
+    The parts are the columns FGSM, PGD and SOAE and :data:`BASELINE_PART`; each
+    is cached on its own (:func:`._common.per_model`), so separate processes may
+    compute the parts of one model in parallel, and a later :func:`run` with the
+    same output folder reads them back.
+
+    Returns
+    -------
+    dict or None
+        The model's payload, or ``None`` when ``only`` named a subset of the parts.
+    """
+    size = sizes(options, QUICK, FULL)
+    seed, key = options.seed, cache_key(size, name)
+    tuning = split_digits("tuning", size["tuning"], options.device)
+    reporting = split_digits("reporting", size["reporting"], options.device)
+    total = int(reporting[1].shape[0])
+    loaded: list[Any] = []
+
+    def net() -> Any:
+        if not loaded:
+            loaded.append(load_pretrained(name, device=options.device))
+        return loaded[0]
+
+    specs = specs_for(size, seed, tuned=name not in size["untuned"])
+    parts = tune_in_parts(options, name, key, net, specs, tuning, reporting, only=only)
+    if only is None or BASELINE_PART in only:
+        base = per_model(
+            options,
+            name,
+            key,
+            lambda: _baseline(net(), size, seed, tuning, reporting),
+            part=BASELINE_PART,
+        )
+    if only is not None:
+        return None
+    payload = merge_parts(parts)
+    payload["part_runs"][BASELINE_PART] = base["run"]
+    defaults, tuned = payload["defaults"], payload["tuned"]
+    defaults["Clean"] = tuned["Clean"] = base["clean"]
+    cascade = base["cascade"]
+    count = cascade["count"]
+    defaults[BASELINE] = tuned[BASELINE] = count
+    square = cascade["last_is_square"]
+    white = {
+        "tuned PGD": tuned["PGD"],
+        "tuned SOAE": tuned["SOAE"],
+        "APGD-CE→APGD-T": count + (cascade["by_last"] if square else 0),
+    }
+    black = {"APGD-CE→APGD-T→Square": count} if square else {}
+    payload["cascade"] = cascade["name"]
+    payload["masking"] = {
+        "a": asdict(flag_black_box(total, white, black)),
+        "tuning": base["tuning_report"],
+    }
+    return payload
 
 
 @experiment("soae-table1")
@@ -302,18 +354,9 @@ def run(options: ReproduceOptions) -> ExperimentResult:
     masking: dict[str, Any] = {}
     runs: dict[str, dict[str, Any]] = {}
     cascades_run: dict[str, str] = {}
-    # Everything but the model table decides a model's numbers (the cache key), plus
-    # whether its search is the full one.
-    key = {k: v for k, v in size.items() if k not in ("models", "untuned")}
     for name in models:
-        tuned_search = name not in size["untuned"]
         payload = per_model(
-            options,
-            name,
-            dict(key, experiment="soae-table1", tuned_search=tuned_search),
-            lambda name=name, t=tuned_search: _one_model(
-                name, size, seed, tuning, reporting, options.device, tuned_search=t
-            ),
+            options, name, cache_key(size, name), lambda name=name: compute_parts(options, name)
         )
         default_rows[name], tuned_rows[name] = payload["defaults"], payload["tuned"]
         records.extend(TuningRecord.from_dict(r) for r in payload["records"])
