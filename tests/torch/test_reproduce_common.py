@@ -15,6 +15,7 @@ from krylovadv.torch.reproduce._common import (
     per_model,
     report_from_dict,
     shrink_note,
+    weights_label,
 )
 from krylovadv.torch.reproduce._tuning import TuningRecord
 
@@ -119,3 +120,12 @@ def test_shrink_note_names_only_the_sizes_below_full_scale() -> None:
         "(full: [1, 2, 3])."
     )
     assert shrink_note(full, full) == "Sizes: the full scale's."
+
+
+def test_weights_label_names_the_registered_checksum() -> None:
+    from krylovadv.torch.pretrained import load_registry
+
+    sha = load_registry()["models"]["pgd-linf"]["sha256"]
+    assert weights_label(["pgd-linf", "unregistered"]) == (
+        f"pgd-linf (sha256 {sha[:12]}), unregistered (sha256 ?)"
+    )

@@ -37,6 +37,7 @@ __all__ = [
     "split_digits",
     "split_note",
     "test_digits",
+    "weights_label",
     "write_png",
 ]
 
@@ -130,6 +131,12 @@ def split_note(n_tune: int, total: int) -> str:
         "mnist10k_tuning_split: 500 tuning / 1,500 reporting of the 2,000 test digits, "
         "stratified, seed 20261130)."
     )
+
+
+def weights_label(names: Any) -> str:
+    """Return ``"name (sha256 0123456789ab), ..."``: which weights the numbers belong to."""
+    models = load_registry()["models"]
+    return ", ".join(f"{n} (sha256 {models.get(n, {}).get('sha256', '?')[:12]})" for n in names)
 
 
 def shrink_note(size: dict[str, Any], full: dict[str, Any]) -> str:

@@ -36,6 +36,7 @@ from ._common import (
     sizes,
     split_digits,
     split_note,
+    weights_label,
 )
 from ._tuning import (
     AttackSpec,
@@ -494,7 +495,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
         "at their best so far; ties keep the default); grids in the tuning table below.  "
         "S-O ℓ2 ≤ 2.0 reuses the settings chosen for S-O ℓ2 ≤ 4.0 and is run only on TRADES "
         "ℓ∞ (the only model with a paper number).",
-        f"Models: {', '.join(models)} (zoo)"
+        f"Models: {weights_label(models)} (zoo)"
         + (f"; not registered, skipped: {', '.join(skipped)}" if skipped else "")
         + ".  Both scales attack the zoo's madry-cnn models, Madry et al.'s network "
         "(conv 32 → pool → conv 64 → pool → fc 1024) that the paper attacks, trained on CPU "

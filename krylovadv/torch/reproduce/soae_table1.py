@@ -38,6 +38,7 @@ from ._common import (
     sizes,
     split_digits,
     split_note,
+    weights_label,
 )
 from ._tuning import (
     AttackSpec,
@@ -446,7 +447,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
         "at their best so far; ties keep the earlier value); grids in the tuning table. "
         f"Partly tuned (CPU): {', '.join(size['untuned']) or 'none'} — PGD not tuned, SOAE "
         "only its step mode, fallback and HVP method.",
-        f"Models: {', '.join(models)} (zoo)"
+        f"Models: {weights_label(models)} (zoo)"
         + (f"; not registered, skipped: {', '.join(skipped)}" if skipped else "")
         + ".  The STD, PGD and TRADES rows attack the zoo's madry-cnn models (Madry et al.'s "
         "network, trained on CPU with the budgets of their zoo recipes), not the paper's "
