@@ -449,7 +449,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
         "only its step mode, fallback and HVP method.",
         f"Models: {weights_label(models)} (zoo)"
         + (f"; not registered, skipped: {', '.join(skipped)}" if skipped else "")
-        + ".  The STD, PGD and TRADES rows attack the zoo's madry-cnn models (Madry et al.'s "
+        + ".  The madry-* models are the zoo's madry-cnn models (Madry et al.'s "
         "network, trained on CPU with the budgets of their zoo recipes), not the paper's "
         "ResNet18/WideResNet trained 300 epochs.  The zoo has SOAT only on its small CNN "
         "(`soat`, 2 epochs of SOAT), so a small-CNN PGD model (`pgd-linf`) joins the table as "
