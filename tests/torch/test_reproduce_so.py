@@ -6,6 +6,7 @@ import pytest
 
 from krylovadv.torch.reproduce import (
     ExperimentResult,
+    ReproduceOptions,
     run_experiment,
     so_fig1,
     so_table1,
@@ -43,7 +44,17 @@ TINY_SO = {
 
 def test_so_table1_tiny(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setattr(so_table1, "QUICK", TINY_SO)
+    # one part of one model computed first (as by another process), the rest by the run
+    folder = ReproduceOptions(output=tmp_path / "so-table1")
+    assert so_table1.compute_parts(folder, "pgd-linf", ["S-O (ℓ2, 4.0)"]) is None
+    assert (tmp_path / "so-table1" / "models" / "pgd-linf" / "S-O_l2_4.0.json").is_file()
     result = run_experiment("so-table1", output=tmp_path)
+    parts = result.data["runs"]["pgd-linf"]["parts"]
+    assert parts["S-O (ℓ2, 4.0)"]["resumed"] is True
+    assert not parts["S-O (ℓ∞, 0.3)"]["resumed"] and not parts["baseline"]["resumed"]
+    # the model's CPU time adds up its parts'
+    cpu = result.data["runs"]["pgd-linf"]["cpu_seconds"]
+    assert cpu == pytest.approx(sum(r["cpu_seconds"] for r in parts.values()))
     _check(result, "so-table1", 8)
     # authors' defaults and tuned rows next to the paper's numbers
     assert "authors' defaults" in result.table and "**tuned**" in result.table
@@ -71,6 +82,14 @@ def test_so_table1_tiny(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     for figure in result.figures:
         assert (tmp_path / "so-table1" / figure).stat().st_size > 0
     assert (tmp_path / "so-table1" / "report.md").is_file()
+    assert not any(run["resumed"] for run in data["runs"].values())
+    # a second run into the same folder reads every model back instead of recomputing
+    again = run_experiment("so-table1", output=tmp_path)
+    assert all(run["resumed"] for run in again.data["runs"].values())
+    assert again.data["tuned_counts"] == data["tuned_counts"]
+    assert again.data["default_counts"] == data["default_counts"]
+    assert again.table == result.table and again.verdict == result.verdict
+    assert "Read back from the per-model results" in again.notes[-1]
 
 
 def test_so_fig1_tiny(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -105,6 +124,16 @@ def test_soae_table1_tiny(monkeypatch: pytest.MonkeyPatch) -> None:
             targets=2,
             square_queries=3,
             masking_long_steps=3,
+            # small CNNs (fast); a second PGD-row model, like the quick scale's
+            # same-architecture reference for SOAT
+            models={
+                "natural": "STD",
+                "pgd-linf": "PGD",
+                "trades": "TRADES",
+                "soat": "SOAT",
+                "pgd-l2": "PGD",
+            },
+            untuned=["natural"],
         ),
     )
     result = run_experiment("soae-table1", output=None)
@@ -112,11 +141,18 @@ def test_soae_table1_tiny(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "97.78 / 99.9 %" in result.table and "% [" in result.table
     assert "Qian et al." in result.title and "authors' settings" in result.table
     counts = result.data["tuned_counts"]
-    assert set(counts) == {"natural", "pgd-linf", "trades", "soat"}
+    assert set(counts) == {"natural", "pgd-linf", "trades", "soat", "pgd-l2"}
+    # the paper's PGD row is shown once, under the first model of that row
+    assert result.table.count("| PGD: paper (ResNet18 / WideResNet)") == 1
+    assert "| PGD (pgd-l2) | **tuned** |" in result.table
+    # every PGD/TRADES model is compared with SOAT (claim 3), the reference included
+    soat_claim = result.data["claims"][2]
+    for name in ("pgd-linf", "trades", "pgd-l2"):
+        assert f"{name}: Cascade vs soat: Cascade" in soat_claim
     for row in counts.values():
         assert all(0 <= row[c] <= row["Clean"] <= 6 for c in soae_table1.COLUMNS)
     soae = [r for r in result.data["tuning"] if r["attack"] == "SOAE"]
-    assert {r["model"] for r in soae} == {"natural", "pgd-linf", "trades", "soat"}
+    assert {r["model"] for r in soae} == {"natural", "pgd-linf", "trades", "soat", "pgd-l2"}
     # natural searches only step mode, fallback and HVP method
     natural = next(r for r in soae if r["model"] == "natural")
     assert list(natural["sweeps"]) == ["step_mode", "fallback", "hvp"]

@@ -4,29 +4,40 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ... import __version__
 from ...data import ImageData, load_mnist10k
 from ..checkpoint import atomic_write_bytes
-from ..pretrained import load_pretrained
+from ..masking import MaskingFlag, MaskingReport
+from ..pretrained import load_pretrained, load_registry
 from . import ReproduceOptions
 
 __all__ = [
+    "CACHE_FORMAT",
     "budget_note",
     "correct_count",
     "digits",
+    "flag_from_dict",
     "model",
     "one_thread",
+    "per_model",
+    "report_from_dict",
     "save_figure",
+    "shrink_note",
     "sizes",
     "split_digits",
     "split_note",
     "test_digits",
+    "weights_label",
     "write_png",
 ]
 
@@ -122,10 +133,161 @@ def split_note(n_tune: int, total: int) -> str:
     )
 
 
-def budget_note(elapsed: float, device: str, seconds: dict[str, float]) -> str:
-    """Return the report note with the wall time, in all and per model."""
+def weights_label(names: Any) -> str:
+    """Return ``"name (sha256 0123456789ab), ..."``: which weights the numbers belong to."""
+    models = load_registry()["models"]
+    return ", ".join(f"{n} (sha256 {models.get(n, {}).get('sha256', '?')[:12]})" for n in names)
+
+
+def shrink_note(size: dict[str, Any], full: dict[str, Any]) -> str:
+    """Return the report note naming every size that differs from the full scale.
+
+    ``size`` is the run's size dict, ``full`` the experiment's ``FULL``; the model
+    lists are compared elsewhere (the models note).  At full scale nothing differs.
+    """
+    shrunk = [
+        f"{key} {size[key]} (full: {full[key]})"
+        for key in size
+        if key in full and key not in ("models", "untuned") and size[key] != full[key]
+    ]
+    if not shrunk:
+        return "Sizes: the full scale's."
+    return "Sizes below the full scale (CPU budget): " + ", ".join(shrunk) + "."
+
+
+def budget_note(device: str, runs: dict[str, dict[str, Any]]) -> str:
+    """Return the report note on the CPU budget: per model, CPU and wall seconds, and when.
+
+    ``runs`` maps a model to the ``"run"`` entry of its :func:`per_model` payload.
+    """
+    cpu = sum(r["cpu_seconds"] for r in runs.values())
+    resumed = [m for m, r in runs.items() if r.get("resumed")]
     return (
-        f"Budget: {elapsed:.0f} s wall on {device}, one thread ("
-        + ", ".join(f"{m} {s:.0f} s" for m, s in seconds.items())
-        + "); the machine was shared, so wall time overstates CPU time."
+        f"Budget: {cpu:.0f} s of CPU in all on {device}, one thread per model ("
+        + "; ".join(
+            f"{m}: {r['cpu_seconds']:.0f} s CPU, {r['wall_seconds']:.0f} s wall, "
+            f"finished {r['finished']}"
+            for m, r in runs.items()
+        )
+        + ").  The machine (2 cores) was shared, so wall time exceeds CPU time."
+        + (
+            f"  Read back from the per-model results of an earlier run with the same "
+            f"weights, sizes, seed and versions (models/*.json): {', '.join(resumed)}."
+            if resumed
+            else ""
+        )
     )
+
+
+#: Layout version of the per-model result files (bump when the payload changes).
+CACHE_FORMAT = 1
+
+
+def per_model(
+    options: ReproduceOptions,
+    name: str,
+    key: dict[str, Any],
+    compute: Callable[[], dict[str, Any]],
+    *,
+    part: str | None = None,
+) -> dict[str, Any]:
+    """Run one model's part of a reproduction, or read it back from an earlier run.
+
+    A reproduction at Madry et al.'s network takes tens of CPU minutes per model,
+    so each model's results are written to ``options.output/models/NAME.json``
+    as soon as they are complete, and a later run reuses them when everything
+    they depend on is unchanged: the weights' sha256 (from the zoo registry),
+    ``key`` (the sizes and switches of this model's computation), the seed, the
+    device, and the krylovadv and torch versions.  Anything else (a changed
+    attack in a development checkout of the same version) is not detected:
+    delete the ``models`` folder to recompute.  Models are independent, and so
+    are the parts of one model (``part``: one tuned column, or the baseline),
+    so they may also be computed by separate processes.
+
+    Parameters
+    ----------
+    options : ReproduceOptions
+        The run (``output=None``: nothing is read or written).
+    name : str
+        Zoo model.
+    key : dict
+        JSON-serialisable description of this model's computation.
+    compute : callable
+        ``compute() -> payload`` (JSON-serialisable dict), run on one thread.  A
+        payload assembled from parts lists their ``"run"`` entries under
+        ``"part_runs"``; its CPU and wall seconds are then their sums.
+    part : str, optional
+        Name of a part of the model's results, kept in ``models/NAME/PART.json``.
+
+    Returns
+    -------
+    dict
+        The payload, with ``payload["run"]`` = ``{"cpu_seconds", "wall_seconds",
+        "finished", "resumed"}``.
+    """
+    entry = load_registry()["models"].get(name, {})
+    identity = {
+        "format": CACHE_FORMAT,
+        "model": name,
+        "sha256": entry.get("sha256"),
+        "key": key,
+        "seed": options.seed,
+        "device": options.device,
+        "krylovadv": __version__,
+        "torch": torch.__version__,
+    }
+    if part is not None:
+        identity["part"] = part
+    # Round-trip through JSON so that tuples and lists compare equal to the stored key.
+    identity = json.loads(json.dumps(identity, default=str))
+    path = None
+    if options.output is not None:
+        folder = Path(options.output) / "models"
+        path = folder / f"{name}.json" if part is None else folder / name / f"{_slug(part)}.json"
+    if path is not None and path.is_file():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored.get("identity") == identity:
+            stored["payload"]["run"]["resumed"] = True
+            return stored["payload"]
+    cpu, wall = time.process_time(), time.perf_counter()
+    with one_thread():
+        payload = compute()
+    parts = payload.pop("part_runs", None)
+    if parts:
+        # Parts may come from other processes (or earlier runs): add up their own costs.
+        payload["run"] = {
+            "cpu_seconds": sum(r["cpu_seconds"] for r in parts.values()),
+            "wall_seconds": sum(r["wall_seconds"] for r in parts.values()),
+            "finished": max(r["finished"] for r in parts.values()),
+            "resumed": False,
+            "parts": parts,
+        }
+    else:
+        payload["run"] = {
+            "cpu_seconds": time.process_time() - cpu,
+            "wall_seconds": time.perf_counter() - wall,
+            "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "resumed": False,
+        }
+    payload = json.loads(json.dumps(payload, default=str))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"identity": identity, "payload": payload}, indent=1)
+        atomic_write_bytes(path, text.encode("utf-8"))
+    return payload
+
+
+def _slug(part: str) -> str:
+    # "S-O (ℓ2, 4.0)" -> "S-O_l2_4.0": a portable file name for a part.
+    text = part.replace("ℓ∞", "linf").replace("ℓ2", "l2")
+    return "_".join("".join(c if c.isalnum() or c in "-." else " " for c in text).split())
+
+
+def flag_from_dict(data: dict[str, Any]) -> MaskingFlag:
+    """Rebuild a :class:`~krylovadv.torch.masking.MaskingFlag` from its ``asdict`` form."""
+    return MaskingFlag(**data)
+
+
+def report_from_dict(data: dict[str, Any]) -> MaskingReport:
+    """Rebuild a :class:`~krylovadv.torch.masking.MaskingReport` from ``to_dict()``."""
+    return MaskingReport([flag_from_dict(f) for f in data["flags"]], int(data["total"]))

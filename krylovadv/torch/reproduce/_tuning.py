@@ -20,6 +20,7 @@ from typing import Any
 
 from ..evaluate import wilson_interval
 from ..masking import count_correct
+from ._common import per_model
 
 __all__ = [
     "AttackSpec",
@@ -27,8 +28,10 @@ __all__ = [
     "TuningRecord",
     "coordinate_search",
     "count_correct",
+    "merge_parts",
     "plot_sweeps",
     "tune_and_report",
+    "tune_in_parts",
     "tuned_table_data",
     "tuning_markdown",
 ]
@@ -90,6 +93,16 @@ class TuningRecord:
     def changed(self) -> dict[str, Any]:
         """Return the chosen settings that differ from the defaults."""
         return {k: v for k, v in self.chosen.items() if self.default.get(k) != v}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TuningRecord:
+        """Rebuild a record from its ``__dict__`` after a JSON round trip (sweeps as pairs)."""
+        fields = dict(data)
+        fields["sweeps"] = {
+            knob: [(value, int(correct)) for value, correct in sweep]
+            for knob, sweep in fields["sweeps"].items()
+        }
+        return cls(**fields)
 
 
 def _key(params: dict[str, Any]) -> tuple:
@@ -296,6 +309,95 @@ def tune_and_report(
     return defaults, tuned, records, chosen
 
 
+def tune_in_parts(
+    options: Any,
+    name: str,
+    key: dict[str, Any],
+    model: Callable[[], Any],
+    specs: Sequence[AttackSpec],
+    tuning: tuple[Any, Any],
+    reporting: tuple[Any, Any],
+    *,
+    share: dict[str, str] | None = None,
+    only: Sequence[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Run :func:`tune_and_report` one column at a time, each column a cached part.
+
+    Every column (with the columns that reuse its settings, ``share``) is a part
+    of the model's results (:func:`._common.per_model` with ``part``): computed
+    once, written to the output folder, and read back by later runs or computed
+    by another process meanwhile.
+
+    Parameters
+    ----------
+    options : ReproduceOptions
+        The run.
+    name : str
+        Zoo model.
+    key : dict
+        The model's cache key.
+    model : callable
+        ``model() -> torch.nn.Module`` (called only if a part is computed).
+    specs : sequence of AttackSpec
+        The columns.
+    tuning, reporting : (x, y)
+        The two parts of the digits.
+    share : dict, optional
+        As in :func:`tune_and_report`.
+    only : sequence of str, optional
+        Compute only these parts (named by their first column).
+
+    Returns
+    -------
+    dict
+        Part → payload ``{"defaults", "tuned", "records", "chosen", "run"}``
+        (only the parts in ``only`` when it is given).
+    """
+    share = share or {}
+    groups: dict[str, list[AttackSpec]] = {}
+    for spec in specs:
+        groups.setdefault(share.get(spec.column, spec.column), []).append(spec)
+
+    def compute(group: list[AttackSpec]) -> dict[str, Any]:
+        defaults, tuned, records, chosen = tune_and_report(
+            model(), name, group, tuning, reporting, share=share
+        )
+        return {
+            "defaults": defaults,
+            "tuned": tuned,
+            "records": [r.__dict__ for r in records.values()],
+            "chosen": chosen,
+        }
+
+    return {
+        part: per_model(options, name, key, lambda g=group: compute(g), part=part)
+        for part, group in groups.items()
+        if only is None or part in only
+    }
+
+
+def merge_parts(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Merge the payloads of :func:`tune_in_parts` into one model's counts and settings.
+
+    Returns ``{"defaults", "tuned", "records", "chosen", "part_runs"}`` (the
+    ``part_runs`` let :func:`._common.per_model` add up the parts' costs).
+    """
+    merged: dict[str, Any] = {
+        "defaults": {},
+        "tuned": {},
+        "records": [],
+        "chosen": {},
+        "part_runs": {},
+    }
+    for part, payload in parts.items():
+        merged["defaults"].update(payload["defaults"])
+        merged["tuned"].update(payload["tuned"])
+        merged["records"].extend(payload["records"])
+        merged["chosen"].update(payload["chosen"])
+        merged["part_runs"][part] = payload["run"]
+    return merged
+
+
 def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -331,6 +433,7 @@ def tuned_table_data(
     tuning_total: int,
     size: dict[str, Any],
     seconds: float,
+    runs: dict[str, dict[str, Any]],
     claims: Sequence[Any],
     masking: dict[str, Any],
     records: Sequence[TuningRecord],
@@ -338,6 +441,8 @@ def tuned_table_data(
     """Return the ``data`` of a table tuned on the split (one layout for every such table).
 
     ``counts`` repeats ``tuned_counts``: the table's headline numbers are the tuned ones.
+    ``seconds`` is this run's wall time; ``runs`` holds each model's CPU and wall
+    seconds (also when read back from an earlier run, see :func:`._common.per_model`).
     """
     return {
         "default_counts": default_rows,
@@ -348,6 +453,8 @@ def tuned_table_data(
         "tuning_total": tuning_total,
         "sizes": size,
         "seconds": seconds,
+        "cpu_seconds": sum(r["cpu_seconds"] for r in runs.values()),
+        "runs": runs,
         "claims": [c.summary() for c in claims],
         "masking": masking,
         "tuning": [r.__dict__ for r in records],
