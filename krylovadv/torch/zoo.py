@@ -180,7 +180,7 @@ ZOO: dict[str, dict[str, Any]] = {
         "file": "madry-cnn-natural.safetensors",
     },
     "madry-pgd-linf": {
-        "config": _madry(method="pgd-at", steps=5, epochs=6, eps_warmup_epochs=1),
+        "config": _madry(method="pgd-at", steps=7, epochs=10, eps_warmup_epochs=1),
         "norms": ["linf"],
         "file": "madry-cnn-pgd-linf.safetensors",
     },
