@@ -56,7 +56,8 @@ _INTRO = [
     "The two tables on this page are incomplete: on the shared 2-core CPU each process got",
     "about 0.04-0.2 of a core, and a madry-cnn model costs about 9-10 CPU minutes per",
     "table.  ``so-table1`` has ``madry-pgd-l2`` and ``madry-pgd-linf`` (the earlier weights,",
-    "PGD-5 for 6 epochs, sha256 a8e061b927bc; the retrained PGD-7 weights arrived too late),",
+    "PGD-5 for 6 epochs, sha256 a8e061b927bc; the zoo now ships retrained PGD-7 weights, "
+    "sha256 b2854a6b8756, so a re-run recomputes it),",
     "not ``madry-trades``; ``soae-table1`` has ``madry-natural``, ``soat`` and the small",
     "``pgd-linf`` only (it was assembled with its ``QUICK['models']`` restricted to them).",
     "``krylovadv reproduce so-table1 --output docs/reproducing`` (and ``soae-table1``)",

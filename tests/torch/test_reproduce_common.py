@@ -106,7 +106,7 @@ def test_budget_note_sums_cpu_and_names_resumed_models() -> None:
     note = budget_note("cpu", runs)
     assert note.startswith("Budget: 120 s of CPU in all on cpu")
     assert "a: 100 s CPU, 250 s wall, finished t1" in note
-    assert "(models/*.json): a." in note
+    assert "(models/<model>.json): a." in note
     with pytest.raises(KeyError):
         budget_note("cpu", {"a": {"wall_seconds": 1}})
 

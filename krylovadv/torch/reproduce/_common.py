@@ -172,7 +172,7 @@ def budget_note(device: str, runs: dict[str, dict[str, Any]]) -> str:
         + ").  The machine (2 cores) was shared, so wall time exceeds CPU time."
         + (
             f"  Read back from the per-model results of an earlier run with the same "
-            f"weights, sizes, seed and versions (models/*.json): {', '.join(resumed)}."
+            f"weights, sizes, seed and versions (models/<model>.json): {', '.join(resumed)}."
             if resumed
             else ""
         )
