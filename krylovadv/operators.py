@@ -467,8 +467,8 @@ class FunctionOperator(LinearOperator):
 
     @property
     def supports_adjoint(self) -> bool:
-        """Whether an adjoint (``rmatvec=``) was given."""
-        return self.adjoint_function is not None
+        """Whether an adjoint is available: ``rmatvec=`` was given, or the class is hermitian."""
+        return self.hermitian or self.adjoint_function is not None
 
     def _matvec(self, x: Array, indices: Array | None) -> Array:
         return self._evaluate(self.function, x, indices)
@@ -491,7 +491,12 @@ class FunctionOperator(LinearOperator):
                 self.batch_size is not None
                 and not self.pass_indices
                 and indices is not None
-                and k != self.batch_size
+                and (
+                    k != self.batch_size
+                    # The callable maps row r to sample r, so a full-length but permuted
+                    # ``indices`` must be scattered too, not passed through in its order.
+                    or not bool(xp.all(indices == xp.arange(k, dtype=indices.dtype)))
+                )
             ):
                 # A batched callable that cannot be told which samples it is given:
                 # evaluate the full batch with zero rows for the idle samples.

@@ -692,3 +692,24 @@ def test_scipy_operator_of_unknown_dtype_and_of_size_one():
     assert ScipyOperator(Untyped()).dtype is None
     one = ScipyOperator(scipy.sparse.csr_array(np.array([[3.0]])))
     np.testing.assert_array_equal(one.matvec(np.array([[1.0], [2.0]])), [[3.0], [6.0]])
+
+
+def test_vectorized_batched_function_with_permuted_full_indices() -> None:
+    # Row r of a batched callable is sample r: indices [1, 0] must give (A_1 x_0, A_0 x_1),
+    # not the callable's rows in their own order (a bug found by mutation testing).
+    scale = np.array([1.0, 2.0])
+    op = FunctionOperator(lambda X: X * scale[:, None], (2, 2), batch_size=2, vectorized=True)
+    x = np.array([[1.0, 1.0], [3.0, 3.0]])
+    np.testing.assert_array_equal(op.matvec(x, np.array([1, 0])), [[2.0, 2.0], [3.0, 3.0]])
+    np.testing.assert_array_equal(op.matvec(x, np.array([0, 1])), [[1.0, 1.0], [6.0, 6.0]])
+
+
+def test_hermitian_function_operator_supports_adjoint_in_scipy() -> None:
+    # The no-adjoint error tells users to mark the operator hermitian; doing so must make
+    # supports_adjoint True and give scipy's rmatvec.
+    class Hermitian(FunctionOperator):
+        hermitian = True
+
+    op = Hermitian(lambda v: 2 * v, (3, 3))
+    assert op.supports_adjoint
+    np.testing.assert_array_equal(op.to_scipy().rmatvec(np.ones(3)), [2.0, 2.0, 2.0])
