@@ -123,6 +123,22 @@ def correct_count(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int
         return int((net(x).argmax(1) == y).sum())
 
 
+def cascade_summary(net: torch.nn.Module, cascade: Any, reporting: Any) -> dict[str, Any]:
+    """Run ``cascade`` on the reporting digits and summarise what each part of it did.
+
+    Returns its name, the digits still correct, the digits only its last attack broke,
+    and whether that last attack is Square.
+    Masking flag (a) compares the cascade with and without its last attack, which is a
+    black-box one only when the cascade really ends with Square (not with ``square_queries=0``).
+    """
+    return {
+        "name": cascade.name,
+        "count": correct_count(net, cascade(*reporting), reporting[1]),
+        "by_last": int((cascade.broken_by == len(cascade.attacks) - 1).sum()),
+        "last_is_square": type(cascade.attacks[-1]).__name__ == "Square",
+    }
+
+
 def split_note(n_tune: int, total: int) -> str:
     """Return the report note on which digits tuned the settings and which were reported."""
     return (

@@ -27,6 +27,7 @@ from ..pretrained import available_models, load_pretrained
 from . import ExperimentResult, ReproduceOptions, experiment, format_accuracy
 from ._common import (
     budget_note,
+    cascade_summary,
     correct_count,
     flag_from_dict,
     per_model,
@@ -287,14 +288,7 @@ def _baseline(
             square_queries=size["square_queries"],
             seed=seed,
         )
-        count = correct_count(net, cascade(*reporting), reporting[1])
-        cascades[label] = {
-            "name": cascade.name,
-            "count": count,
-            # digits only the last attack broke (Square, when the cascade ends with it)
-            "by_last": int((cascade.broken_by == len(cascade.attacks) - 1).sum()),
-            "last_is_square": type(cascade.attacks[-1]).__name__ == "Square",
-        }
+        cascades[label] = cascade_summary(net, cascade, reporting)
     report = diagnose(
         net,
         *tuning,

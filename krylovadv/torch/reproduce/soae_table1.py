@@ -29,6 +29,7 @@ from ..pretrained import available_models, load_pretrained
 from . import ExperimentResult, ReproduceOptions, experiment, format_accuracy
 from ._common import (
     budget_note,
+    cascade_summary,
     correct_count,
     flag_from_dict,
     per_model,
@@ -251,7 +252,7 @@ def _baseline(
         square_queries=size["square_queries"],
         seed=seed,
     )
-    count = correct_count(net, cascade(*reporting), reporting[1])
+    summary = cascade_summary(net, cascade, reporting)
     report = diagnose(
         net,
         *tuning,
@@ -263,12 +264,7 @@ def _baseline(
     )
     return {
         "clean": correct_count(net, *reporting),
-        "cascade": {
-            "name": cascade.name,
-            "count": count,
-            "by_last": int((cascade.broken_by == len(cascade.attacks) - 1).sum()),
-            "last_is_square": type(cascade.attacks[-1]).__name__ == "Square",
-        },
+        "cascade": summary,
         "tuning_report": report.to_dict(),
     }
 
