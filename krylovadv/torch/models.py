@@ -150,26 +150,59 @@ class _PreActBlock(nn.Module):
         return out + shortcut
 
 
+#: Per-channel statistics of the datasets these architectures are trained on, for the
+#: :class:`Normalize` layer: CIFAR-10 (3 channels) and MNIST (1 channel).
+CIFAR10_MEAN_STD = ((0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616))
+MNIST_MEAN_STD = ((0.1307,), (0.3081,))
+
+
+def _mean_std(
+    in_channels: int, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[Sequence[float], Sequence[float]]:
+    """Default normalization for ``in_channels`` (3: CIFAR-10, 1: MNIST), or the given one."""
+    if in_channels not in (1, 3) and (mean is None or std is None):
+        raise ValueError(
+            f"in_channels={in_channels} has no default normalization; pass mean and std "
+            "with one value per channel."
+        )
+    default = CIFAR10_MEAN_STD if in_channels == 3 else MNIST_MEAN_STD
+    mean = default[0] if mean is None else mean
+    std = default[1] if std is None else std
+    if len(mean) != in_channels or len(std) != in_channels:
+        raise ValueError(
+            f"mean and std need one value per input channel ({in_channels}); got "
+            f"{len(mean)} and {len(std)}."
+        )
+    return mean, std
+
+
 class PreActResNet18(nn.Module):
-    """Pre-activation ResNet-18 for 32×32 images (CIFAR-10; for GPU users).
+    """Pre-activation ResNet-18 (He et al.) for CIFAR-10 (3×32×32) or MNIST (1×28×28).
+
+    The network Qian et al. train on MNIST and CIFAR-10.  Global average pooling
+    makes it independent of the image size; ``in_channels=1`` reads MNIST.
 
     Parameters
     ----------
     num_classes : int
         Output logits.
-    mean, std : sequence of float
-        Input normalization applied inside the model (CIFAR-10 statistics).
+    in_channels : int
+        Image channels: 3 (CIFAR-10, the default) or 1 (MNIST).
+    mean, std : sequence of float, optional
+        Input normalization applied inside the model, one value per channel
+        (default: CIFAR-10's statistics for 3 channels, MNIST's for 1).
     """
 
     def __init__(
         self,
         num_classes: int = 10,
-        mean: Sequence[float] = (0.4914, 0.4822, 0.4465),
-        std: Sequence[float] = (0.2471, 0.2435, 0.2616),
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
-        self.normalize = Normalize(mean, std)
-        self.conv1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
+        self.normalize = Normalize(*_mean_std(in_channels, mean, std))
+        self.conv1 = nn.Conv2d(in_channels, 64, 3, padding=1, bias=False)
         layers, in_planes = [], 64
         for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
             for s in (stride, 1):
@@ -180,7 +213,7 @@ class PreActResNet18(nn.Module):
         self.linear = nn.Linear(512, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return logits for images ``(B, 3, 32, 32)`` in [0, 1]."""
+        """Return logits for images ``(B, C, H, W)`` in [0, 1]."""
         out = self.layers(self.conv1(self.normalize(x)))
         out = torch.relu(self.bn(out))
         out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
@@ -206,7 +239,7 @@ class _WideBlock(nn.Module):
 
 
 class WideResNet(nn.Module):
-    """WideResNet-``depth``-``width`` (Zagoruyko & Komodakis) for 32×32 images.
+    """WideResNet-``depth``-``width`` (Zagoruyko & Komodakis) for CIFAR-10 or MNIST images.
 
     Parameters
     ----------
@@ -216,8 +249,11 @@ class WideResNet(nn.Module):
         Widening factor (10 in those papers).
     num_classes : int
         Output logits.
-    mean, std : sequence of float
-        Input normalization applied inside the model.
+    mean, std : sequence of float, optional
+        Input normalization applied inside the model, one value per channel
+        (default: CIFAR-10's statistics for 3 channels, MNIST's for 1).
+    in_channels : int
+        Image channels: 3 (CIFAR-10, the default) or 1 (MNIST).
     """
 
     def __init__(
@@ -225,16 +261,17 @@ class WideResNet(nn.Module):
         depth: int = 28,
         width: int = 10,
         num_classes: int = 10,
-        mean: Sequence[float] = (0.4914, 0.4822, 0.4465),
-        std: Sequence[float] = (0.2471, 0.2435, 0.2616),
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
         if (depth - 4) % 6 != 0:
             raise ValueError(f"depth must be 6k + 4; got {depth}.")
         blocks = (depth - 4) // 6
         channels = [16, 16 * width, 32 * width, 64 * width]
-        self.normalize = Normalize(mean, std)
-        self.conv1 = nn.Conv2d(3, channels[0], 3, padding=1, bias=False)
+        self.normalize = Normalize(*_mean_std(in_channels, mean, std))
+        self.conv1 = nn.Conv2d(in_channels, channels[0], 3, padding=1, bias=False)
         layers, in_planes = [], channels[0]
         for planes, stride in zip(channels[1:], (1, 2, 2), strict=True):
             for i in range(blocks):
@@ -245,7 +282,7 @@ class WideResNet(nn.Module):
         self.linear = nn.Linear(in_planes, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return logits for images ``(B, 3, 32, 32)`` in [0, 1]."""
+        """Return logits for images ``(B, C, H, W)`` in [0, 1]."""
         out = self.layers(self.conv1(self.normalize(x)))
         out = torch.relu(self.bn(out))
         out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)

@@ -13,7 +13,9 @@ from krylovadv.torch.models import MODELS, Normalize, build_model
         ("small-cnn", {}, (2, 1, 28, 28)),
         ("small-cnn", {"activation": "softplus"}, (2, 1, 28, 28)),
         ("resnet18", {}, (2, 3, 32, 32)),
+        ("resnet18", {"in_channels": 1}, (2, 1, 28, 28)),
         ("wide-resnet", {"depth": 10, "width": 1}, (2, 3, 32, 32)),
+        ("wide-resnet", {"depth": 10, "width": 1, "in_channels": 1}, (2, 1, 28, 28)),
     ],
 )
 def test_models_map_unit_interval_images_to_logits(name, kwargs, shape):
@@ -51,3 +53,22 @@ def test_unknown_names_list_the_choices():
     with pytest.raises(ValueError, match="6k"):
         build_model("wide-resnet", depth=11)
     assert set(MODELS) == {"madry-cnn", "small-cnn", "resnet18", "wide-resnet"}
+
+
+@pytest.mark.parametrize("name", ["resnet18", "wide-resnet"])
+def test_residual_networks_normalize_with_their_datasets_statistics(name):
+    kwargs = {"depth": 10, "width": 1} if name == "wide-resnet" else {}
+    mnist = build_model(name, in_channels=1, **kwargs)
+    cifar = build_model(name, **kwargs)
+    torch.testing.assert_close(mnist.normalize.mean.flatten(), torch.tensor([0.1307]))
+    torch.testing.assert_close(mnist.normalize.std.flatten(), torch.tensor([0.3081]))
+    torch.testing.assert_close(
+        cifar.normalize.mean.flatten(), torch.tensor([0.4914, 0.4822, 0.4465])
+    )
+    assert mnist.conv1.in_channels == 1 and cifar.conv1.in_channels == 3
+    custom = build_model(name, in_channels=2, mean=(0.5, 0.5), std=(0.25, 0.5), **kwargs)
+    torch.testing.assert_close(custom.normalize.std.flatten(), torch.tensor([0.25, 0.5]))
+    with pytest.raises(ValueError, match="pass mean and std"):
+        build_model(name, in_channels=2, **kwargs)
+    with pytest.raises(ValueError, match=r"one value per input channel \(1\)"):
+        build_model(name, in_channels=1, mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0), **kwargs)

@@ -129,3 +129,25 @@ def test_weights_label_names_the_registered_checksum() -> None:
     assert weights_label(["pgd-linf", "unregistered"]) == (
         f"pgd-linf (sha256 {sha[:12]}), unregistered (sha256 ?)"
     )
+
+
+def test_architecture_note_groups_models_by_their_registered_network():
+    from krylovadv.torch.reproduce._common import architecture_note
+
+    note = architecture_note(["madry-natural", "soat", "madry-trades", "pgd-linf"])
+    assert "Madry et al.'s MNIST network (conv 32 → pool → conv 64 → pool → fc 1024): " in note
+    assert "madry-natural, madry-trades" in note
+    assert "the zoo's small CNN: soat, pgd-linf" in note
+    assert "ResNet-18" not in note  # never describes a network it did not attack
+    assert "?: not-a-model" in architecture_note(["not-a-model"])
+
+
+def test_soat_reference_note_says_when_architecture_is_confounded():
+    from krylovadv.torch.reproduce.soae_table1 import soat_reference_note
+
+    confounded = soat_reference_note("soat", ["madry-pgd-linf", "madry-trades"])
+    assert "no PGD or TRADES model shares its architecture" in confounded
+    referenced = soat_reference_note("soat", ["madry-pgd-linf", "pgd-linf"])
+    assert "same-architecture reference(s) pgd-linf," in referenced
+    assert "madry-pgd-linf," not in referenced
+    assert "not tested" in soat_reference_note(None, ["pgd-linf"])

@@ -155,6 +155,42 @@ def weights_label(names: Any) -> str:
     return ", ".join(f"{n} (sha256 {models.get(n, {}).get('sha256', '?')[:12]})" for n in names)
 
 
+#: How reports name each registered architecture (the registry entry's ``model``).
+ARCHITECTURE_LABELS = {
+    "madry-cnn": "Madry et al.'s MNIST network (conv 32 → pool → conv 64 → pool → fc 1024)",
+    "small-cnn": "the zoo's small CNN",
+    "resnet18": "pre-activation ResNet-18 (the network Qian et al. train on MNIST)",
+    "wide-resnet": "WideResNet",
+}
+
+
+def architecture_of(name: str) -> str:
+    """Return the architecture (registry ``model`` field) of a registered model, or ``"?"``."""
+    return str(load_registry()["models"].get(name, {}).get("model", "?"))
+
+
+def architecture_note(names: Any) -> str:
+    """Return the report note grouping the models by architecture, as the registry records it.
+
+    Built from the registry rather than written into each report, so that a
+    reproduction run on other models (another scale, the GPU's ResNet-18 models)
+    never describes networks it did not attack.
+    """
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(architecture_of(name), []).append(name)
+    described = [
+        f"{ARCHITECTURE_LABELS.get(arch, arch)}: {', '.join(members)}"
+        for arch, members in groups.items()
+    ]
+    return (
+        "Architectures: "
+        + "; ".join(described)
+        + ".  Each was trained with the budget its registry entry records (`krylovadv zoo "
+        "list`), not taken from the papers' checkpoints."
+    )
+
+
 def shrink_note(size: dict[str, Any], full: dict[str, Any]) -> str:
     """Return the report note naming every size that differs from the full scale.
 
