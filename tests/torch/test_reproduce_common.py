@@ -107,8 +107,43 @@ def test_budget_note_sums_cpu_and_names_resumed_models() -> None:
     assert note.startswith("Budget: 120 s of CPU in all on cpu")
     assert "a: 100 s CPU, 250 s wall, finished t1" in note
     assert "(models/<model>.json): a." in note
+    assert "the machine was shared" in note and "GPU" not in note  # wall 280 > 1.2 * 120
+    assert "Machines" not in note  # results stored before machines were recorded
     with pytest.raises(KeyError):
         budget_note("cpu", {"a": {"wall_seconds": 1}})
+
+
+def test_budget_note_names_the_machines_and_explains_wall_time_only_when_it_exceeds_cpu():
+    runs = {
+        "a": {
+            "cpu_seconds": 100,
+            "wall_seconds": 101,
+            "finished": "t",
+            "machine": "NVIDIA H200, 16 CPU cores",
+        },
+        "b": {
+            "cpu_seconds": 50,
+            "wall_seconds": 50,
+            "finished": "t",
+            "machine": "NVIDIA H200, 16 CPU cores",
+        },
+    }
+    note = budget_note("cuda", runs)
+    assert "Machines: NVIDIA H200, 16 CPU cores." in note
+    assert "Wall time exceeds" not in note and "2 cores" not in note
+    runs["b"]["wall_seconds"] = 200
+    assert "waited for the GPU or the machine was shared" in budget_note("cuda", runs)
+
+
+def test_per_model_records_the_machine_of_each_computation(tmp_path) -> None:
+    from krylovadv.torch.reproduce._common import machine_description
+
+    options = ReproduceOptions(output=tmp_path)
+    payload = per_model(options, "madry-natural", {"k": 1}, lambda: {"x": 1}, part="p")
+    assert payload["run"]["machine"] == machine_description("cpu")
+    assert machine_description("cpu").startswith("cpu, ") and "CPU cores" in machine_description(
+        "cpu"
+    )
 
 
 def test_shrink_note_names_only_the_sizes_below_full_scale() -> None:

@@ -126,6 +126,10 @@ class ExperimentResult:
         Raw numbers (JSON-serialisable).
     figures : list of str
         PNG files written next to the report.
+    command : str, optional
+        The command line that produced the report (default: ``krylovadv reproduce
+        NAME --scale SCALE``; a tool that runs the experiment on other models
+        names itself here).
     """
 
     name: str
@@ -139,13 +143,14 @@ class ExperimentResult:
     notes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
+    command: str | None = None
 
     def to_markdown(self) -> str:
         """Render the report: title, protocol, table, verdict, notes, figures."""
         lines = [
             f"# {self.title}",
             "",
-            f"`krylovadv reproduce {self.name} --scale {self.scale}`: "
+            f"`{self.command or f'krylovadv reproduce {self.name} --scale {self.scale}'}`: "
             f"{self.samples} test digits per cell, seeds {self.seeds}.",
             "",
             self.table,

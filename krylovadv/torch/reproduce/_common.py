@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -207,13 +208,37 @@ def shrink_note(size: dict[str, Any], full: dict[str, Any]) -> str:
     return "Sizes below the full scale (CPU budget): " + ", ".join(shrunk) + "."
 
 
+def machine_description(device: str) -> str:
+    """Return where a computation ran: the torch device (a GPU by name) and the CPU count.
+
+    Stored with each per-model result, so that a report assembled from parts
+    computed elsewhere names the machines that computed them.
+    """
+    cpus = os.cpu_count() or 1
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(torch.device(device))}, {cpus} CPU cores"
+    return f"{device}, {cpus} CPU cores"
+
+
 def budget_note(device: str, runs: dict[str, dict[str, Any]]) -> str:
-    """Return the report note on the CPU budget: per model, CPU and wall seconds, and when.
+    """Return the report note on the budget: per model, CPU and wall seconds, where and when.
 
     ``runs`` maps a model to the ``"run"`` entry of its :func:`per_model` payload.
+    Wall time above CPU time is explained by what it can be (a shared machine, or
+    a process waiting for its GPU), never by a machine the run did not use.
     """
     cpu = sum(r["cpu_seconds"] for r in runs.values())
+    wall = sum(r["wall_seconds"] for r in runs.values())
     resumed = [m for m, r in runs.items() if r.get("resumed")]
+    machines = sorted({r["machine"] for r in runs.values() if r.get("machine")})
+    if wall > 1.2 * cpu:
+        why = (
+            "  Wall time exceeds CPU time: "
+            + ("the processes waited for the GPU or " if device.startswith("cuda") else "")
+            + "the machine was shared with other work."
+        )
+    else:
+        why = ""
     return (
         f"Budget: {cpu:.0f} s of CPU in all on {device}, one thread per model ("
         + "; ".join(
@@ -221,7 +246,9 @@ def budget_note(device: str, runs: dict[str, dict[str, Any]]) -> str:
             f"finished {r['finished']}"
             for m, r in runs.items()
         )
-        + ").  The machine (2 cores) was shared, so wall time exceeds CPU time."
+        + ")."
+        + (f"  Machines: {'; '.join(machines)}." if machines else "")
+        + why
         + (
             f"  Read back from the per-model results of an earlier run with the same "
             f"weights, sizes, seed and versions (models/<model>.json): {', '.join(resumed)}."
@@ -312,6 +339,7 @@ def per_model(
             "wall_seconds": sum(r["wall_seconds"] for r in parts.values()),
             "finished": max(r["finished"] for r in parts.values()),
             "resumed": False,
+            "machine": "; ".join(sorted({r.get("machine", "?") for r in parts.values()})),
             "parts": parts,
         }
     else:
@@ -320,6 +348,7 @@ def per_model(
             "wall_seconds": time.perf_counter() - wall,
             "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "resumed": False,
+            "machine": machine_description(options.device),
         }
     payload = json.loads(json.dumps(payload, default=str))
     if path is not None:
