@@ -164,7 +164,9 @@ def batched_norm(xp: Any, a: Array) -> Array:
             a = np.stack([a.real, a.imag], axis=-1).reshape(a.shape[0], -1)
         # Row by row through BLAS (a stacked matmul is one dot per row, the same for a
         # row alone and in a batch): several times faster than einsum's loop.
-        squares = (a[:, None, :] @ a[:, :, None])[:, 0, 0]
+        # Overflow to inf is expected and handled below (such rows are rescaled): no warning.
+        with np.errstate(over="ignore"):
+            squares = (a[:, None, :] @ a[:, :, None])[:, 0, 0]
         # A sum of squares >= tiny/eps has lost at most a relative n*eps to entries
         # whose squares underflowed (each < tiny); an infinite one overflowed.
         safe = _SAFE_SQUARES.get(a.dtype)

@@ -88,8 +88,9 @@ def row_norms(xp: Any, a: Array) -> np.ndarray:
 
     The square root of the dot product is a third of the cost of the scaled norm on
     short numpy rows; it is kept only when the squares neither overflow nor
-    underflow (every norm finite and above :math:`\sqrt{\text{tiny}}/\varepsilon`),
-    otherwise the scaled :func:`~krylovadv._backend.batched_norm` is used.
+    underflow (every norm finite and above :math:`\sqrt{\text{tiny}}/\varepsilon`,
+    or zero for a row of zeros), otherwise the scaled
+    :func:`~krylovadv._backend.batched_norm` is used.
     """
     if type(a) is np.ndarray and a.ndim == 2:
         squares = np.einsum("ij,ij->i", a.conj(), a).real if np.iscomplexobj(a) else None
@@ -97,8 +98,12 @@ def row_norms(xp: Any, a: Array) -> np.ndarray:
             squares = np.einsum("ij,ij->i", a, a)
         quick = np.sqrt(squares).astype(np.float64)
         finfo = np.finfo(a.dtype)
+        # A zero from the dot product is trusted only for a row that is zero: squares of
+        # entries below sqrt(tiny) underflow to 0 (||(1e-170, 1e-170)|| is not 0).
+        zero = quick == 0
+        truly_zero = zero & ~np.any(a != 0, axis=1) if zero.any() else zero
         if np.all(np.isfinite(quick)) and np.all(
-            (quick == 0) | (quick > np.sqrt(finfo.smallest_normal) / finfo.eps)
+            truly_zero | (quick > np.sqrt(finfo.smallest_normal) / finfo.eps)
         ):
             return quick
     return to_numpy(batched_norm(xp, a)).astype(np.float64)

@@ -241,6 +241,9 @@ class ArnoldiFactorization:
         values = []
         for b, m in enumerate(self.sizes):
             eig = np.linalg.eigvals(H[b, :m, :m]) if m > 0 else np.zeros(0, dtype=complex)
+            # eigvals returns a real array when every eigenvalue is real: one dtype
+            # (complex, as documented and as scipy's eigs) whatever the spectrum.
+            eig = eig.astype(np.result_type(eig.dtype, np.complex64))
             values.append(eig[np.argsort(-np.abs(eig), kind="stable")])
         return values[0] if self.single else values
 

@@ -75,7 +75,9 @@ class CGResult(SymmetricResult):
         on the true residual.
     status : SolverStatus or numpy.ndarray of int
         ``CONVERGED``, ``MAX_ITERATIONS``, ``NEGATIVE_CURVATURE``,
-        ``STAGNATION``, ``NON_FINITE`` or ``CALLBACK``.
+        ``BREAKDOWN`` (a zero search direction: :math:`Mr = 0` with
+        :math:`r \ne 0`, a singular preconditioner), ``STAGNATION``,
+        ``NON_FINITE`` or ``CALLBACK``.
     iterations : int or numpy.ndarray of int
         CG steps (products :math:`Ad_j`).
     matvecs : int or numpy.ndarray of int
@@ -147,7 +149,8 @@ def cg(
     ------
     ValueError
         On shape mismatches, NaN/Inf in ``b`` or ``x0``, invalid tolerances or
-        ``maxiter``, or a preconditioner with :math:`r^T M r \le 0` (not SPD).
+        ``maxiter``, or a preconditioner with :math:`r^T M r < 0` (not positive
+        semi-definite; :math:`r^T M r = 0` is ``BREAKDOWN``, see ``status``).
     TypeError
         On non-floating or mismatched dtypes.
 
@@ -230,7 +233,11 @@ def cg(
         finite = np.isfinite(dAd) & np.isfinite(Ad_norm)
         if not finite.all():
             book.status[idx_np[~finite]] = SolverStatus.NON_FINITE
-        negative = finite & (dAd <= eps * d_norm * Ad_norm)
+        # A zero direction (M r = 0 for r != 0: M is singular) has no curvature at all:
+        # the recurrence cannot go on, which is a breakdown, not negative curvature.
+        no_direction = finite & (d_norm == 0)
+        book.status[idx_np[no_direction]] = SolverStatus.BREAKDOWN
+        negative = finite & ~no_direction & (dAd <= eps * d_norm * Ad_norm)
         if negative.any():
             neg = idx_np[negative]
             pos = xp.asarray(np.flatnonzero(negative), device=dev)
@@ -240,7 +247,7 @@ def cg(
             book.status[neg] = SolverStatus.NEGATIVE_CURVATURE
 
         # x <- x + alpha d, r <- r - alpha A d on the samples that step.
-        step = finite & ~negative
+        step = finite & ~negative & ~no_direction
         alpha_np = np.where(step, rz[idx_np] / np.where(step, dAd, 1.0), 0.0)
         alpha = xp.asarray(alpha_np, dtype=problem.dtype, device=dev)[:, None]
         if idx is None and step.all():

@@ -139,7 +139,11 @@ class _Lanczos:
     phibar: np.ndarray
     cs: np.ndarray
     sn: np.ndarray
-    tnorm2: np.ndarray  # ||T_k||_F^2, the scale of the breakdown test
+    tnorm2: np.ndarray  # ||T_k||_F^2 of this cycle (beta_{k+1} included, beta_1 not)
+    # max of tnorm2 over every cycle so far: the scale of the breakdown and pivot tests.
+    # A restart from a least-squares iterate starts in (nearly) the null space of A, where
+    # this cycle's T_k is tiny; only the earlier cycles still know how large A is.
+    anorm2: np.ndarray
     steps: np.ndarray  # Lanczos steps since the last (re)start
     ptol: np.ndarray  # tolerance on phibar (M-norm) equivalent to tol on ||r||_2
 
@@ -261,7 +265,18 @@ def minres(
         w_prev=xp.zeros_like(x),
         **{
             name: np.zeros(B)
-            for name in ("beta", "oldb", "dbar", "epsln", "phibar", "cs", "sn", "tnorm2", "ptol")
+            for name in (
+                "beta",
+                "oldb",
+                "dbar",
+                "epsln",
+                "phibar",
+                "cs",
+                "sn",
+                "tnorm2",
+                "anorm2",
+                "ptol",
+            )
         },
         steps=np.zeros(B, dtype=np.int64),
     )
@@ -277,7 +292,8 @@ def minres(
         v, alfa, beta_new, finite = _lanczos_step(problem, st, idx_np, idx)
         book.matvecs[idx_np] += 1
         book.iterations[idx_np] += 1
-        tnorm = np.sqrt(np.where(finite, st.tnorm2[idx_np], 0.0))
+        st.anorm2[idx_np] = np.maximum(st.anorm2[idx_np], st.tnorm2[idx_np])
+        tnorm = np.sqrt(np.where(finite, st.anorm2[idx_np], 0.0))
         invariant = finite & (
             beta_new <= BREAKDOWN_FACTOR * np.sqrt(st.steps[idx_np]) * eps * tnorm
         )
@@ -379,7 +395,10 @@ def _lanczos_step(
     beta_new = np.sqrt(np.where(finite, np.maximum(beta_sq, 0.0), 0.0))
     st.oldb[idx_np] = beta
     st.beta[idx_np] = beta_new
-    st.tnorm2[idx_np] += alfa**2 + beta**2 + beta_new**2
+    # beta_1 = ||r_0|| normalises v_1 and is no entry of T_k: counting it (as scipy's
+    # minres does) would scale the thresholds by ||b|| instead of ||A||.
+    beta_in_t = np.where(st.steps[idx_np] > 1, beta, 0.0)
+    st.tnorm2[idx_np] += alfa**2 + beta_in_t**2 + beta_new**2
     return v, alfa, beta_new, finite
 
 

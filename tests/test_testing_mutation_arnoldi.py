@@ -179,6 +179,16 @@ def test_ritz_value_of_a_one_step_breakdown_is_the_eigenvalue():
     np.testing.assert_array_equal(fact.ritz_values(), [-3.0])
 
 
+@pytest.mark.parametrize(
+    ("dtype", "complex_dtype"), [(np.float64, np.complex128), (np.float32, np.complex64)]
+)
+def test_ritz_values_are_complex_even_when_every_one_is_real(dtype, complex_dtype):
+    fact = arnoldi(np.diag([1.0, 2.0, 3.0]).astype(dtype), np.ones(3, dtype=dtype), 3)
+    ritz = fact.ritz_values()
+    assert ritz.dtype == complex_dtype
+    np.testing.assert_allclose(ritz, [3.0, 2.0, 1.0], rtol=1e-5)
+
+
 def test_a_zero_step_factorization_has_no_ritz_values_and_expands():
     # A factorization holding only v_1 (k = 0), built by hand: no Ritz values (an
     # empty complex array), and expanding it is the same as running arnoldi.

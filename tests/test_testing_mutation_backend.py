@@ -7,6 +7,8 @@ lost rescaling shows up here first, not as a puzzling solver failure.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -294,3 +296,11 @@ def test_to_numpy_copies_every_backend_to_host():
     out = to_numpy(foreign)
     assert isinstance(out, np.ndarray) and foreign.moved_to == ["cpu"]
     np.testing.assert_array_equal(out, [1.0, 2.0])
+
+
+def test_batched_norm_of_huge_rows_is_exact_and_silent():
+    a = np.array([[1e300, 1e300], [3.0, 4.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # overflow of the squares is handled, not reported
+        norms = batched_norm(np, a)
+    np.testing.assert_allclose(norms, [np.sqrt(2) * 1e300, 5.0], rtol=1e-15)

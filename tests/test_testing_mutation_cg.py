@@ -138,12 +138,12 @@ def test_curvature_threshold_is_eps_times_both_norms(s, t):
 
 
 def test_semidefinite_preconditioner_is_not_an_error_and_warns_nothing():
-    # M r = 0 gives r^T M r = 0 (not < 0: M is only semidefinite) and d = 0, whose
-    # curvature test 0 <= eps * 0 * 0 fires; 0/0 for the curvature is silenced (NaN).
+    # M r = 0 gives r^T M r = 0 (not < 0: M is only semidefinite) and d = 0: no search
+    # direction, a breakdown (not negative curvature: 0 <= eps * 0 * 0 says nothing of A).
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = cg(np.eye(2), np.array([0.0, 1.0]), M=np.diag([1.0, 0.0]))
-    assert result.status == SolverStatus.NEGATIVE_CURVATURE
+    assert result.status == SolverStatus.BREAKDOWN
     np.testing.assert_array_equal(result.x, [0.0, 0.0])
     assert np.isnan(result.curvature)
 
@@ -384,3 +384,29 @@ def test_torch_batch_equals_numpy_batch():
     np.testing.assert_allclose(out.x.numpy(), ref.x, rtol=1e-10, atol=1e-12)
     # (the converged residuals are rounding, 1e-14: compared to the tolerance scale)
     np.testing.assert_allclose(out.residual_norm, ref.residual_norm, rtol=1e-6, atol=1e-12)
+
+
+def test_row_norms_do_not_underflow_to_zero_for_tiny_rows():
+    from krylovadv._symmetric import row_norms
+
+    rows = np.array([[1e-170, 1e-170], [0.0, 0.0], [3.0, 4.0]])  # squares of row 0 are 0.0
+    np.testing.assert_allclose(row_norms(np, rows), [np.sqrt(2) * 1e-170, 0.0, 5.0], rtol=1e-15)
+
+
+def test_negative_curvature_beyond_the_square_root_of_the_overflow_is_finite():
+    # d = b = (1, 1): d^T A d = -1e300 + 1 and ||d|| ||A d|| needs ||A d|| = 1e300 (the
+    # dot product's squares overflow to inf); the reported curvature is finite.
+    result = cg(np.diag([-1e300, 1.0]), np.array([1.0, 1.0]))
+    assert result.status == SolverStatus.NEGATIVE_CURVATURE
+    assert np.isfinite(result.curvature) and result.curvature < 0
+
+
+def test_singular_preconditioner_is_a_breakdown_not_negative_curvature():
+    # M r_0 = 0 for r_0 = e_1: no search direction, so nothing about A's curvature is known.
+    A, b = 2.0 * np.eye(2), np.array([[1.0, 0.0], [0.0, 1.0]])
+    M = np.diag([0.0, 1.0])
+    result = cg(np.stack([A, A]), b, M=M, rtol=1e-12)
+    assert result.status.tolist() == [SolverStatus.BREAKDOWN, SolverStatus.CONVERGED]
+    np.testing.assert_array_equal(result.x[0], [0.0, 0.0])
+    assert np.isnan(result.curvature[0]) and result.residual_norm[0] == 1.0
+    np.testing.assert_allclose(result.x[1], [0.0, 0.5])

@@ -151,8 +151,8 @@ def test_shrink_note_names_only_the_sizes_below_full_scale() -> None:
     quick = {"steps": 10, "tuning": 500, "grid": [1, 3], "models": ["c"]}
     note = shrink_note(quick, full)
     assert (
-        note == "Sizes below the full scale (CPU budget): steps 10 (full: 20), grid [1, 3] "
-        "(full: [1, 2, 3])."
+        note == "Sizes below the full scale (the quick scale's budget): steps 10 (full: 20), "
+        "grid [1, 3] (full: [1, 2, 3])."
     )
     assert shrink_note(full, full) == "Sizes: the full scale's."
 

@@ -205,7 +205,7 @@ def shrink_note(size: dict[str, Any], full: dict[str, Any]) -> str:
     ]
     if not shrunk:
         return "Sizes: the full scale's."
-    return "Sizes below the full scale (CPU budget): " + ", ".join(shrunk) + "."
+    return "Sizes below the full scale (the quick scale's budget): " + ", ".join(shrunk) + "."
 
 
 def machine_description(device: str) -> str:

@@ -466,8 +466,8 @@ def run(options: ReproduceOptions) -> ExperimentResult:
         shrink_note(size, FULL),
         "Tuning: coordinate search from the authors' settings (each knob in turn, the others "
         "at their best so far; ties keep the earlier value); grids in the tuning table. "
-        f"Partly tuned (CPU): {', '.join(size['untuned']) or 'none'} — PGD not tuned, SOAE "
-        "only its step mode, fallback and HVP method.",
+        f"Partly tuned (to save compute): {', '.join(size['untuned']) or 'none'} — PGD not "
+        "tuned, SOAE only its step mode, fallback and HVP method.",
         f"Models: {weights_label(models)} (registry)"
         + (f"; not registered, skipped: {', '.join(skipped)}" if skipped else "")
         + ".  "
@@ -476,7 +476,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
         soat_reference_note(soat, robust),
         "ε: the paper states only ε = 8/255 (a CIFAR-10 value); we use MNIST's ℓ∞ ε = 0.3.",
         f"SOAE: m ≤ {size['max_krylov_dim']} (paper: 15), step 2.5ε/N.  No S-O column and no "
-        "ASOD (CPU budget; S-O is in so-table1).",
+        "ASOD (budget; S-O is in so-table1).",
         f"Baseline '{BASELINE}' in place of the paper's AutoAttack: APGD-CE "
         f"({size['baseline_steps']} it.) → APGD-T targeted DLR ({size['targets']} top classes "
         f"× {size['baseline_steps']} it.) → Square ({size['square_queries']} queries); each "
