@@ -304,6 +304,16 @@ def main(argv: list[str] | None = None) -> int:
                 "computed each model's cached parts, `report` assembled them.  The weights "
                 "(45 MB each) are not shipped; the registry sha256 identifies them.",
             )
+        else:
+            result.command = (
+                f"krylovadv reproduce {args.experiment} --scale {args.scale} --device {args.device}"
+            )
+            result.notes.insert(
+                0,
+                "Each model's parts were computed in parallel processes by "
+                "`python docs/tools/gpu_resnet18.py part`, then assembled by its `report`; "
+                "one `krylovadv reproduce` run computes the same parts one after another.",
+            )
         result.write(options.output)
         print(result.table)
         print(f"Verdict: {result.verdict}")

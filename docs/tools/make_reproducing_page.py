@@ -53,20 +53,40 @@ _INTRO = [
     "processes (``compute_parts`` of each experiment's module) before the run that writes",
     "the report.",
     "",
-    "The two tables on this page are incomplete: on the shared 2-core CPU each process got",
-    "about 0.04-0.2 of a core, and a madry-cnn model costs about 9-10 CPU minutes per",
-    "table.  ``so-table1`` has ``madry-pgd-l2`` and ``madry-pgd-linf`` (the earlier weights,",
-    "PGD-5 for 6 epochs, sha256 a8e061b927bc; the zoo now ships retrained PGD-7 weights, "
-    "sha256 b2854a6b8756, so a re-run recomputes it),",
-    "not ``madry-trades``; ``soae-table1`` has ``madry-natural``, ``soat`` and the small",
-    "``pgd-linf`` only (it was assembled with its ``QUICK['models']`` restricted to them).",
-    "``krylovadv reproduce so-table1 --output docs/reproducing`` (and ``soae-table1``)",
-    "completes them: stored results are read back and only the missing models computed.",
+    "The quick tables were computed on a shared 2-core CPU, one process per model part:",
+    "a madry-cnn model costs about 9-12 CPU minutes per table.",
     "",
     "Accuracies carry 95 % Wilson intervals",
     "and differences Newcombe intervals; read every gap against them.  ``--scale full``",
-    "(the papers' protocols, 1,500 reporting digits, AutoAttack-size budgets) needs a GPU;",
-    "no GPU was available, so it was not run for this page.",
+    "(the papers' protocols, 1,500 reporting digits, AutoAttack-size budgets) and Qian et",
+    "al.'s ResNet-18 models ran on one NVIDIA H200: see `On a GPU`_ below.",
+]
+
+#: Results computed on a GPU, kept in ``docs/reproducing/gpu/FOLDER`` (never re-run by this
+#: page: they need a CUDA device; see ``docs/tools/gpu_resnet18.py``).
+GPU_RESULTS = [
+    ("so-table1-full", "Li et al.'s Table 1 at ``--scale full`` (madry-cnn zoo models)"),
+    ("soae-table1-full", "Qian et al.'s Table I at ``--scale full`` (madry-cnn zoo models)"),
+    (
+        "soae-table1-resnet18",
+        "Qian et al.'s Table I on their architecture, ResNet-18, trained on the GPU (quick sizes)",
+    ),
+]
+
+_GPU_INTRO = [
+    "On a GPU",
+    "--------",
+    "",
+    "One NVIDIA H200 (16 CPU cores) ran these in two calls of a few minutes each: every",
+    "model part in its own process (``python docs/tools/gpu_resnet18.py part``), then the",
+    "report from the stored parts.  ``docs/reproducing/gpu/resnet18-models.json`` records the",
+    "four ResNet-18 models (pre-activation ResNet-18 reading one channel, trained on the",
+    "8,000 embedded training digits with the configurations of the tool's ``CONFIGS``):",
+    "their training time, history and clean / PGD-40 accuracy on 1,000 reporting digits.",
+    "Their weights (45 MB each) are not shipped.  CUDA and CPU runs draw different random",
+    "streams, so these numbers are not bit-identical to a CPU run of the same command;",
+    "``pytest -m gpu tests/torch/test_cuda.py`` checks that the attacks are equally strong",
+    "on both.",
 ]
 
 
@@ -132,6 +152,33 @@ def build(docs: Path = DOCS, run: list[str] | None = None) -> Path:
             lines += [f"- {' '.join(note.split())}" for note in result.notes]
         for figure in result.figures:
             lines += ["", f".. image:: reproducing/{result.name}/{figure}", "   :width: 90%"]
+    lines += ["", *_GPU_INTRO]
+    for folder_name, what in GPU_RESULTS:
+        path = folder / "gpu" / folder_name / "result.json"
+        if not path.is_file():
+            continue
+        result = ExperimentResult(**json.loads(path.read_text(encoding="utf-8")))
+        lines += [
+            "",
+            what,
+            "~" * len(what),
+            "",
+            f"``{result.command}``: {result.samples} digits per cell, seeds {result.seeds}.",
+            "",
+            "::",
+            "",
+        ]
+        lines += ["   " + line if line else "" for line in result.table.splitlines()]
+        lines += ["", f"**Verdict: {result.verdict}.** {result.reason}"]
+        if result.notes:
+            lines += ["", "Protocol notes:", ""]
+            lines += [f"- {' '.join(note.split())}" for note in result.notes]
+        for figure in result.figures:
+            lines += [
+                "",
+                f".. image:: reproducing/gpu/{folder_name}/{figure}",
+                "   :width: 90%",
+            ]
     page = docs / "reproducing.rst"
     page.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return page

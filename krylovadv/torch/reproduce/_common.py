@@ -339,9 +339,11 @@ def per_model(
             "wall_seconds": sum(r["wall_seconds"] for r in parts.values()),
             "finished": max(r["finished"] for r in parts.values()),
             "resumed": False,
-            "machine": "; ".join(sorted({r.get("machine", "?") for r in parts.values()})),
             "parts": parts,
         }
+        machines = sorted({r["machine"] for r in parts.values() if r.get("machine")})
+        if machines:  # parts stored before machines were recorded have none
+            payload["run"]["machine"] = "; ".join(machines)
     else:
         payload["run"] = {
             "cpu_seconds": time.process_time() - cpu,
