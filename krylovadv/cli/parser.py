@@ -450,8 +450,10 @@ def _add_reproduce(commands: argparse._SubParsersAction, handler: Callable) -> N
         "Adversarial Training) or Qian et al. (Hessian-Free Second-Order Adversarial "
         "Examples for Adversarial Learning) and write its table next to the paper's "
         "numbers, with 95 % confidence intervals and a one-line verdict (holds / does not "
-        "hold / partly). quick: minutes on 2 CPU cores with the zoo's small models; full: "
-        "the paper's protocol (GPU). --list shows the experiments.",
+        "hold / partly). quick: fewer digits, steps and grid values (so-table1 and "
+        "soae-table1: about 10 CPU minutes per madry-cnn model; the others: minutes with the "
+        "zoo's small models); full: the papers' protocols (a GPU: minutes on one H200). "
+        "--list shows the experiments.",
     )
     reproduce.add_argument(
         "experiment",
@@ -464,7 +466,7 @@ def _add_reproduce(commands: argparse._SubParsersAction, handler: Callable) -> N
         "--scale",
         choices=("quick", "full"),
         default="quick",
-        help="quick (default): minutes on CPU; full: the paper's protocol",
+        help="quick (default): sized for a CPU; full: the papers' protocols (GPU advised)",
     )
     reproduce.add_argument(
         "--seed",

@@ -4,8 +4,10 @@ Each experiment is one module of this package that registers a function with
 :func:`experiment`; it returns an :class:`ExperimentResult` holding our table
 next to the paper's numbers, a one-line verdict (holds / does not hold /
 partly, and why), the scale, seeds and sample counts, and a confidence interval
-for every accuracy.  ``quick`` runs on 2 CPU cores in minutes (fewer samples,
-the shipped small models); ``full`` is the paper's protocol, for a GPU.
+for every accuracy.  ``quick`` is sized for a CPU (fewer digits, steps and grid
+values: minutes per experiment with the zoo's small models, about 10 CPU minutes
+per madry-cnn model for ``so-table1`` and ``soae-table1``); ``full`` is the
+papers' protocol, for a GPU (minutes on one H200).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class ReproduceOptions:
     Attributes
     ----------
     scale : {"quick", "full"}
-        ``quick``: minutes on 2 CPU cores; ``full``: the paper's protocol.
+        ``quick``: sized for a CPU; ``full``: the papers' protocols (GPU advised).
     seed : int
         Seed of sample subsets and attacks.
     device : str
