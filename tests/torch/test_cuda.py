@@ -50,6 +50,29 @@ def test_batched_gmres_on_cuda_meets_the_true_residual_contract():
     assert np.all(forward <= np.linalg.cond(a) * 1e-5)
 
 
+@pytest.mark.parametrize("solver", ["cg", "minres"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_symmetric_solvers_on_cuda_meet_the_contract_and_keep_device_and_dtype(solver, dtype):
+    rng = np.random.default_rng(1)
+    n, batch = 30, 5
+    q = np.linalg.qr(rng.standard_normal((batch, n, n)))[0]
+    a = np.einsum("bij,bj,bkj->bik", q, np.linspace(1.0, 50.0, n) * np.ones((batch, 1)), q)
+    b = rng.standard_normal((batch, n))
+    rtol = 1e-8 if dtype == torch.float64 else 1e-4
+    result = getattr(krylovadv, solver)(
+        torch.as_tensor(a, dtype=dtype, device=CUDA),
+        torch.as_tensor(b, dtype=dtype, device=CUDA),
+        rtol=rtol,
+    )
+    assert result.x.device.type == torch.device(CUDA).type and result.x.dtype == dtype
+    assert np.all(result.converged)
+    x = result.x.cpu().double().numpy()
+    residual = np.linalg.norm(b - np.einsum("bij,bj->bi", a, x), axis=1)
+    # the contract is on the true residual of the returned x, in the working precision
+    slack = 1.0 if dtype == torch.float64 else 2.0
+    assert np.all(residual <= slack * rtol * np.linalg.norm(b, axis=1))
+
+
 def test_input_hessian_products_agree_between_cuda_and_cpu():
     model_cpu = load_pretrained("madry-natural").double().eval()
     model_gpu = load_pretrained("madry-natural").double().eval().to(CUDA)
