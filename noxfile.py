@@ -25,6 +25,20 @@ def slow(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "-m", "slow", *session.posargs)
 
 
+@nox.session(venv_backend="none")
+def gpu(session: nox.Session) -> None:
+    """Run the CUDA-against-CPU tests (marker ``gpu``) in the current environment.
+
+    No virtualenv: the CI constraints pin torch's CPU build, and a GPU machine
+    brings its own CUDA torch.  Fails when no CUDA device is visible rather than
+    skipping, so that a green run means the GPU checks ran.
+    """
+    session.run(
+        "python", "-c", "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)"
+    )
+    session.run("python", "-m", "pytest", "-m", "gpu", "tests/torch/test_cuda.py", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Run ruff lint and format checks."""
