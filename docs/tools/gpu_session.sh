@@ -1,5 +1,6 @@
 #!/bin/bash
-# The GPU session that produced docs/reproducing/gpu (one NVIDIA H200, 16 CPU cores), as run:
+# The GPU session that produced docs/reproducing/gpu (one NVIDIA H200, 16 CPU cores; run there
+# in two calls, the soae-table1 --scale full parts in the second):
 # every model part in its own process (the GPU runs them side by side), then the reports
 # from the stored parts.  Run from the repository root with krylovadv importable and a CUDA
 # torch; OUT (default ./gpu-out) receives the report folders.  About 9 minutes in all.
