@@ -66,8 +66,16 @@ TORCH = {
         "tests/torch/test_attacks_apgd.py",
         "tests/torch/test_attacks_second_order.py",
     ],
+    "torch/attacks/apgd.py": [
+        "tests/torch/test_attacks_apgd.py",
+        "tests/torch/test_attacks_baseline.py",
+        "tests/torch/test_testing_mutation_apgd.py",
+    ],
     "torch/hessian.py": ["tests/torch/test_hessian.py"],
-    "torch/evaluate.py": ["tests/torch/test_evaluate.py"],
+    "torch/evaluate.py": [
+        "tests/torch/test_evaluate.py",
+        "tests/torch/test_testing_mutation_evaluate.py",
+    ],
 }
 TABLE = {**CORE, **TORCH}
 
