@@ -73,6 +73,7 @@ class RefRun:
     trace_loss: list[float]  # objective at x^k, k = 0, 1, ... (the point the step starts from)
     trace_grad: list[float]
     trace_succ: list[bool]
+    g_out: float = float("nan")  # gradient norm at the returned point
     branches: dict[str, int] = field(default_factory=dict)
 
 
@@ -105,6 +106,7 @@ def ref_apgd(
     x_prev = x_cur.clone()
     x_max, f_max, g_max, s_max = x_cur.clone(), f_cur, g_cur.clone(), s_cur
     x_out, f_out, s_out = x_cur.clone(), f_cur, s_cur
+    g_out = g_cur.clone()
     eta = 2.0 * eps
     marks = ref_schedule(steps)
     window = {marks[j]: marks[j] - marks[j - 1] for j in range(1, len(marks)) if marks[j] < steps}
@@ -129,7 +131,7 @@ def ref_apgd(
         if f_new > f_max:
             x_max, f_max, g_max, s_max = x_new.clone(), f_new, g_new.clone(), s_new
         if (s_new and not s_out) or (s_new == s_out and f_new > f_out):
-            x_out, f_out, s_out = x_new.clone(), f_new, s_new
+            x_out, f_out, s_out, g_out = x_new.clone(), f_new, s_new, g_new.clone()
         x_prev, x_cur, f_cur, g_cur, s_cur = x_cur, x_new, f_new, g_new, s_new
         halve = False
         if k in window:
@@ -148,6 +150,7 @@ def ref_apgd(
         run.restarted.append(float(halve))
         count += int(increased)
     run.x_out, run.f_out, run.s_out = x_out, f_out, s_out
+    run.g_out = float(torch.linalg.vector_norm(g_out.flatten(1), dim=1)[0])
     return run
 
 
@@ -242,6 +245,8 @@ def compare(result, refs, x) -> None:
             assert result.trace.loss[t, i] == pytest.approx(ref.trace_loss[-1], rel=1e-12)
             assert result.trace.success[t, i] == ref.trace_succ[-1], (i, t)
         assert result.trace.loss[steps, i] == pytest.approx(ref.f_out, rel=1e-12, abs=1e-14)
+        # Row N is the returned point, with its own gradient (not the last iterate's).
+        assert result.trace.grad_norm[steps, i] == pytest.approx(ref.g_out, rel=1e-12, abs=1e-14)
     assert result.x_adv.shape == x.shape and result.x_adv.dtype == x.dtype
     assert len(result.trace) == steps + 1 and eta.shape[1] == B
 
@@ -566,3 +571,118 @@ def test_checkpoints_match_the_schedule():
     assert checkpoints(1) == [0, 1]
     assert checkpoints(3) == [0, 1, 2, 3]
     assert checkpoints(100)[-1] == 99 and math.ceil(0.22 * 100) == checkpoints(100)[1]
+
+
+def test_early_stop_when_every_sample_is_misclassified_at_the_start():
+    """The loop ends at once; the returned points are the starts, the trace is complete."""
+    model = mlp(11, classes=5)
+    x, _ = data(11, 3, classes=5)
+    y = (predicted(model, x) + 1) % 5
+    result = APGD(model, eps=0.1, steps=4, early_stop=True, random_start=False).run(x, y)
+    torch.testing.assert_close(result.x_adv, x, rtol=0, atol=0)
+    assert bool(result.success.all())
+    assert np.isnan(result.diagnostics["step_size"]).all()
+    # Row 0 holds the start, carried forward to the last row before the returned point.
+    loss0 = ce_loss(model(x), y).detach().numpy()
+    for t in range(5):
+        np.testing.assert_allclose(result.trace.loss[t], loss0, rtol=1e-12)
+        assert result.trace.success[t].all()
+
+
+class Tent(nn.Module):
+    """One pixel; logit 0 is f(x) + 10, f = -(x - 1/2)^2 left of 1/2, -(x - 1/2)/4 right.
+
+    f(1/4) = f(3/4) = -1/16 exactly, with slopes 1/2 and -1/4: a tie in the loss at two
+    points whose gradients differ.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = x.flatten(1)[:, :1] - 0.5
+        f = torch.where(u < 0, -(u * u), -u / 4)
+        return torch.cat([f + 10, torch.zeros_like(f), torch.zeros_like(f)], dim=1)
+
+
+def test_best_point_needs_a_strict_increase():
+    """x_max moves only on f(x^{k+1}) > f_max: the first of equal-loss points is kept.
+
+    With momentum 1 (x^{k+1} = z^{k+1}): x^0 = 1/4, eta = 2 eps = 1 steps to 3/4 (a tie),
+    then to 0 (worse); the checkpoint at k = 1 halves and restarts from x_max = 1/4, whose
+    gradient norm (1/2, not 1/4 as at 3/4) is row 2 of the trace.
+    """
+    x = torch.full((1, 1, 1, 1), 0.25, dtype=torch.float64)
+    y = torch.tensor([0])
+    attack = APGD(
+        Tent(), eps=0.5, steps=3, loss=lambda z, y: z[:, 0], momentum=1.0, random_start=False
+    )
+    result = attack.run(x, y)
+    assert result.diagnostics["step_size"][:, 0].tolist() == [1.0, 1.0, 0.5]
+    # k = 2 steps from 1/4 to 3/4 again (a tie, no increase): halved again.
+    assert result.diagnostics["restarted"][:, 0].tolist() == [0.0, 1.0, 1.0]
+    assert result.trace.grad_norm[:3, 0].tolist() == [0.5, 0.25, 0.5]
+    assert float(result.x_adv) == 0.25  # no point beats the start
+
+
+def test_apgdt_gradient_budget():
+    """Robust samples: one run of ``steps`` gradients per target class, no more.
+
+    ``run`` records the trace, which costs one more gradient per run (at its returned point).
+    """
+    model = mlp(12, classes=6)
+    x, _ = data(12, 4, classes=6)
+    y = predicted(model, x)
+    calls = {"n": 0}
+
+    def counted(inp):
+        calls["n"] += int(inp.requires_grad)
+        return model(inp)
+
+    for n_t in (1, 2, 4):
+        calls["n"] = 0
+        out = APGDT(counted, eps=1e-4, steps=3, n_target_classes=n_t).run(x, y)
+        assert not bool(out.success.any())
+        # Each target: 3 steps, + the trace's gradient at the point that run returns.
+        assert calls["n"] == (3 + 1) * n_t, n_t
+
+
+def test_apgdt_random_starts_come_from_its_seed():
+    """Every target's random start is drawn from the attack's seeded generator.
+
+    The global generator is reseeded between two runs: the results must not change.  In
+    the l2 ball the returned point depends on the start (projection onto the sphere).
+    """
+    model = mlp(13, classes=6)
+    x, _ = data(13, 8, classes=6)
+    y = predicted(model, x)
+    attack = APGDT(model, norm="l2", eps=0.05, steps=3, n_target_classes=4, seed=9)
+    torch.manual_seed(0)
+    a = attack.run(x, y)
+    torch.manual_seed(1)
+    b = attack.run(x, y)
+    assert not bool(a.success.all())
+    torch.testing.assert_close(a.x_adv, b.x_adv, rtol=0, atol=0)
+    np.testing.assert_array_equal(a.trace.loss, b.trace.loss)
+    other = APGDT(model, norm="l2", eps=0.05, steps=3, n_target_classes=4, seed=10).run(x, y)
+    assert not torch.equal(a.x_adv, other.x_adv)
+
+
+class Decoy(nn.Module):
+    """Logits (1, 0.9, 0.5 + 10 x_0, 0): the top wrong class (1) cannot be reached, the
+    second (2) can, by raising pixel 0 by more than 0.05."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x0 = x.flatten(1)[:, :1]
+        one = torch.ones_like(x0)
+        return torch.cat([one, 0.9 * one, 0.5 + 10 * x0, 0 * x0], dim=1)
+
+
+def test_apgdt_second_target_succeeds_where_the_first_cannot():
+    x = torch.zeros(2, 1, 1, 4, dtype=torch.float64)
+    y = torch.tensor([0, 0])
+    one = APGDT(Decoy(), eps=0.1, steps=4, n_target_classes=1, random_start=False).run(x, y)
+    assert not bool(one.success.any())
+    two = APGDT(Decoy(), eps=0.1, steps=4, n_target_classes=2, random_start=False).run(x, y)
+    assert bool(two.success.all())
+    assert float(two.x_adv[:, 0, 0, 0].min()) > 0.05
+    # The trace follows the kept run: its last row is the returned point's loss.
+    np.testing.assert_allclose(two.trace.loss[-1], two.loss.numpy(), rtol=1e-12)
+    assert two.trace.success[-1].all()
