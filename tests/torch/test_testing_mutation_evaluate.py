@@ -69,12 +69,23 @@ class Scripted:
     """An attack that follows a per-sample plan; ``norm`` and ``eps`` as an attack's."""
 
     def __init__(
-        self, model, plan: dict[int, str], *, eps=0.1, norm="linf", calls=2, name=None, stop=-1
+        self,
+        model,
+        plan: dict[int, str],
+        *,
+        eps=0.1,
+        norm="linf",
+        calls=2,
+        name=None,
+        stop=-1,
+        keyword=False,
     ):
         self.model, self.plan, self.eps, self.norm, self.calls = model, plan, eps, norm, calls
+        self.keyword = keyword  # call the model as model(x=...)
         # Private (underscore): not part of the attack's fingerprint in a progress file.
         self._seen: list[list[int]] = []
         self._dtypes: list[torch.dtype] = []
+        self._label_dtypes: list[torch.dtype] = []
         self._stop = stop  # raise KeyboardInterrupt on this call (an interrupted run)
         if name is not None:
             self.name = name
@@ -94,8 +105,12 @@ class Scripted:
         ids = [ident(r) for r in x]
         self._seen.append(ids)
         self._dtypes.append(x.dtype)
+        self._label_dtypes.append(y.dtype)
         for _ in range(self.calls):
-            self.model(x)
+            if self.keyword:
+                self.model(x=x)
+            else:
+                self.model(x)
         out = x.clone()
         for row, i in enumerate(ids):
             action = self.plan.get(i, "none")
@@ -265,11 +280,17 @@ def test_inputs_are_checked():
     with pytest.raises(ValueError, match=r"12 images but 11 labels\."):
         evaluate(model, (x, y[:11]), atk)
     for bad in (x - 0.5, x + 0.5, x.masked_fill(x > 0.9, float("nan"))):
-        with pytest.raises(ValueError, match=r"images must be finite and in \[0, 1\]"):
+        with pytest.raises(
+            ValueError, match=r"^images must be finite and in \[0, 1\]; rescale them first\.$"
+        ):
             evaluate(model, (bad, y), atk)
-    with pytest.raises(TypeError, match="data must be an ImageData or a pair"):
+    with pytest.raises(
+        TypeError, match=r"^data must be an ImageData or a pair \(images, labels\)\.$"
+    ):
         evaluate(model, (x, y, y), atk)
-    with pytest.raises(TypeError, match="data must be an ImageData or a pair"):
+    with pytest.raises(
+        TypeError, match=r"^data must be an ImageData or a pair \(images, labels\)\.$"
+    ):
         evaluate(model, x, atk)
     # A pair as a list, numpy labels of another integer type, and an ImageData all work.
     r1 = evaluate(model, [x.numpy(), y.numpy().astype(np.int32)], {"A": Scripted(model, {})})
@@ -278,7 +299,7 @@ def test_inputs_are_checked():
     assert (r1.clean_correct, r2.clean_correct, r2.attacks[0].broken) == (10, 10, 1)
     with pytest.raises(ValueError, match=r"attack names must be unique; got \['x', 'x'\]"):
         evaluate(model, (x, y), [Scripted(model, {}, name="x"), Scripted(model, {}, name="x")])
-    with pytest.raises(ValueError, match=r"attacks is empty; pass at least one attack\."):
+    with pytest.raises(ValueError, match=r"^attacks is empty; pass at least one attack\.$"):
         evaluate(model, (x, y), [])
 
 
@@ -569,3 +590,205 @@ def test_masking_hook_gets_the_evaluation(monkeypatch):
     evaluate(model, (x, y), {"A": attack}, masking=True)
     assert seen[1][5] is True and not model.training
     assert "masking" not in evaluate(model, (x, y), {"A": attack}).meta and len(seen) == 2
+
+
+def test_keyword_calls_count_as_forward_passes():
+    """The cost counter sees the model called by keyword too (``model(x=x)``)."""
+    model = TwoPixel()
+    x, y = problem()
+    report = evaluate(model, (x, y), {"A": Scripted(model, {}, calls=3, keyword=True)})
+    assert report.attacks[0].forward_samples == 3 * 10
+
+
+def test_attack_without_a_norm_attribute():
+    class NoNorm:
+        eps = 0.1
+
+        def __call__(self, x, y):
+            return x
+
+    model = TwoPixel()
+    x, y = problem()
+    msg = r"attack .* has no norm attribute \('linf' or 'l2'\)\."
+    with pytest.raises(ValueError, match=msg):
+        evaluate(model, (x, y), {"A": NoNorm()})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_check_adversarial_slack_is_eight_ulps(dtype):
+    """A size between the 8-ulp and the 9-ulp limit is out of the ball; 0, 1, 1 + s, -s in range."""
+    eps = 0.3
+    u = torch.finfo(dtype).eps  # max(1, eps) = 1
+    lim8, lim9 = eps * (1 + 8 * u) + 8 * u, eps * (1 + 9 * u) + 9 * u
+    v = torch.tensor([(lim8 + lim9) / 2], dtype=torch.float64).to(dtype)
+    assert lim8 < float(v) <= lim9  # representable between the two limits
+    x = torch.zeros(2, 4, dtype=dtype)
+    x_adv = x.clone()
+    x_adv[0, 0] = v[0]
+    x_adv[1] = torch.tensor([0.0, 1.0, 1 + 8 * u, -8 * u], dtype=dtype)
+    for norm in ("linf", "l2"):
+        checks = check_adversarial(x, x_adv, eps=eps, norm=norm)
+        assert checks["in_ball"].tolist() == [False, False], norm
+        assert checks["in_range"].tolist() == [True, True], norm
+
+
+def test_one_sample_report_and_formats(tmp_path):
+    rec = AttackRecord(name="A", norm="linf", eps=8 / 255, attacked=1, broken=0, forward_samples=3)
+    report = EvaluationReport(
+        total=1,
+        clean_correct=1,
+        attacks=[rec],
+        robust=np.array([True]),
+        per_attack_robust={"A": np.array([True])},
+        cascade=True,
+        provenance={
+            "model_sha256": "m",
+            "data_sha256": "d" * 20,
+            "library_version": "1",
+            "torch_version": "2",
+            "dtype": "torch.float32",
+            "batch_size": 1,
+            "device": "cpu",
+            "elapsed_s": 0.0,
+        },
+    )
+    assert (report.clean_accuracy, report.robust_accuracy, report.accuracy("A")) == (1.0, 1.0, 1.0)
+    rows = report.rows()
+    assert [r["accuracy"] for r in rows] == [1.0, 1.0, 1.0]
+    assert rows[1]["forward_per_sample"] == 3.0
+    head = report.header()
+    assert head[2] == "- attacks: "  # a provenance without attacks
+    assert head[3] == "- protocol: cascade; batch size 1; dtype float32; device cpu"
+    lines = report.to_markdown().splitlines()
+    assert lines[9].startswith("| A | linf | 0.0313725 | 100.0 % |")
+    assert lines[-2] == "" and lines[-1].startswith("1 samples; protocol: cascade")
+    text = report.to_json(tmp_path / "a" / "b" / "r.json")
+    assert text.startswith('{\n  "total": 1,\n  "clean_correct": 1,')
+    assert (tmp_path / "a" / "b" / "r.json").read_text() == text
+    assert '"robust": [\n    1\n  ]' in text and '"A": [\n      1\n    ]' in text
+
+
+def test_labels_become_int64_and_images_may_touch_0_and_1():
+    model = TwoPixel()
+    x, y = problem()
+    x[0, 0, 0, 3], x[1, 0, 0, 3] = 0.0, 1.0
+    for data in (
+        (x.numpy(), y.numpy().astype(np.int32)),
+        ImageData(images=x.numpy(), labels=y.numpy().astype(np.int32), name="toy"),
+    ):
+        attack = Scripted(model, {})
+        report = evaluate(model, data, {"A": attack})
+        assert attack._label_dtypes == [torch.int64] and report.clean_correct == 10
+        assert report.robust.dtype == bool and report.per_attack_robust["A"].dtype == bool
+
+
+def test_device_argument_is_used():
+    model = TwoPixel()
+    x, y = problem()
+    report = evaluate(model, (x, y), {"A": Scripted(model, {})}, device="cpu:0")
+    assert report.provenance["device"] == "cpu:0"
+
+
+def test_progress_bars_name_each_attack(capsys):
+    model = TwoPixel()
+    x, y = problem()
+    evaluate(model, (x, y), {"Alpha": Scripted(model, {})}, progress=True, batch_size=4)
+    err = capsys.readouterr().err
+    assert "Alpha: " in err and "0/3" in err
+    evaluate(model, (x, y), {"Alpha": Scripted(model, {})}, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_resume_refuses_other_labels_protocol_or_meta(tmp_path):
+    from krylovadv.torch.fingerprint import FingerprintMismatch
+
+    model = TwoPixel()
+    x, y = problem()
+    progress = tmp_path / "p.json"
+    evaluate(model, (x, y), {"A": Scripted(model, {})}, resume=progress, meta={"k": 1})
+    y2 = y.clone()
+    y2[0] = 1 - y2[0]
+    for kwargs in (
+        {"data": (x, y2), "meta": {"k": 1}},
+        {"data": (x, y), "meta": {"k": 1}, "cascade": False},
+        {"data": (x, y), "meta": {"k": 2}},
+    ):
+        data = kwargs.pop("data")
+        with pytest.raises(FingerprintMismatch):
+            evaluate(model, data, {"A": Scripted(model, {})}, resume=progress, **kwargs)
+    evaluate(model, (x, y), {"A": Scripted(model, {})}, resume=progress, meta={"k": 1})
+
+
+def test_progress_file_holds_the_clean_pass_before_any_attack(tmp_path):
+    model = TwoPixel()
+    x, y = problem()
+    progress = tmp_path / "p.json"
+    with pytest.raises(RunInterrupted) as caught:
+        evaluate(model, (x, y), {"A": Scripted(model, {}, stop=0)}, resume=progress)
+    assert caught.value.detail == "A: 0 of 1 batches done"
+    text = progress.read_text()
+    assert '"clean": [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]' in text
+    evaluate(model, (x, y), {"A": Scripted(model, {0: "flip"})}, resume=progress, batch_size=256)
+    saved = json.loads(progress.read_text())
+    assert '"still": [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]' in json.dumps(saved["attacks"]["A"])
+
+
+def test_interrupts_before_the_attacks_name_the_phase(monkeypatch):
+    import krylovadv.torch.evaluate as module
+
+    x, y = problem()
+
+    class Stops(TwoPixel):
+        def forward(self, inp):
+            raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted) as caught:
+        evaluate(Stops(), (x, y), {"A": Scripted(TwoPixel(), {})})
+    assert caught.value.detail == "before the clean pass"
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "curvature_diagnostics", stop)
+    model = TwoPixel()
+    with pytest.raises(RunInterrupted) as caught:
+        evaluate(model, (x, y), {"A": Scripted(model, {})}, curvature=True)
+    assert caught.value.detail == "in the curvature diagnostics"
+
+
+def test_curvature_runs_batch_by_batch_with_the_options(monkeypatch):
+    import krylovadv.torch.evaluate as module
+
+    calls = []
+
+    def fake(model, xb, yb, **options):
+        calls.append(options)
+        return {"top_eigenvalue": np.array([ident(r) for r in xb]), "fd_gap": yb.numpy()}
+
+    monkeypatch.setattr(module, "curvature_diagnostics", fake)
+    model = TwoPixel()
+    x, y = problem()
+    report = evaluate(
+        model, (x, y), {"A": Scripted(model, {})}, curvature={"tau": 1e-3}, batch_size=5
+    )
+    assert calls == [{"tau": 1e-3}] * 3
+    np.testing.assert_array_equal(report.curvature["top_eigenvalue"], np.arange(N))
+    np.testing.assert_array_equal(report.curvature["fd_gap"], y.numpy())
+    calls.clear()
+    evaluate(model, (x, y), {"A": Scripted(model, {})}, curvature=True, batch_size=5)
+    assert calls == [{}] * 3
+
+
+def test_clean_pass_is_batched():
+    calls = []
+
+    class Counting(TwoPixel):
+        def forward(self, inp):
+            calls.append(int(inp.shape[0]))
+            return super().forward(inp)
+
+    model = Counting()
+    x, y = problem()
+    evaluate(model, (x, y), {"A": Scripted(model, {}, calls=0)}, batch_size=5)
+    # The clean pass (5, 5, 2), then one check of the adversarial batches (5, 5).
+    assert calls == [5, 5, 2, 5, 5]
