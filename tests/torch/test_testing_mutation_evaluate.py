@@ -792,3 +792,21 @@ def test_clean_pass_is_batched():
     evaluate(model, (x, y), {"A": Scripted(model, {}, calls=0)}, batch_size=5)
     # The clean pass (5, 5, 2), then one check of the adversarial batches (5, 5).
     assert calls == [5, 5, 2, 5, 5]
+
+
+def test_a_call_without_arguments_costs_nothing_and_does_not_fail():
+    """A forward with no input at all (defaults only) is not a sample evaluation."""
+
+    class Defaults(TwoPixel):
+        def forward(self, x=None):
+            return super().forward(torch.zeros(1, 1, 1, 4) if x is None else x)
+
+    class CallsBare(Scripted):
+        def __call__(self, x, y):
+            self.model()
+            return super().__call__(x, y)
+
+    model = Defaults()
+    x, y = problem()
+    report = evaluate(model, (x, y), {"A": CallsBare(model, {}, calls=1)})
+    assert report.attacks[0].forward_samples == 10
