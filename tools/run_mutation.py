@@ -10,6 +10,7 @@ those for each mutant.
 Usage::
 
     python tools/run_mutation.py givens finite_difference   # chosen modules
+    python tools/run_mutation.py torch/attacks/apgd torch/evaluate   # torch adapter modules
     python tools/run_mutation.py --core                     # every core module
     python tools/run_mutation.py --all                      # core + torch adapter
 
