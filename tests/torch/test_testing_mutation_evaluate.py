@@ -1,22 +1,20 @@
 """evaluate(): exact bookkeeping on scripted attacks, threat-model thresholds, rendering.
 
-Written to kill the mutants of ``krylovadv/torch/evaluate.py`` that the behavioural
-tests let survive (``python tools/run_mutation.py torch/evaluate``; the equivalent
-ones are listed in docs/dev/mutation-reports/torch-evaluate.md).
-
-The model reads its class from the first two pixels of a 1 x 1 x 4 image; the
-third pixel is a sample's identity and the fourth is 0.98.  A *scripted* attack
-does, per sample, exactly what its plan says (leave it, flip it inside the ball,
-flip it outside the ball, leave [0, 1], return NaN), records which samples it was
-given in which batch, and calls the model a set number of times.  Every count of
-the report (attacked, broken, robust after, violations by kind, forward passes)
-therefore has an exact expected value computed here by hand from the plans.
+Kills the mutants of ``krylovadv/torch/evaluate.py`` that the behavioural tests let survive
+(``python tools/run_mutation.py torch/evaluate``; equivalent ones listed in
+docs/dev/mutation-reports/torch-evaluate.md).  The model's class is the larger of the first
+two pixels of a 1 x 1 x 4 image; the third pixel is the sample's identity.  A *scripted*
+attack does, per sample, what its plan says (leave it, flip it inside or outside the ball,
+leave [0, 1], return NaN), records the samples of each batch and calls the model a set
+number of times, so every count of the report has an exact expected value, worked out here.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import types
 
 import numpy as np
 import pytest
@@ -93,10 +91,6 @@ class Scripted:
     @property
     def seen(self) -> list[list[int]]:
         return self._seen
-
-    @property
-    def dtypes(self) -> list[torch.dtype]:
-        return self._dtypes
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if len(self._seen) == self._stop:
@@ -257,7 +251,7 @@ def test_float64_model_gets_float64_batches_and_paramless_model_float32():
     x, y = problem(torch.float32)
     A = Scripted(model, {0: "flip"})
     evaluate(model, (x, y), {"A": A})
-    assert A.dtypes == [torch.float64]
+    assert A._dtypes == [torch.float64]
 
     class NoParams(nn.Module):
         def forward(self, x):
@@ -266,7 +260,7 @@ def test_float64_model_gets_float64_batches_and_paramless_model_float32():
     free = NoParams()
     B = Scripted(free, {0: "flip"})
     report = evaluate(free, (x.double(), y), {"B": B})
-    assert B.dtypes == [torch.float32] and report.provenance["device"] == "cpu"
+    assert B._dtypes == [torch.float32] and report.provenance["device"] == "cpu"
     assert report.attacks[0].broken == 1
 
 
@@ -534,22 +528,13 @@ def test_header_and_curvature_table():
     assert report.to_dict()["curvature"]["krylov_dim"] == [1, 2, 3, 4]
 
 
-class Clock:
-    """A stand-in for the ``time`` module whose ``perf_counter`` advances by 1 per call."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def perf_counter(self) -> float:
-        self.now += 1.0
-        return self.now
-
-
 def test_wall_time_adds_up_over_batches(monkeypatch):
     """Each batch is timed by two clock readings; the times of the batches add up."""
     import krylovadv.torch.evaluate as module
 
-    monkeypatch.setattr(module, "time", Clock())
+    # A stand-in for the time module whose perf_counter advances by 1 per call.
+    clock = itertools.count(1.0)
+    monkeypatch.setattr(module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
     model = TwoPixel()
     x, y = problem()
     pa, pb = plans()
