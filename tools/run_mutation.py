@@ -10,6 +10,7 @@ those for each mutant.
 Usage::
 
     python tools/run_mutation.py givens finite_difference   # chosen modules
+    python tools/run_mutation.py torch/attacks/apgd torch/evaluate   # torch adapter modules
     python tools/run_mutation.py --core                     # every core module
     python tools/run_mutation.py --all                      # core + torch adapter
 
@@ -66,8 +67,16 @@ TORCH = {
         "tests/torch/test_attacks_apgd.py",
         "tests/torch/test_attacks_second_order.py",
     ],
+    "torch/attacks/apgd.py": [
+        "tests/torch/test_attacks_apgd.py",
+        "tests/torch/test_attacks_baseline.py",
+        "tests/torch/test_testing_mutation_apgd.py",
+    ],
     "torch/hessian.py": ["tests/torch/test_hessian.py"],
-    "torch/evaluate.py": ["tests/torch/test_evaluate.py"],
+    "torch/evaluate.py": [
+        "tests/torch/test_evaluate.py",
+        "tests/torch/test_testing_mutation_evaluate.py",
+    ],
 }
 TABLE = {**CORE, **TORCH}
 

@@ -50,16 +50,18 @@ class _ForwardCounter:
     """Count the samples a module is evaluated on, through a forward pre-hook.
 
     A hook sees every call of the module object, however an attack reaches it,
-    so an attack's cost is measured without the attack's cooperation.
+    so an attack's cost is measured without the attack's cooperation; the input
+    may be passed by position or by keyword (``model(x=x)``).
     """
 
     def __init__(self, model: nn.Module) -> None:
         self.samples = 0
-        self._handle = model.register_forward_pre_hook(self._count)
+        self._handle = model.register_forward_pre_hook(self._count, with_kwargs=True)
 
-    def _count(self, module: nn.Module, args: tuple) -> None:
-        if args and isinstance(args[0], torch.Tensor):
-            self.samples += int(args[0].shape[0])
+    def _count(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+        first = args[0] if args else next(iter(kwargs.values()), None)
+        if isinstance(first, torch.Tensor):
+            self.samples += int(first.shape[0])
 
     def close(self) -> None:
         self._handle.remove()

@@ -307,16 +307,20 @@ class APGD(Attack):
         restarted = np.full((N, B), np.nan)
         active = torch.ones(B, device=dev, dtype=torch.bool)
         for k in self._steps(N):
-            if self.early_stop:
-                active &= ~succ_cur
-            if not bool(active.any()):
-                break
             idx = torch.nonzero(active).flatten()
-            idx_np = idx.cpu().numpy()
             if trace:
+                # Row k holds x^k of every sample still attacked, including one that early
+                # stop freezes here: the trace carries a frozen sample's last iterate forward.
+                idx_np = idx.cpu().numpy()
                 state = StepState(self, x_cur[idx], y[idx], k, generator, idx_np)
                 state._logits, state._loss, state._grad = logits[idx], f_cur[idx], grad[idx]
                 records.point(k, state, gradient=True)
+            if self.early_stop:
+                active &= ~succ_cur
+                idx = torch.nonzero(active).flatten()
+            if idx.numel() == 0:
+                break
+            idx_np = idx.cpu().numpy()
             step_size[k, idx_np] = eta[idx].double().cpu().numpy()
 
             xc, xp, xo, g = x_cur[idx], x_prev[idx], x[idx], grad[idx]
