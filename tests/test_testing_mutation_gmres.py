@@ -12,6 +12,8 @@ outside the range of ``A``, so the least-squares residual is known exactly.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse.linalg as sla
@@ -270,3 +272,88 @@ def test_inner_iteration_stops_when_the_estimate_equals_the_inner_tolerance():
     assert result.status == SolverStatus.CONVERGED
     assert result.iterations == 1 and result.cycles == 1
     np.testing.assert_array_equal(result.residual_history, [1.0, seen[0]])
+
+
+# --- the true-residual test: acceptance of a cycle's iterate -------------------------------
+
+
+def test_cycle_whose_true_residual_equals_the_previous_one_is_accepted():
+    # GMRES never increases the residual in exact arithmetic, so a cycle is rejected
+    # only when ||b - Ax_new|| > ||r_before|| (strictly).  With A = I, b = (3, 4) and the
+    # left preconditioner M below, M b = (50, 0): v_1 = e_1, M A v_1 = (3, 4), and the
+    # one-step least-squares solution is gamma = 50 * 3 / 25 = 6, so x_1 = (6, 0) and
+    # r_1 = (-3, 4): the preconditioned residual fell (50 -> 40), the true one stayed
+    # exactly 5 = ||b||.  That iterate is kept (x = (6, 0), not x_0 = 0).
+    M = np.array([[3.0, 10.25], [4.0, -3.0]])
+    b = np.array([3.0, 4.0])
+    result = gmres(np.eye(2), b, M=M, restart=1, maxiter=1, rtol=1e-14)
+    np.testing.assert_array_equal(result.x, [6.0, 0.0])
+    assert result.residual_norm == 5.0 == np.linalg.norm(b)
+    assert result.status == SolverStatus.MAX_ITERATIONS
+    np.testing.assert_array_equal(result.residual_history, [50.0, 40.0])
+
+
+# --- the Arnoldi step: non-finite operator output --------------------------------------------
+
+
+def test_non_finite_operator_output_is_reported_per_sample_without_a_numpy_warning():
+    # A = diag(inf, 1) gives w = (inf, 0): orthogonalizing it computes inf - inf.  That
+    # sample stops with NON_FINITE (its iterate stays x_0 = 0) as a status, not as a
+    # RuntimeWarning from numpy; its neighbour in the batch converges as if alone.
+    A = np.stack([np.diag([np.inf, 1.0]), np.diag([1.0, 2.0])])
+    b = np.ones((2, 2))
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        result = gmres(A, b, rtol=1e-12)
+    assert result.status.tolist() == [SolverStatus.NON_FINITE, SolverStatus.CONVERGED]
+    np.testing.assert_array_equal(result.x[0], [0.0, 0.0])
+    np.testing.assert_allclose(result.x[1], [1.0, 0.5], rtol=1e-15)
+    assert result.iterations.tolist() == [1, 2]
+    # The stopped sample leaves the cycle: no true-residual product for it (sample 1:
+    # two Arnoldi products and one for b - Ax).
+    assert result.matvecs.tolist() == [1, 3]
+
+
+def test_operator_output_near_overflow_is_reported_per_sample_without_a_numpy_warning():
+    # A = c [[1, 1], [1, 1]] with c = 1.06e308: w = A v_1 = (1.5e308, 1.5e308) is finite
+    # but its coefficient h_11 = v_1 . w = 2.1e308 overflows inside the Arnoldi step.
+    # The sample stops with NON_FINITE, without a numpy overflow warning.
+    A = np.stack([np.full((2, 2), 1.06e308), np.diag([1.0, 2.0])])
+    b = np.ones((2, 2))
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        result = gmres(A, b, rtol=1e-12)
+    assert result.status.tolist() == [SolverStatus.NON_FINITE, SolverStatus.CONVERGED]
+    np.testing.assert_array_equal(result.x[0], [0.0, 0.0])
+    np.testing.assert_allclose(result.x[1], [1.0, 0.5], rtol=1e-15)
+
+
+def test_batched_preconditioner_sees_only_the_samples_still_iterating():
+    # Sample 0 (A = I) converges after one step; sample 1 iterates on alone, so its
+    # preconditioner M_1 (not M_0) must be applied to the compacted rows.  Batch = loop.
+    rng = np.random.default_rng(5)
+    n = 6
+    A = np.stack([np.eye(n), 4 * np.eye(n) + rng.standard_normal((n, n))])
+    M = np.stack([np.eye(n), np.diag(rng.uniform(0.5, 2.0, n))])
+    b = rng.standard_normal((2, n))
+    batch = gmres(A, b, M=M, rtol=1e-10)
+    for i in range(2):
+        alone = gmres(A[i], b[i], M=M[i], rtol=1e-10)
+        assert batch.status[i] == alone.status == SolverStatus.CONVERGED
+        assert batch.iterations[i] == alone.iterations
+        assert batch.matvecs[i] == alone.matvecs
+        np.testing.assert_allclose(batch.x[i], alone.x, rtol=0, atol=1e-12)
+    assert batch.iterations.tolist()[0] == 1 and batch.iterations[1] > 1
+
+
+def test_complex_batch_keeps_complex_hessenberg_columns():
+    # As the one-system test above, on the batched path (two systems).
+    rng = np.random.default_rng(8)
+    n = 6
+    A = 3 * np.eye(n) + (rng.standard_normal((2, n, n)) + 1j * rng.standard_normal((2, n, n))) / 3
+    b = rng.standard_normal((2, n)) + 1j * rng.standard_normal((2, n))
+    result = gmres(A, b, rtol=1e-12, restart=n)
+    assert result.x.dtype == np.complex128
+    assert result.status.tolist() == [SolverStatus.CONVERGED] * 2
+    assert result.cycles.tolist() == [1, 1]
+    np.testing.assert_allclose(result.x, np.linalg.solve(A, b[..., None])[..., 0], atol=1e-10)
