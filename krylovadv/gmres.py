@@ -226,7 +226,10 @@ class _GMRES:
             device=self.dev,
         )
         self.basis[...] = 0
-        self.basis[active.rows, 0, :] = z * scale[:, None]
+        # A non-finite M r (reported above) times its scale 0 is NaN in that sample's
+        # row, which no step reads; numpy must not also warn about it.
+        with np.errstate(invalid="ignore"):
+            self.basis[active.rows, 0, :] = z * scale[:, None]
         self.qr.reset(beta)  # the least-squares right-hand side beta e_1 (eq. 10)
         for i in np.flatnonzero(members):
             s.history[i].append(float(beta[i]))

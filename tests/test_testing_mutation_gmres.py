@@ -357,3 +357,58 @@ def test_complex_batch_keeps_complex_hessenberg_columns():
     assert result.status.tolist() == [SolverStatus.CONVERGED] * 2
     assert result.cycles.tolist() == [1, 1]
     np.testing.assert_allclose(result.x, np.linalg.solve(A, b[..., None])[..., 0], atol=1e-10)
+
+
+def test_single_system_with_an_overflowing_arnoldi_vector_is_non_finite():
+    # One system (the scalar fast path): A v_1 = (1.5e308, -1.5e308) is orthogonal to
+    # v_1 = (1, 1)/sqrt 2, so h_11 = 0 is finite while ||A v_1|| = 2.1e308 overflows.
+    # Any non-finite norm stops the sample (NON_FINITE, x = x_0), as in a batch.
+    A = 1.06e308 * np.array([[1.0, 1.0], [-1.0, -1.0]])
+    b = np.ones(2)
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        single = gmres(A, b, rtol=1e-12)
+        batch = gmres(np.stack([A, A]), np.stack([b, b]), rtol=1e-12)
+    assert single.status == SolverStatus.NON_FINITE
+    assert single.iterations == 1 and single.matvecs == 1
+    np.testing.assert_array_equal(single.x, [0.0, 0.0])
+    assert batch.status.tolist() == [SolverStatus.NON_FINITE] * 2
+
+
+# --- the start of a cycle: beta = ||M r|| ----------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_preconditioned_residual_stops_only_that_sample(bad):
+    # M_0 = diag(bad, 1): beta_0 = ||M_0 r_0|| is not finite at the first cycle's start.
+    # Sample 0 stops with NON_FINITE before any step (x = x_0, no product), without a
+    # numpy warning; sample 1 solves diag(1, 2) x = 1 as alone; sample 2 (b = 0, done
+    # before the first cycle) stays out of it: no cycle, no product.
+    A = np.stack([np.eye(2), np.diag([1.0, 2.0]), np.eye(2)])
+    M = np.stack([np.diag([bad, 1.0]), np.eye(2), np.eye(2)])
+    b = np.array([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        result = gmres(A, b, M=M, rtol=1e-12)
+    done = SolverStatus.CONVERGED
+    assert result.status.tolist() == [SolverStatus.NON_FINITE, done, done]
+    assert result.cycles.tolist() == [1, 1, 0]
+    assert result.iterations.tolist() == [0, 2, 0] and result.matvecs.tolist() == [0, 3, 0]
+    np.testing.assert_array_equal(result.x[[0, 2]], np.zeros((2, 2)))
+    np.testing.assert_allclose(result.x[1], [1.0, 0.5], rtol=1e-15)
+    np.testing.assert_array_equal(result.residual_history[0], [np.sqrt(2.0)])
+    alone = gmres(A[1], b[1], rtol=1e-12)
+    np.testing.assert_array_equal(result.residual_history[1], alone.residual_history)
+
+
+def test_zero_preconditioned_residual_takes_no_step():
+    # M = diag(1, 0) and r_0 = b = (0, 1): M r_0 = 0, so beta = 0 and there is no v_1:
+    # the cycle takes no Arnoldi step (no product), only the true-residual check, and
+    # after STAGNATION_CYCLES such cycles the sample stagnates at ||r|| = 1.
+    result = gmres(np.eye(2), np.array([0.0, 1.0]), M=np.diag([1.0, 0.0]), rtol=1e-12)
+    assert result.status == SolverStatus.STAGNATION
+    assert result.iterations == 0
+    assert result.cycles == result.matvecs == STAGNATION_CYCLES
+    assert result.residual_norm == 1.0
+    np.testing.assert_array_equal(result.x, [0.0, 0.0])
+    np.testing.assert_array_equal(result.residual_history, [0.0] * STAGNATION_CYCLES)
