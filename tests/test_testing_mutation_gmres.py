@@ -314,6 +314,20 @@ def test_non_finite_operator_output_is_reported_per_sample_without_a_numpy_warni
     assert result.matvecs.tolist() == [1, 3]
 
 
+def test_non_finite_sample_does_not_stop_a_neighbour_that_needs_more_cycles():
+    # As above with restart = 1: sample 1 needs several cycles, after sample 0 stopped
+    # with NON_FINITE in the first; sample 1 runs on exactly as alone (batch = loop).
+    A = np.stack([np.diag([np.inf, 1.0]), np.diag([1.0, 2.0])])
+    b = np.ones((2, 2))
+    batch = gmres(A, b, rtol=1e-8, restart=1, maxiter=100)
+    alone = gmres(A[1], b[1], rtol=1e-8, restart=1, maxiter=100)
+    assert batch.status.tolist() == [SolverStatus.NON_FINITE, SolverStatus.CONVERGED]
+    assert alone.cycles > 2
+    for field in ("status", "iterations", "cycles", "matvecs"):
+        assert getattr(batch, field)[1] == getattr(alone, field), field
+    np.testing.assert_array_equal(batch.x[1], alone.x)
+
+
 def test_operator_output_near_overflow_is_reported_per_sample_without_a_numpy_warning():
     # A = c [[1, 1], [1, 1]] with c = 1.06e308: w = A v_1 = (1.5e308, 1.5e308) is finite
     # but its coefficient h_11 = v_1 . w = 2.1e308 overflows inside the Arnoldi step.
