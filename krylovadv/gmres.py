@@ -297,7 +297,10 @@ class _GMRES:
             inv_np = np.where(keep, 1.0 / np.where(keep, na_np, 1.0), 0.0)
             subdiagonal = np.where(keep, na_np, 0.0)
         inv = xp.asarray(inv_np, dtype=self.dtype, device=self.dev)
-        self.basis[active.rows, j + 1, :] = w * inv[:, None]
+        # A non-finite w (its sample stopped above) times 0 is NaN in a row no step
+        # reads; numpy must not warn about it.
+        with np.errstate(invalid="ignore"):
+            self.basis[active.rows, j + 1, :] = w * inv[:, None]
         column = np.zeros((self.B, j + 2), dtype=self.host)
         column[rows, : j + 1] = h_np
         column[rows, j + 1] = subdiagonal

@@ -426,3 +426,35 @@ def test_zero_preconditioned_residual_takes_no_step():
     assert result.residual_norm == 1.0
     np.testing.assert_array_equal(result.x, [0.0, 0.0])
     np.testing.assert_array_equal(result.residual_history, [0.0] * STAGNATION_CYCLES)
+
+
+@pytest.mark.parametrize(("c", "cycles"), [(100.0, 2), (3000.0, 1)])
+def test_breakdown_is_judged_against_the_operator_norm_estimate_in_a_batch(c, cycles):
+    # A e1 = 100 e2, A e2 = 0.01 e1 + c eps e3: at step 2 ||A v_2|| = 0.01 but the
+    # running estimate of ||A|| is 100, so the threshold is 16 sqrt(2) eps * 100 =
+    # 2263 eps, not 0.23 eps: c = 100 is a breakdown (the e3 direction comes in a second
+    # cycle), c = 3000 is not.  Batched and one-system paths use the same estimate.
+    A = np.array([[0.0, 0.01, 0.0], [100.0, 0.0, 0.0], [0.0, c * np.finfo(np.float64).eps, 1.0]])
+    b = np.array([1.0, 0.0, 0.0])
+    single = gmres(A, b, rtol=0.0)
+    batch = gmres(np.stack([A, A]), np.stack([b, b]), rtol=0.0)
+    assert single.status == SolverStatus.CONVERGED
+    assert single.cycles == cycles and single.iterations == 3
+    for field in ("status", "iterations", "cycles", "matvecs"):
+        assert getattr(batch, field).tolist() == [getattr(single, field)] * 2, field
+    np.testing.assert_allclose(batch.x[0], np.linalg.solve(A, b), rtol=0, atol=1e-15)
+    # A neighbour whose first step is not finite must not erase the estimate ||A v_1||.
+    mixed = gmres(np.stack([np.diag([np.inf, 1.0, 1.0]), A]), np.stack([np.ones(3), b]), rtol=0.0)
+    assert mixed.status.tolist() == [SolverStatus.NON_FINITE, SolverStatus.CONVERGED]
+    assert mixed.cycles[1] == cycles and mixed.iterations[1] == 3
+
+
+def test_non_finite_arnoldi_vector_is_dropped_without_a_numpy_warning():
+    # diag(inf, 1, 1) v_1 keeps an infinite entry after orthogonalization; the sample
+    # stops with NON_FINITE, its v_2 is zeroed (inf * 0) without a numpy warning.
+    A = np.stack([np.diag([np.inf, 1.0, 1.0]), np.diag([1.0, 2.0, 3.0])])
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        result = gmres(A, np.ones((2, 3)), rtol=1e-12)
+    assert result.status.tolist() == [SolverStatus.NON_FINITE, SolverStatus.CONVERGED]
+    np.testing.assert_allclose(result.x[1], [1.0, 0.5, 1.0 / 3.0], rtol=1e-14)
