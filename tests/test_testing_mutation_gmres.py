@@ -460,3 +460,19 @@ def test_non_finite_arnoldi_vector_is_dropped_without_a_numpy_warning():
         result = gmres(np.stack([np.diag([np.inf, 1.0, 1.0]), A]), np.stack([np.ones(3), b]))
     assert result.status.tolist() == [SolverStatus.NON_FINITE, SolverStatus.CONVERGED]
     np.testing.assert_allclose(result.x[1], np.linalg.solve(A, b), rtol=1e-10)
+
+
+def test_float32_batch_equals_the_one_system_path_bit_for_bit():
+    # The scalar one-system path and the batched path scale v_{j+2} = w / h_{j+2,j+1}
+    # by the same float32 number: their float32 iterates agree to the last bit.
+    rng = np.random.default_rng(3)
+    n = 12
+    A = (4 * np.eye(n) + rng.standard_normal((n, n))).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    single = gmres(A, b, rtol=1e-4, restart=5)
+    batch = gmres(np.stack([A, A]), np.stack([b, b]), rtol=1e-4, restart=5)
+    assert single.x.dtype == batch.x.dtype == np.float32
+    assert single.status == SolverStatus.CONVERGED and single.cycles > 1
+    assert batch.iterations.tolist() == [single.iterations] * 2
+    np.testing.assert_array_equal(batch.x[0], single.x)
+    np.testing.assert_array_equal(batch.residual_history[1], single.residual_history)
