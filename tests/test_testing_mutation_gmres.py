@@ -476,3 +476,51 @@ def test_float32_batch_equals_the_one_system_path_bit_for_bit():
     assert batch.iterations.tolist() == [single.iterations] * 2
     np.testing.assert_array_equal(batch.x[0], single.x)
     np.testing.assert_array_equal(batch.residual_history[1], single.residual_history)
+
+
+# --- the Givens update in a batch: the pr_norm callback and the inner tolerance ------------
+
+
+def test_batched_pr_norm_callback_sees_each_samples_own_relative_estimate():
+    # Sample 0: ||b|| = 7, its callback values are ||r~_j|| / ||b|| as for the system
+    # alone.  Sample 1 asks to stop at its first step: CALLBACK, and it stays requested
+    # while sample 0 steps on.  Sample 2 has b = 0 (done before the first cycle): NaN
+    # (not 0/0 with a numpy warning, not None) wherever a sample did not step.
+    rng = np.random.default_rng(11)
+    n = 6
+    A0 = 4 * np.eye(n) + rng.standard_normal((n, n))
+    b0 = rng.standard_normal(n)
+    b0 *= 7.0 / np.linalg.norm(b0)
+    A = np.stack([A0, A0, np.eye(n)])
+    b = np.stack([b0, b0, np.zeros(n)])
+    seen = []
+
+    def callback(rel):
+        seen.append(np.array(rel, copy=True))
+        return np.array([False, True, False])
+
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        result = gmres(A, b, rtol=1e-10, callback=callback, callback_type="pr_norm")
+    alone_seen = []
+    alone = gmres(A0, b0, rtol=1e-10, callback=alone_seen.append, callback_type="pr_norm")
+    done = SolverStatus.CONVERGED
+    assert result.status.tolist() == [done, SolverStatus.CALLBACK, done]
+    assert result.cycles.tolist() == [alone.cycles, 1, 0]
+    assert result.iterations.tolist() == [alone.iterations, 1, 0]
+    rel = np.stack(seen)
+    assert rel.dtype == np.float64 and rel.shape == (alone.iterations, 3)
+    np.testing.assert_allclose(rel[:, 0], alone_seen, rtol=1e-10)
+    assert rel[0, 1] == rel[0, 0]  # the same system at its first step
+    assert np.isnan(rel[1:, 1]).all() and np.isnan(rel[:, 2]).all()
+
+
+def test_batched_inner_iteration_stops_when_the_estimate_equals_the_inner_tolerance():
+    # The batched twin of the one-system test above: "presid <= ptol", inclusive.
+    A = np.array([[1.0, 0.0, 0.0], [0.3, 2.0, 0.0], [0.0, 0.5, 3.0]])
+    b = np.array([1.0, 0.0, 0.0])
+    seen = []
+    gmres(A, b, rtol=1e-14, callback=seen.append, callback_type="pr_norm")
+    result = gmres(np.stack([A, A]), np.stack([b, b]), rtol=seen[0])
+    assert result.status.tolist() == [SolverStatus.CONVERGED] * 2
+    assert result.iterations.tolist() == [1, 1] and result.cycles.tolist() == [1, 1]
