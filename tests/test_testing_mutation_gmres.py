@@ -512,6 +512,9 @@ def test_batched_pr_norm_callback_sees_each_samples_own_relative_estimate():
     assert rel.dtype == np.float64 and rel.shape == (alone.iterations, 3)
     np.testing.assert_allclose(rel[:, 0], alone_seen, rtol=1e-10)
     assert rel[0, 1] == rel[0, 0]  # the same system at its first step
+    # One cycle: the history is beta, then ||r~_j|| per step; the callback gets them / ||b||.
+    assert alone.cycles == 1
+    np.testing.assert_allclose(rel[:, 0] * 7.0, result.residual_history[0][1:], rtol=1e-14)
     assert np.isnan(rel[1:, 1]).all() and np.isnan(rel[:, 2]).all()
 
 
