@@ -350,9 +350,10 @@ def test_batched_preconditioner_sees_only_the_samples_still_iterating():
     A = np.stack([np.eye(n), 4 * np.eye(n) + rng.standard_normal((n, n))])
     M = np.stack([np.eye(n), np.diag(rng.uniform(0.5, 2.0, n))])
     b = rng.standard_normal((2, n))
-    batch = gmres(A, b, M=M, rtol=1e-10)
+    batch = gmres(A, b, M=M, rtol=1e-10, restart=2)
+    assert batch.cycles[1] > 1  # later cycles start with sample 1 alone
     for i in range(2):
-        alone = gmres(A[i], b[i], M=M[i], rtol=1e-10)
+        alone = gmres(A[i], b[i], M=M[i], rtol=1e-10, restart=2)
         assert batch.status[i] == alone.status == SolverStatus.CONVERGED
         assert batch.iterations[i] == alone.iterations
         assert batch.matvecs[i] == alone.matvecs
