@@ -528,3 +528,40 @@ def test_batched_inner_iteration_stops_when_the_estimate_equals_the_inner_tolera
     result = gmres(np.stack([A, A]), np.stack([b, b]), rtol=seen[0])
     assert result.status.tolist() == [SolverStatus.CONVERGED] * 2
     assert result.iterations.tolist() == [1, 1] and result.cycles.tolist() == [1, 1]
+
+
+# --- r_0 = b - A x_0 ---------------------------------------------------------------------------
+
+
+def test_initial_residual_only_for_nonzero_x0_and_non_finite_per_sample():
+    # x_0 is nonzero for samples 0 and 2 only: A x_0 is computed for those (one
+    # product each, with their own operators); A_0 x_0 is not finite, so sample 0
+    # stops with NON_FINITE before any cycle (x = x_0), without a numpy warning;
+    # samples 1 and 2 solve as alone.
+    A = np.stack([np.diag([np.inf, 1.0, 1.0]), np.diag([1.0, 2.0, 3.0]), np.diag([2.0, 3.0, 4.0])])
+    b = np.ones((3, 3))
+    x0 = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, -1.0, 2.0]])
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        result = gmres(A, b, x0=x0, rtol=1e-12)
+    assert result.status[0] == SolverStatus.NON_FINITE
+    assert result.matvecs[0] == 1 and result.iterations[0] == 0 and result.cycles[0] == 0
+    np.testing.assert_array_equal(result.x[0], x0[0])
+    for i in (1, 2):
+        alone = gmres(A[i], b[i], x0=x0[i], rtol=1e-12)
+        assert result.status[i] == alone.status == SolverStatus.CONVERGED
+        for field in ("iterations", "cycles", "matvecs"):
+            assert getattr(result, field)[i] == getattr(alone, field), field
+        np.testing.assert_allclose(result.x[i], 1.0 / np.diag(A[i]), rtol=1e-14)
+    assert result.matvecs.tolist() == [1, 4, 5]  # no product for x_0 = 0 (sample 1)
+
+
+def test_initial_residual_exactly_at_the_tolerance_has_converged():
+    # ||b - A x_0|| = 0.5 = rtol ||b||: the tolerance test is "<=" on the true residual
+    # (as at the end of a cycle), so x_0 is returned after its one product, no cycle.
+    b = np.array([1.0, 0.0])
+    x0 = np.array([0.5, 0.0])
+    result = gmres(np.eye(2), b, x0=x0, rtol=0.5)
+    assert result.status == SolverStatus.CONVERGED
+    assert result.cycles == result.iterations == 0 and result.matvecs == 1
+    np.testing.assert_array_equal(result.x, x0)
