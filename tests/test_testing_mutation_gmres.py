@@ -427,6 +427,14 @@ def test_zero_preconditioned_residual_takes_no_step():
     assert result.residual_norm == 1.0
     np.testing.assert_array_equal(result.x, [0.0, 0.0])
     np.testing.assert_array_equal(result.residual_history, [0.0] * STAGNATION_CYCLES)
+    # In a batch, next to a sample that steps: the idle sample's least-squares problem
+    # gets no column (an all-zero column would read as a singular H: BREAKDOWN).
+    A = np.stack([np.eye(2), np.diag([1.0, 2.0])])
+    M = np.stack([np.diag([1.0, 0.0]), np.eye(2)])
+    batch = gmres(A, np.array([[0.0, 1.0], [1.0, 1.0]]), M=M, rtol=1e-12)
+    assert batch.status.tolist() == [SolverStatus.STAGNATION, SolverStatus.CONVERGED]
+    assert batch.cycles.tolist() == [STAGNATION_CYCLES, 1]
+    assert batch.iterations.tolist() == [0, 2]
 
 
 @pytest.mark.parametrize(("c", "cycles"), [(100.0, 2), (3000.0, 1)])
