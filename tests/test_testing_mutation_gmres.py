@@ -573,3 +573,6 @@ def test_initial_residual_exactly_at_the_tolerance_has_converged():
     assert result.status == SolverStatus.CONVERGED
     assert result.cycles == result.iterations == 0 and result.matvecs == 1
     np.testing.assert_array_equal(result.x, x0)
+    # Without a cycle the history is the one true residual norm.
+    assert result.residual_history.dtype == np.float64
+    np.testing.assert_array_equal(result.residual_history, [0.5])
