@@ -4,7 +4,10 @@ Each test names the behaviour a surviving mutant changed (see docs/dev/mutation.
 the end-of-cycle decision of each sample (converged, callback, iteration budget,
 GMRES breakdown, stagnation after exactly ``STAGNATION_CYCLES`` cycles without
 progress), taken for that sample alone in a batch, with the breakdown and
-stagnation thresholds relative to the sample's own ``||b||`` and residual.
+stagnation thresholds relative to the sample's own ``||b||`` and residual; and the
+steps of a cycle (docs/dev/mutation-reports/gmres.md): the true-residual acceptance, non-finite
+operator or preconditioner output per sample, batched preconditioners and callbacks on the
+compacted rows, the breakdown threshold's ``||A||`` estimate, the initial residual.
 
 The singular systems are ``diag(1, 0)``-like: ``b``'s second component lies
 outside the range of ``A``, so the least-squares residual is known exactly.
