@@ -226,7 +226,10 @@ class _GMRES:
             device=self.dev,
         )
         self.basis[...] = 0
-        self.basis[active.rows, 0, :] = z * scale[:, None]
+        # A non-finite M r (reported above) times its scale 0 is NaN in that sample's
+        # row, which no step reads; numpy must not also warn about it.
+        with np.errstate(invalid="ignore"):
+            self.basis[active.rows, 0, :] = z * scale[:, None]
         self.qr.reset(beta)  # the least-squares right-hand side beta e_1 (eq. 10)
         for i in np.flatnonzero(members):
             s.history[i].append(float(beta[i]))
@@ -294,7 +297,10 @@ class _GMRES:
             inv_np = np.where(keep, 1.0 / np.where(keep, na_np, 1.0), 0.0)
             subdiagonal = np.where(keep, na_np, 0.0)
         inv = xp.asarray(inv_np, dtype=self.dtype, device=self.dev)
-        self.basis[active.rows, j + 1, :] = w * inv[:, None]
+        # A non-finite w (its sample stopped above) times 0 is NaN in a row no step
+        # reads; numpy must not warn about it.
+        with np.errstate(invalid="ignore"):
+            self.basis[active.rows, j + 1, :] = w * inv[:, None]
         column = np.zeros((self.B, j + 2), dtype=self.host)
         column[rows, : j + 1] = h_np
         column[rows, j + 1] = subdiagonal

@@ -4,13 +4,18 @@ Each test names the behaviour a surviving mutant changed (see docs/dev/mutation.
 the end-of-cycle decision of each sample (converged, callback, iteration budget,
 GMRES breakdown, stagnation after exactly ``STAGNATION_CYCLES`` cycles without
 progress), taken for that sample alone in a batch, with the breakdown and
-stagnation thresholds relative to the sample's own ``||b||`` and residual.
+stagnation thresholds relative to the sample's own ``||b||`` and residual; and the
+steps of a cycle (docs/dev/mutation-reports/gmres.md): the true-residual acceptance, non-finite
+operator or preconditioner output per sample, batched preconditioners and callbacks on the
+compacted rows, the breakdown threshold's ``||A||`` estimate, the initial residual.
 
 The singular systems are ``diag(1, 0)``-like: ``b``'s second component lies
 outside the range of ``A``, so the least-squares residual is known exactly.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -270,3 +275,307 @@ def test_inner_iteration_stops_when_the_estimate_equals_the_inner_tolerance():
     assert result.status == SolverStatus.CONVERGED
     assert result.iterations == 1 and result.cycles == 1
     np.testing.assert_array_equal(result.residual_history, [1.0, seen[0]])
+
+
+# --- the true-residual test: acceptance of a cycle's iterate -------------------------------
+
+
+def test_cycle_whose_true_residual_equals_the_previous_one_is_accepted():
+    # GMRES never increases the residual in exact arithmetic, so a cycle is rejected
+    # only when ||b - Ax_new|| > ||r_before|| (strictly).  With A = I, b = (3, 4) and the
+    # left preconditioner M below, M b = (50, 0): v_1 = e_1, M A v_1 = (3, 4), and the
+    # one-step least-squares solution is gamma = 50 * 3 / 25 = 6, so x_1 = (6, 0) and
+    # r_1 = (-3, 4): the preconditioned residual fell (50 -> 40), the true one stayed
+    # exactly 5 = ||b||.  That iterate is kept (x = (6, 0), not x_0 = 0).
+    M = np.array([[3.0, 10.25], [4.0, -3.0]])
+    b = np.array([3.0, 4.0])
+    result = gmres(np.eye(2), b, M=M, restart=1, maxiter=1, rtol=1e-14)
+    np.testing.assert_array_equal(result.x, [6.0, 0.0])
+    assert result.residual_norm == 5.0 == np.linalg.norm(b)
+    assert result.status == SolverStatus.MAX_ITERATIONS
+    np.testing.assert_array_equal(result.residual_history, [50.0, 40.0])
+
+
+# --- the Arnoldi step: non-finite operator output --------------------------------------------
+
+
+def test_non_finite_operator_output_is_reported_per_sample_without_a_numpy_warning():
+    # A = diag(inf, 1) gives w = (inf, 0): orthogonalizing it computes inf - inf.  That
+    # sample stops with NON_FINITE (its iterate stays x_0 = 0) as a status, not as a
+    # RuntimeWarning from numpy; its neighbour in the batch converges as if alone.
+    A = np.stack([np.diag([np.inf, 1.0]), np.diag([1.0, 2.0])])
+    b = np.ones((2, 2))
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        result = gmres(A, b, rtol=1e-12)
+    assert result.status.tolist() == [SolverStatus.NON_FINITE, SolverStatus.CONVERGED]
+    np.testing.assert_array_equal(result.x[0], [0.0, 0.0])
+    np.testing.assert_allclose(result.x[1], [1.0, 0.5], rtol=1e-15)
+    assert result.iterations.tolist() == [1, 2]
+    # The stopped sample leaves the cycle: no true-residual product for it (sample 1:
+    # two Arnoldi products and one for b - Ax).
+    assert result.matvecs.tolist() == [1, 3]
+
+
+def test_non_finite_sample_does_not_stop_a_neighbour_that_needs_more_cycles():
+    # As above with restart = 1: sample 1 needs several cycles, after sample 0 stopped
+    # with NON_FINITE in the first; sample 1 runs on exactly as alone (batch = loop).
+    A = np.stack([np.diag([np.inf, 1.0]), np.diag([1.0, 2.0])])
+    b = np.ones((2, 2))
+    batch = gmres(A, b, rtol=1e-8, restart=1, maxiter=100)
+    alone = gmres(A[1], b[1], rtol=1e-8, restart=1, maxiter=100)
+    assert batch.status.tolist() == [SolverStatus.NON_FINITE, SolverStatus.CONVERGED]
+    assert alone.cycles > 2
+    for field in ("status", "iterations", "cycles", "matvecs"):
+        assert getattr(batch, field)[1] == getattr(alone, field), field
+    np.testing.assert_array_equal(batch.x[1], alone.x)
+
+
+def test_operator_output_near_overflow_is_reported_per_sample_without_a_numpy_warning():
+    # A = c [[1, 1], [1, 1]] with c = 1.06e308: w = A v_1 = (1.5e308, 1.5e308) is finite
+    # but its coefficient h_11 = v_1 . w = 2.1e308 overflows inside the Arnoldi step.
+    # The sample stops with NON_FINITE, without a numpy overflow warning.
+    A = np.stack([np.full((2, 2), 1.06e308), np.diag([1.0, 2.0])])
+    b = np.ones((2, 2))
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        result = gmres(A, b, rtol=1e-12)
+    assert result.status.tolist() == [SolverStatus.NON_FINITE, SolverStatus.CONVERGED]
+    np.testing.assert_array_equal(result.x[0], [0.0, 0.0])
+    np.testing.assert_allclose(result.x[1], [1.0, 0.5], rtol=1e-15)
+
+
+def test_batched_preconditioner_sees_only_the_samples_still_iterating():
+    # Sample 0 (A = I) converges after one step; sample 1 iterates on alone, so its
+    # preconditioner M_1 (not M_0) must be applied to the compacted rows.  Batch = loop.
+    rng = np.random.default_rng(5)
+    n = 6
+    A = np.stack([np.eye(n), 4 * np.eye(n) + rng.standard_normal((n, n))])
+    M = np.stack([np.eye(n), np.diag(rng.uniform(0.5, 2.0, n))])
+    b = rng.standard_normal((2, n))
+    batch = gmres(A, b, M=M, rtol=1e-10, restart=2)
+    assert batch.cycles[1] > 1  # later cycles start with sample 1 alone
+    for i in range(2):
+        alone = gmres(A[i], b[i], M=M[i], rtol=1e-10, restart=2)
+        assert batch.status[i] == alone.status == SolverStatus.CONVERGED
+        assert batch.iterations[i] == alone.iterations
+        assert batch.matvecs[i] == alone.matvecs
+        np.testing.assert_allclose(batch.x[i], alone.x, rtol=0, atol=1e-12)
+    assert batch.iterations.tolist()[0] == 1 and batch.iterations[1] > 1
+
+
+def test_complex_batch_keeps_complex_hessenberg_columns():
+    # As the one-system test above, on the batched path (two systems).
+    rng = np.random.default_rng(8)
+    n = 6
+    A = 3 * np.eye(n) + (rng.standard_normal((2, n, n)) + 1j * rng.standard_normal((2, n, n))) / 3
+    b = rng.standard_normal((2, n)) + 1j * rng.standard_normal((2, n))
+    result = gmres(A, b, rtol=1e-12, restart=n)
+    assert result.x.dtype == np.complex128
+    assert result.status.tolist() == [SolverStatus.CONVERGED] * 2
+    assert result.cycles.tolist() == [1, 1]
+    np.testing.assert_allclose(result.x, np.linalg.solve(A, b[..., None])[..., 0], atol=1e-10)
+
+
+def test_single_system_with_an_overflowing_arnoldi_vector_is_non_finite():
+    # One system (the scalar fast path): A v_1 = (1.5e308, -1.5e308) is orthogonal to
+    # v_1 = (1, 1)/sqrt 2, so h_11 = 0 is finite while ||A v_1|| = 2.1e308 overflows.
+    # Any non-finite norm stops the sample (NON_FINITE, x = x_0), as in a batch.
+    A = 1.06e308 * np.array([[1.0, 1.0], [-1.0, -1.0]])
+    b = np.ones(2)
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        single = gmres(A, b, rtol=1e-12)
+        batch = gmres(np.stack([A, A]), np.stack([b, b]), rtol=1e-12)
+    assert single.status == SolverStatus.NON_FINITE
+    assert single.iterations == 1 and single.matvecs == 1
+    np.testing.assert_array_equal(single.x, [0.0, 0.0])
+    assert batch.status.tolist() == [SolverStatus.NON_FINITE] * 2
+
+
+# --- the start of a cycle: beta = ||M r|| ----------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_preconditioned_residual_stops_only_that_sample(bad):
+    # M_0 = diag(bad, 1): beta_0 = ||M_0 r_0|| is not finite at the first cycle's start.
+    # Sample 0 stops with NON_FINITE before any step (x = x_0, no product), without a
+    # numpy warning; sample 1 solves diag(1, 2) x = 1 as alone; sample 2 (b = 0, done
+    # before the first cycle) stays out of it: no cycle, no product.
+    A = np.stack([np.eye(2), np.diag([1.0, 2.0]), np.eye(2)])
+    M = np.stack([np.diag([bad, 1.0]), np.eye(2), np.eye(2)])
+    b = np.array([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        result = gmres(A, b, M=M, rtol=1e-12)
+    done = SolverStatus.CONVERGED
+    assert result.status.tolist() == [SolverStatus.NON_FINITE, done, done]
+    assert result.cycles.tolist() == [1, 1, 0]
+    assert result.iterations.tolist() == [0, 2, 0] and result.matvecs.tolist() == [0, 3, 0]
+    np.testing.assert_array_equal(result.x[[0, 2]], np.zeros((2, 2)))
+    np.testing.assert_allclose(result.x[1], [1.0, 0.5], rtol=1e-15)
+    np.testing.assert_array_equal(result.residual_history[0], [np.sqrt(2.0)])
+    alone = gmres(A[1], b[1], rtol=1e-12)
+    np.testing.assert_array_equal(result.residual_history[1], alone.residual_history)
+
+
+def test_zero_preconditioned_residual_takes_no_step():
+    # M = diag(1, 0) and r_0 = b = (0, 1): M r_0 = 0, so beta = 0 and there is no v_1:
+    # the cycle takes no Arnoldi step (no product), only the true-residual check, and
+    # after STAGNATION_CYCLES such cycles the sample stagnates at ||r|| = 1.
+    result = gmres(np.eye(2), np.array([0.0, 1.0]), M=np.diag([1.0, 0.0]), rtol=1e-12)
+    assert result.status == SolverStatus.STAGNATION
+    assert result.iterations == 0
+    assert result.cycles == result.matvecs == STAGNATION_CYCLES
+    assert result.residual_norm == 1.0
+    np.testing.assert_array_equal(result.x, [0.0, 0.0])
+    np.testing.assert_array_equal(result.residual_history, [0.0] * STAGNATION_CYCLES)
+    # In a batch, next to a sample that steps: the idle sample's least-squares problem
+    # gets no column (an all-zero column would read as a singular H: BREAKDOWN).
+    A = np.stack([np.eye(2), np.diag([1.0, 2.0])])
+    M = np.stack([np.diag([1.0, 0.0]), np.eye(2)])
+    batch = gmres(A, np.array([[0.0, 1.0], [1.0, 1.0]]), M=M, rtol=1e-12)
+    assert batch.status.tolist() == [SolverStatus.STAGNATION, SolverStatus.CONVERGED]
+    assert batch.cycles.tolist() == [STAGNATION_CYCLES, 1]
+    assert batch.iterations.tolist() == [0, 2]
+
+
+@pytest.mark.parametrize(("c", "cycles"), [(100.0, 2), (3000.0, 1)])
+def test_breakdown_is_judged_against_the_operator_norm_estimate_in_a_batch(c, cycles):
+    # A e1 = 100 e2, A e2 = 0.01 e1 + c eps e3: at step 2 ||A v_2|| = 0.01 but the
+    # running estimate of ||A|| is 100, so the threshold is 16 sqrt(2) eps * 100 =
+    # 2263 eps, not 0.23 eps: c = 100 is a breakdown (the e3 direction comes in a second
+    # cycle), c = 3000 is not.  Batched and one-system paths use the same estimate.
+    A = np.array([[0.0, 0.01, 0.0], [100.0, 0.0, 0.0], [0.0, c * np.finfo(np.float64).eps, 1.0]])
+    b = np.array([1.0, 0.0, 0.0])
+    single = gmres(A, b, rtol=0.0)
+    batch = gmres(np.stack([A, A]), np.stack([b, b]), rtol=0.0)
+    assert single.status == SolverStatus.CONVERGED
+    assert single.cycles == cycles and single.iterations == 3
+    for field in ("status", "iterations", "cycles", "matvecs"):
+        assert getattr(batch, field).tolist() == [getattr(single, field)] * 2, field
+    np.testing.assert_allclose(batch.x[0], np.linalg.solve(A, b), rtol=0, atol=1e-15)
+    # A neighbour whose first step is not finite must not erase the estimate ||A v_1||.
+    mixed = gmres(np.stack([np.diag([np.inf, 1.0, 1.0]), A]), np.stack([np.ones(3), b]), rtol=0.0)
+    assert mixed.status.tolist() == [SolverStatus.NON_FINITE, SolverStatus.CONVERGED]
+    assert mixed.cycles[1] == cycles and mixed.iterations[1] == 3
+
+
+def test_non_finite_arnoldi_vector_is_dropped_without_a_numpy_warning():
+    # diag(inf, 1, 1) v_1 keeps an infinite entry after orthogonalization next to a
+    # neighbour that steps on: the sample stops with NON_FINITE, and its v_2 is zeroed
+    # (inf * 0) without a numpy warning.
+    A = np.array([[0.0, 0.01, 0.0], [100.0, 0.0, 0.0], [0.0, 1e-6, 1.0]])
+    b = np.array([1.0, 0.0, 0.0])
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        result = gmres(np.stack([np.diag([np.inf, 1.0, 1.0]), A]), np.stack([np.ones(3), b]))
+    assert result.status.tolist() == [SolverStatus.NON_FINITE, SolverStatus.CONVERGED]
+    np.testing.assert_allclose(result.x[1], np.linalg.solve(A, b), rtol=1e-10)
+
+
+def test_float32_batch_equals_the_one_system_path_bit_for_bit():
+    # The scalar one-system path and the batched path scale v_{j+2} = w / h_{j+2,j+1}
+    # by the same float32 number: their float32 iterates agree to the last bit.
+    rng = np.random.default_rng(3)
+    n = 12
+    A = (4 * np.eye(n) + rng.standard_normal((n, n))).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    single = gmres(A, b, rtol=1e-4, restart=5)
+    batch = gmres(np.stack([A, A]), np.stack([b, b]), rtol=1e-4, restart=5)
+    assert single.x.dtype == batch.x.dtype == np.float32
+    assert single.status == SolverStatus.CONVERGED and single.cycles > 1
+    assert batch.iterations.tolist() == [single.iterations] * 2
+    np.testing.assert_array_equal(batch.x[0], single.x)
+    np.testing.assert_array_equal(batch.residual_history[1], single.residual_history)
+
+
+# --- the Givens update in a batch: the pr_norm callback and the inner tolerance ------------
+
+
+def test_batched_pr_norm_callback_sees_each_samples_own_relative_estimate():
+    # Sample 0: ||b|| = 7, its callback values are ||r~_j|| / ||b|| as for the system
+    # alone.  Sample 1 asks to stop at its first step: CALLBACK, and it stays requested
+    # while sample 0 steps on.  Sample 2 has b = 0 (done before the first cycle): NaN
+    # (not 0/0 with a numpy warning, not None) wherever a sample did not step.
+    rng = np.random.default_rng(11)
+    n = 6
+    A0 = 4 * np.eye(n) + rng.standard_normal((n, n))
+    b0 = rng.standard_normal(n)
+    b0 *= 7.0 / np.linalg.norm(b0)
+    A = np.stack([A0, A0, np.eye(n)])
+    b = np.stack([b0, b0, np.zeros(n)])
+    seen = []
+
+    def callback(rel):
+        seen.append(np.array(rel, copy=True))
+        return np.array([False, True, False])
+
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        result = gmres(A, b, rtol=1e-10, callback=callback, callback_type="pr_norm")
+    alone_seen = []
+    alone = gmres(A0, b0, rtol=1e-10, callback=alone_seen.append, callback_type="pr_norm")
+    done = SolverStatus.CONVERGED
+    assert result.status.tolist() == [done, SolverStatus.CALLBACK, done]
+    assert result.cycles.tolist() == [alone.cycles, 1, 0]
+    assert result.iterations.tolist() == [alone.iterations, 1, 0]
+    rel = np.stack(seen)
+    assert rel.dtype == np.float64 and rel.shape == (alone.iterations, 3)
+    np.testing.assert_allclose(rel[:, 0], alone_seen, rtol=1e-10)
+    assert rel[0, 1] == rel[0, 0]  # the same system at its first step
+    # One cycle: the history is beta, then ||r~_j|| per step; the callback gets them / ||b||.
+    assert alone.cycles == 1
+    np.testing.assert_allclose(rel[:, 0] * 7.0, result.residual_history[0][1:], rtol=1e-14)
+    assert np.isnan(rel[1:, 1]).all() and np.isnan(rel[:, 2]).all()
+
+
+def test_batched_inner_iteration_stops_when_the_estimate_equals_the_inner_tolerance():
+    # The batched twin of the one-system test above: "presid <= ptol", inclusive.
+    A = np.array([[1.0, 0.0, 0.0], [0.3, 2.0, 0.0], [0.0, 0.5, 3.0]])
+    b = np.array([1.0, 0.0, 0.0])
+    seen = []
+    gmres(A, b, rtol=1e-14, callback=seen.append, callback_type="pr_norm")
+    result = gmres(np.stack([A, A]), np.stack([b, b]), rtol=seen[0])
+    assert result.status.tolist() == [SolverStatus.CONVERGED] * 2
+    assert result.iterations.tolist() == [1, 1] and result.cycles.tolist() == [1, 1]
+
+
+# --- r_0 = b - A x_0 ---------------------------------------------------------------------------
+
+
+def test_initial_residual_only_for_nonzero_x0_and_non_finite_per_sample():
+    # x_0 is nonzero for samples 0 and 2 only: A x_0 is computed for those (one
+    # product each, with their own operators); A_0 x_0 is not finite, so sample 0
+    # stops with NON_FINITE before any cycle (x = x_0), without a numpy warning;
+    # samples 1 and 2 solve as alone.
+    A = np.stack([np.diag([np.inf, 1.0, 1.0]), np.diag([1.0, 2.0, 3.0]), np.diag([2.0, 3.0, 4.0])])
+    b = np.ones((3, 3))
+    x0 = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, -1.0, 2.0]])
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        result = gmres(A, b, x0=x0, rtol=1e-12)
+    assert result.status[0] == SolverStatus.NON_FINITE
+    assert result.matvecs[0] == 1 and result.iterations[0] == 0 and result.cycles[0] == 0
+    np.testing.assert_array_equal(result.x[0], x0[0])
+    for i in (1, 2):
+        alone = gmres(A[i], b[i], x0=x0[i], rtol=1e-12)
+        assert result.status[i] == alone.status == SolverStatus.CONVERGED
+        for field in ("iterations", "cycles", "matvecs"):
+            assert getattr(result, field)[i] == getattr(alone, field), field
+        np.testing.assert_allclose(result.x[i], 1.0 / np.diag(A[i]), rtol=1e-14)
+    assert result.matvecs.tolist() == [1, 4, 5]  # no product for x_0 = 0 (sample 1)
+
+
+def test_initial_residual_exactly_at_the_tolerance_has_converged():
+    # ||b - A x_0|| = 0.5 = rtol ||b||: the tolerance test is "<=" on the true residual
+    # (as at the end of a cycle), so x_0 is returned after its one product, no cycle.
+    b = np.array([1.0, 0.0])
+    x0 = np.array([0.5, 0.0])
+    result = gmres(np.eye(2), b, x0=x0, rtol=0.5)
+    assert result.status == SolverStatus.CONVERGED
+    assert result.cycles == result.iterations == 0 and result.matvecs == 1
+    np.testing.assert_array_equal(result.x, x0)
+    # Without a cycle the history is the one true residual norm.
+    assert result.residual_history.dtype == np.float64
+    np.testing.assert_array_equal(result.residual_history, [0.5])
