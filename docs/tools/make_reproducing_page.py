@@ -102,6 +102,35 @@ def _load(folder: Path, name: str) -> ExperimentResult:
     return result
 
 
+def _section(
+    result: ExperimentResult,
+    heading: str,
+    underline: str,
+    command: str,
+    images: str,
+    took: str = "",
+) -> list[str]:
+    """Return the rst lines of one result: heading, command, table, verdict, notes, figures."""
+    lines = [
+        "",
+        heading,
+        underline * len(heading),
+        "",
+        f"{command}: {result.samples} digits per cell, seeds {result.seeds}{took}.",
+        "",
+        "::",
+        "",
+    ]
+    lines += ["   " + line if line else "" for line in result.table.splitlines()]
+    lines += ["", f"**Verdict: {result.verdict}.** {result.reason}"]
+    if result.notes:
+        lines += ["", "Protocol notes:", ""]
+        lines += [f"- {' '.join(note.split())}" for note in result.notes]
+    for figure in result.figures:
+        lines += ["", f".. image:: {images}/{figure}", "   :width: 90%"]
+    return lines
+
+
 def build(docs: Path = DOCS, run: list[str] | None = None) -> Path:
     """Run the experiments ``run`` (default all), read back the others, write the page."""
     folder = docs / "reproducing"
@@ -132,53 +161,24 @@ def build(docs: Path = DOCS, run: list[str] | None = None) -> Path:
             f"     - {result.reason}",
         ]
     for result in results:
-        title = result.title
         took = f", {seconds[result.name]:.0f} s" if result.name in seconds else ""
-        lines += [
-            "",
-            title,
-            "-" * len(title),
-            "",
-            f"``krylovadv reproduce {result.name}``: {result.samples} digits per cell, "
-            f"seeds {result.seeds}{took}.",
-            "",
-            "::",
-            "",
-        ]
-        lines += ["   " + line if line else "" for line in result.table.splitlines()]
-        lines += ["", f"**Verdict: {result.verdict}.** {result.reason}"]
-        if result.notes:
-            lines += ["", "Protocol notes:", ""]
-            lines += [f"- {' '.join(note.split())}" for note in result.notes]
-        for figure in result.figures:
-            lines += ["", f".. image:: reproducing/{result.name}/{figure}", "   :width: 90%"]
+        lines += _section(
+            result,
+            result.title,
+            "-",
+            f"``krylovadv reproduce {result.name}``",
+            f"reproducing/{result.name}",
+            took,
+        )
     lines += ["", *_GPU_INTRO]
     for folder_name, what in GPU_RESULTS:
         path = folder / "gpu" / folder_name / "result.json"
         if not path.is_file():
             continue
         result = ExperimentResult(**json.loads(path.read_text(encoding="utf-8")))
-        lines += [
-            "",
-            what,
-            "~" * len(what),
-            "",
-            f"``{result.command}``: {result.samples} digits per cell, seeds {result.seeds}.",
-            "",
-            "::",
-            "",
-        ]
-        lines += ["   " + line if line else "" for line in result.table.splitlines()]
-        lines += ["", f"**Verdict: {result.verdict}.** {result.reason}"]
-        if result.notes:
-            lines += ["", "Protocol notes:", ""]
-            lines += [f"- {' '.join(note.split())}" for note in result.notes]
-        for figure in result.figures:
-            lines += [
-                "",
-                f".. image:: reproducing/gpu/{folder_name}/{figure}",
-                "   :width: 90%",
-            ]
+        lines += _section(
+            result, what, "~", f"``{result.command}``", f"reproducing/gpu/{folder_name}"
+        )
     page = docs / "reproducing.rst"
     page.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return page
