@@ -62,17 +62,59 @@ CORE = {
     "lanczos.py": ["tests/test_eigsh.py", "tests/test_testing_mutation_lanczos.py"],
 }
 TORCH = {
-    "torch/attacks/*": [
-        "tests/torch/test_attacks.py",
-        "tests/torch/test_attacks_apgd.py",
-        "tests/torch/test_attacks_second_order.py",
-    ],
     "torch/attacks/apgd.py": [
         "tests/torch/test_attacks_apgd.py",
         "tests/torch/test_attacks_baseline.py",
         "tests/torch/test_testing_mutation_apgd.py",
     ],
-    "torch/hessian.py": ["tests/torch/test_hessian.py"],
+    "torch/attacks/square.py": [
+        "tests/torch/test_square_l2.py",
+        "tests/torch/test_attacks_baseline.py",
+        "tests/torch/test_testing_mutation_square.py",
+    ],
+    "torch/attacks/pgd.py": [
+        "tests/torch/test_attacks.py",
+        "tests/torch/test_attacks_reference.py",
+        "tests/torch/test_testing_mutation_pgd.py",
+    ],
+    "torch/attacks/fgsm.py": [
+        "tests/torch/test_attacks.py",
+        "tests/torch/test_attacks_reference.py",
+        "tests/torch/test_testing_mutation_pgd.py",
+    ],
+    "torch/attacks/norms.py": [
+        "tests/torch/test_attacks.py",
+        "tests/torch/test_testing_mutation_attack_base.py",
+    ],
+    "torch/attacks/base.py": [
+        "tests/torch/test_attacks.py",
+        "tests/torch/test_testing_mutation_attack_base.py",
+    ],
+    "torch/attacks/cascade.py": [
+        "tests/torch/test_attacks_baseline.py",
+        "tests/torch/test_testing_mutation_attack_base.py",
+    ],
+    "torch/attacks/so.py": [
+        "tests/torch/test_attacks_second_order.py",
+        "tests/torch/test_testing_mutation_so.py",
+    ],
+    "torch/attacks/soae.py": [
+        "tests/torch/test_attacks_second_order.py",
+        "tests/torch/test_soae_minres.py",
+        "tests/torch/test_testing_mutation_soae.py",
+    ],
+    "torch/hessian.py": [
+        "tests/torch/test_hessian.py",
+        "tests/torch/test_hessian_scipy.py",
+        "tests/torch/test_gauss_newton.py",
+        "tests/torch/test_testing_mutation_hessian.py",
+    ],
+    "torch/hessian_products.py": [
+        "tests/torch/test_hessian.py",
+        "tests/torch/test_hessian_scipy.py",
+        "tests/torch/test_gauss_newton.py",
+        "tests/torch/test_testing_mutation_hessian.py",
+    ],
     "torch/evaluate.py": [
         "tests/torch/test_evaluate.py",
         "tests/torch/test_testing_mutation_evaluate.py",
