@@ -120,6 +120,34 @@ def _rotation(a: Any, b: Any) -> tuple[float, Any, Any]:
     return a_scaled / rho, s, phase * (rho * scale)
 
 
+def _row_norms(h: np.ndarray) -> np.ndarray:
+    """2-norm of each row of ``h``, without overflow where the sum of squares would.
+
+    Hand-written rather than ``np.linalg.norm``, which squares the entries and so
+    overflows for entries above about 1e154; dividing by the row's largest
+    magnitude first (LAPACK's ``xNRM2`` idea) keeps every square in [0, 1].
+    """
+    magnitude = np.abs(h)
+    largest = np.max(magnitude, axis=1, initial=0.0)
+    usable = (largest > 0) & np.isfinite(largest)
+    divisor = np.where(usable, largest, 1.0)
+    with np.errstate(invalid="ignore"):
+        scaled = np.sqrt(np.sum((magnitude / divisor[:, None]) ** 2, axis=1))
+    # A zero row has norm 0; a row with an infinite or NaN entry keeps it (inf or nan).
+    return np.where(usable, largest * scaled, largest)
+
+
+def _below_one(inv_norm2: float, threshold: float) -> bool:
+    """Whether ``inv_norm2 * threshold**2 < 1``, the rank test's "clearly nonsingular".
+
+    ``threshold**2`` overflows for ``||H|| > ~1e150`` and ``inv_norm2`` may then
+    underflow to 0; their product is NaN, which must read as *not* clearly
+    nonsingular so that the exact SVD decides.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.float64(inv_norm2) * np.float64(threshold) ** 2 < 1.0)
+
+
 class GivensQR:
     r"""Incremental QR factorization of a batch of Hessenberg matrices.
 
@@ -306,8 +334,7 @@ class GivensQR:
         if not every:
             h = np.where(taking[:, None], h, 0.0)
         self.used[:, j] = taking
-        column_norm = np.sqrt(np.sum(np.abs(h) ** 2, axis=1))
-        np.maximum(self.scale, column_norm, out=self.scale)
+        np.maximum(self.scale, _row_norms(h), out=self.scale)
         # Rotate the new column by G_1 ... G_{j-1} at once: rotated = Q_j h.
         Q = self.Q
         rotated = np.matmul(Q[:, : j + 2, : j + 2], h[:, :, None])[:, :, 0]
@@ -345,6 +372,10 @@ class GivensQR:
         Q, R, R_inv = self.Q[0], self.R[0], self.R_inv[0]
         self.used[0, j] = True
         column_norm = math.sqrt(np.vdot(h, h).real)
+        if not 1e-140 < column_norm < 1e140:
+            # The sum of squares may have overflowed (entries above about 1e154) or lost
+            # digits to underflow (below about 1e-154): the scaled norm is exact there.
+            column_norm = float(_row_norms(h[None, :])[0])
         alpha = max(float(self.scale[0]), column_norm)
         self.scale[0] = alpha
         rotated = Q[: j + 2, : j + 2] @ h
@@ -365,14 +396,20 @@ class GivensQR:
         threshold = (j + 2) * self.eps * (alpha if scale is None else max(alpha, scale))
         singular = r == 0
         if not singular:
-            inv_r = 1.0 / r
-            upper = R_inv[:j, :j] @ R[:j, j]
-            upper *= -inv_r
-            R_inv[:j, j] = upper
-            R_inv[j, j] = inv_r
-            inv_norm2 = float(self.inv_norm2[0]) + np.vdot(upper, upper).real + abs(inv_r) ** 2
+            # For |r| below ~1e-154 (or subnormal) the entries of R^{-1} and their squares
+            # overflow; in numpy float64 they become inf/NaN quietly (Python floats would
+            # raise OverflowError) and the non-finite norm sends the sample to the SVD.
+            with np.errstate(over="ignore", invalid="ignore"):
+                inv_r = 1.0 / r
+                upper = R_inv[:j, :j] @ R[:j, j]
+                upper *= -inv_r
+                R_inv[:j, j] = upper
+                R_inv[j, j] = inv_r
+                inv_norm2 = (
+                    self.inv_norm2[0] + np.vdot(upper, upper).real + np.float64(abs(inv_r)) ** 2
+                )
             self.inv_norm2[0] = inv_norm2
-            suspect = not math.isfinite(inv_norm2) or inv_norm2 * threshold**2 >= 1.0
+            suspect = not math.isfinite(inv_norm2) or not _below_one(inv_norm2, threshold)
             if suspect:
                 sigma_min = np.linalg.svd(R[: j + 1, : j + 1], compute_uv=False)[-1]
                 singular = sigma_min <= threshold
@@ -404,7 +441,7 @@ class GivensQR:
         # ||R^{-1}||_F >= 1/sigma_min: sigma_min <= threshold needs ||R^{-1}||_F >= 1/threshold.
         with np.errstate(over="ignore", invalid="ignore"):
             suspect = taking & (
-                (r == 0) | ~np.isfinite(self.inv_norm2) | (self.inv_norm2 * threshold**2 >= 1.0)
+                (r == 0) | ~np.isfinite(self.inv_norm2) | ~(self.inv_norm2 * threshold**2 < 1.0)
             )
         newly = np.zeros(self.batch_size, dtype=bool)
         for b in np.flatnonzero(suspect):

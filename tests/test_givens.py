@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -290,3 +292,57 @@ def test_one_sample_path_equals_the_batched_path(seed, m, complex_):
     np.testing.assert_allclose(one.Q[0], two.Q[0], **tol)
     np.testing.assert_allclose(one.solve()[0], two.solve()[0], **tol)
     assert one.rank[0] == two.rank[0] and one.singular[0] == two.singular[0]
+
+
+def _factor(H: np.ndarray, beta: float, B: int) -> GivensQR:
+    """Feed the columns of the Hessenberg ``H`` ((m+1) x m) to a ``B``-sample factorization."""
+    m = H.shape[1]
+    qr = GivensQR(B, m)
+    qr.reset(np.full(B, beta))
+    for j in range(m):
+        qr.add_column(np.tile(H[: j + 2, j], (B, 1)))
+    return qr
+
+
+@pytest.mark.parametrize("B", [1, 2])
+@pytest.mark.parametrize("exponent", [-310, -300, -200, -160, 160, 200, 300])
+def test_factorization_is_scale_invariant_without_warnings(B, exponent):
+    # GMRES's small problem is homogeneous: scaling H and beta by t scales the residual
+    # and R by t and leaves gamma, the rank and the singular flags unchanged.  Entries
+    # above ~1e154 overflowed the squared column norm, below ~1e-154 the squared 1/r;
+    # that must neither warn nor change a decision (the SVD fallback decides there).
+    rng = np.random.default_rng(3)
+    H = np.triu(rng.standard_normal((6, 5)), -1)
+    # A column in the span of the first two makes H_bar rank-deficient from column 3 on.
+    H[:, 2] = H[:, 0] - 2.0 * H[:, 1]
+    reference = _factor(H, 1.0, B)
+    assert reference.singular.all() and (reference.rank == 2).all()
+    scale = 10.0**exponent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scaled = _factor(H * scale, scale, B)
+        gamma = scaled.solve()
+    # Subnormal entries (below 2.2e-308) keep only about 13 digits at 1e-310.
+    rtol = 1e-6 if scale < 1e-300 else 1e-12
+    assert np.array_equal(scaled.rank, reference.rank)
+    assert np.array_equal(scaled.singular, reference.singular)
+    np.testing.assert_allclose(scaled.residual / scale, reference.residual, rtol=rtol)
+    np.testing.assert_allclose(scaled.scale / scale, reference.scale, rtol=rtol)
+    np.testing.assert_allclose(gamma, reference.solve(), rtol=rtol, atol=1e-12)
+
+
+@pytest.mark.parametrize("B", [1, 2])
+@pytest.mark.parametrize("exponent", [-300, 300])
+def test_full_rank_factorization_at_extreme_scales_matches_lstsq(B, exponent):
+    rng = np.random.default_rng(4)
+    H = np.triu(rng.standard_normal((6, 5)), -1)
+    scale = 10.0**exponent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        qr = _factor(H * scale, scale, B)
+    rhs = np.zeros(6)
+    rhs[0] = 1.0
+    gamma, *_ = np.linalg.lstsq(H, rhs, rcond=None)
+    assert not qr.singular.any() and (qr.rank == 5).all()
+    np.testing.assert_allclose(qr.solve()[0], gamma, rtol=1e-10)
+    np.testing.assert_allclose(qr.residual / scale, np.linalg.norm(H @ gamma - rhs), rtol=1e-10)
