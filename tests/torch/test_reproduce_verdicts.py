@@ -8,9 +8,12 @@ from hypothesis import strategies as st
 
 from krylovadv.torch.intervals import difference_interval
 from krylovadv.torch.reproduce.verdicts import (
+    Claim,
     claim_verdict,
+    claims_about,
     combine,
     compare,
+    compare_cells,
     so_table1_claims,
     soae_table1_claims,
     tuned_and_default_verdicts,
@@ -196,3 +199,24 @@ def test_the_evaluation_and_the_verdicts_share_one_wilson_interval() -> None:
     from krylovadv.torch import evaluate, intervals
 
     assert evaluate.wilson_interval is intervals.wilson_interval
+
+
+def test_claims_about_matches_the_model_name_exactly() -> None:
+    # pgd-linf is a suffix of madry-pgd-linf: a flag on one must not bear on the other's claims.
+    table = {
+        "madry-pgd-linf": {"SOAE": 200, "PGD": 210, "Cascade": 190},
+        "pgd-linf": {"SOAE": 300, "PGD": 310, "Cascade": 290},
+    }
+    claims = [
+        Claim("a", [compare(table, N, "madry-pgd-linf", "SOAE", "PGD")], ("stronger",), "holds"),
+        Claim("b", [compare(table, N, "pgd-linf", "SOAE", "Cascade")], ("stronger",), "holds"),
+        Claim(
+            "c",
+            [compare_cells(table, N, ("pgd-linf", "SOAE"), ("madry-pgd-linf", "SOAE"))],
+            ("stronger",),
+            "holds",
+        ),
+    ]
+    assert claims_about("madry-pgd-linf", claims) == [1, 3]
+    assert claims_about("pgd-linf", claims) == [2, 3]
+    assert claims_about("natural", claims) == []

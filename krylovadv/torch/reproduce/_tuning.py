@@ -376,6 +376,75 @@ def tune_in_parts(
     }
 
 
+#: The part of a model's results that holds its clean count, its baseline cascade and
+#: its masking diagnosis (the other parts are the tuned columns).
+BASELINE_PART = "baseline"
+
+
+def model_parts(
+    options: Any,
+    name: str,
+    key: dict[str, Any],
+    specs: Sequence[AttackSpec],
+    baseline: Callable[[Any], dict[str, Any]],
+    tuning: tuple[Any, Any],
+    reporting: tuple[Any, Any],
+    *,
+    share: dict[str, str] | None = None,
+    only: Sequence[str] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Compute (or read back) one model's tuned columns and its :data:`BASELINE_PART`.
+
+    Each part is cached on its own (:func:`._common.per_model`), so separate
+    processes may compute the parts of one model in parallel; the model is loaded
+    only if some part is computed here.
+
+    Parameters
+    ----------
+    options : ReproduceOptions
+        The run.
+    name : str
+        Zoo model.
+    key : dict
+        The model's cache key.
+    specs : sequence of AttackSpec
+        The tuned columns.
+    baseline : callable
+        ``baseline(model) -> dict`` with at least a ``"clean"`` count: the
+        baseline part's payload.
+    tuning, reporting : (x, y)
+        The two parts of the digits.
+    share, only
+        As in :func:`tune_in_parts`; ``only`` may also name :data:`BASELINE_PART`.
+
+    Returns
+    -------
+    (dict, dict) or None
+        The merged columns (:func:`merge_parts`, with the baseline part's run
+        added to ``part_runs``) and the baseline part's payload; ``None`` when
+        ``only`` named a subset of the parts.
+    """
+    from ..pretrained import load_pretrained
+
+    loaded: list[Any] = []
+
+    def model() -> Any:
+        if not loaded:
+            loaded.append(load_pretrained(name, device=options.device))
+        return loaded[0]
+
+    parts = tune_in_parts(
+        options, name, key, model, specs, tuning, reporting, share=share, only=only
+    )
+    if only is None or BASELINE_PART in only:
+        base = per_model(options, name, key, lambda: baseline(model()), part=BASELINE_PART)
+    if only is not None:
+        return None
+    payload = merge_parts(parts)
+    payload["part_runs"][BASELINE_PART] = base["run"]
+    return payload, base
+
+
 def merge_parts(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Merge the payloads of :func:`tune_in_parts` into one model's counts and settings.
 

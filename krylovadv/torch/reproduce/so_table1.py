@@ -23,7 +23,7 @@ from typing import Any
 
 from ..attacks import PGD, SO, first_order_cascade
 from ..masking import diagnose, flag_black_box
-from ..pretrained import available_models, load_pretrained
+from ..pretrained import available_models
 from . import ExperimentResult, ReproduceOptions, experiment, format_accuracy
 from ._common import (
     budget_note,
@@ -43,13 +43,12 @@ from ._tuning import (
     AttackSpec,
     Knob,
     TuningRecord,
-    merge_parts,
+    model_parts,
     plot_sweeps,
-    tune_in_parts,
     tuned_table_data,
     tuning_markdown,
 )
-from .verdicts import so_table1_claims, tuned_and_default_verdicts
+from .verdicts import claims_about, so_table1_claims, tuned_and_default_verdicts
 
 __all__ = ["FULL", "PAPER", "QUICK", "compute_parts", "run"]
 
@@ -263,8 +262,7 @@ def specs_for(size: dict[str, Any], seed: int, *, with_small_l2: bool) -> list[A
 
 #: S-O ℓ2 ≤ 2.0 reuses the settings chosen for S-O ℓ2 ≤ 4.0 (one part of the results).
 SHARE = {"S-O (ℓ2, 2.0)": "S-O (ℓ2, 4.0)"}
-#: The part of a model's results that holds the clean count, the cascades and flags (b), (c).
-BASELINE_PART = "baseline"
+#: The norms of the two cascades: (norm, radius, column label).
 _NORMS = (("l2", 4.0, "ℓ2, 4.0"), ("linf", 0.3, "ℓ∞, 0.3"))
 
 
@@ -314,7 +312,7 @@ def compute_parts(
     """Compute (or read back) the parts of one model's results; assemble them if all are asked.
 
     The parts are the tuned columns (S-O ℓ2 ≤ 2.0 with S-O ℓ2 ≤ 4.0) and
-    :data:`BASELINE_PART`; each is cached on its own (:func:`._common.per_model`),
+    :data:`._tuning.BASELINE_PART`; each is cached on its own (:func:`._common.per_model`),
     so separate processes may compute the parts of one model in parallel, e.g.
     ``compute_parts(options, "madry-pgd-linf", ["S-O (ℓ2, 4.0)"])``, and a later
     :func:`run` with the same output folder reads them back.
@@ -330,27 +328,21 @@ def compute_parts(
     tuning = split_digits("tuning", size["tuning"], options.device)
     reporting = split_digits("reporting", size["reporting"], options.device)
     total = int(reporting[1].shape[0])
-    loaded: list[Any] = []
-
-    def net() -> Any:
-        if not loaded:
-            loaded.append(load_pretrained(name, device=options.device))
-        return loaded[0]
-
     specs = specs_for(size, seed, with_small_l2=name in SO_L2_SMALL)
-    parts = tune_in_parts(options, name, key, net, specs, tuning, reporting, share=SHARE, only=only)
-    if only is None or BASELINE_PART in only:
-        parts_base = per_model(
-            options,
-            name,
-            key,
-            lambda: _baseline(net(), size, seed, tuning, reporting),
-            part=BASELINE_PART,
-        )
-    if only is not None:
+    computed = model_parts(
+        options,
+        name,
+        key,
+        specs,
+        lambda net: _baseline(net, size, seed, tuning, reporting),
+        tuning,
+        reporting,
+        share=SHARE,
+        only=only,
+    )
+    if computed is None:
         return None
-    payload = merge_parts(parts)
-    payload["part_runs"][BASELINE_PART] = parts_base["run"]
+    payload, parts_base = computed
     defaults, tuned = payload["defaults"], payload["tuned"]
     defaults["Natural"] = tuned["Natural"] = parts_base["clean"]
     flags = {}
@@ -473,12 +465,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
             + (" No flag raised." if not flagged else "")
         )
     explains = [
-        f"{name}'s flags bear on claims "
-        + ", ".join(
-            str(i + 1)
-            for i, c in enumerate(claims)
-            if any(cmp.a.startswith(f"{name}:") for cmp in c.comparisons)
-        )
+        f"{name}'s flags bear on claims " + ", ".join(str(i) for i in claims_about(name, claims))
         for name, m in masking.items()
         if m["a_l2"].flagged or m["a_linf"].flagged or m["b_c_tuning"].any
     ]

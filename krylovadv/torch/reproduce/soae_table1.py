@@ -25,7 +25,7 @@ from typing import Any
 
 from ..attacks import FGSM, PGD, SOAE, first_order_cascade
 from ..masking import diagnose, flag_black_box
-from ..pretrained import available_models, load_pretrained
+from ..pretrained import available_models
 from . import ExperimentResult, ReproduceOptions, experiment, format_accuracy
 from ._common import (
     architecture_note,
@@ -47,13 +47,12 @@ from ._tuning import (
     AttackSpec,
     Knob,
     TuningRecord,
-    merge_parts,
+    model_parts,
     plot_sweeps,
-    tune_in_parts,
     tuned_table_data,
     tuning_markdown,
 )
-from .verdicts import soae_table1_claims, tuned_and_default_verdicts
+from .verdicts import claims_about, soae_table1_claims, tuned_and_default_verdicts
 
 __all__ = ["FULL", "PAPER", "QUICK", "compute_parts", "run"]
 
@@ -232,10 +231,6 @@ def specs_for(size: dict[str, Any], seed: int, *, tuned: bool) -> list[AttackSpe
     ]
 
 
-#: The part of a model's results that holds the clean count, the cascade and flags (b), (c).
-BASELINE_PART = "baseline"
-
-
 def cache_key(size: dict[str, Any], name: str) -> dict[str, Any]:
     """Return what a model's numbers depend on besides its weights (the cache key)."""
     key = {k: v for k, v in size.items() if k not in ("models", "untuned")}
@@ -278,7 +273,7 @@ def compute_parts(
 ) -> dict[str, Any] | None:
     """Compute (or read back) the parts of one model's results; assemble them if all are asked.
 
-    The parts are the columns FGSM, PGD and SOAE and :data:`BASELINE_PART`; each
+    The parts are the columns FGSM, PGD and SOAE and :data:`._tuning.BASELINE_PART`; each
     is cached on its own (:func:`._common.per_model`), so separate processes may
     compute the parts of one model in parallel, and a later :func:`run` with the
     same output folder reads them back.
@@ -293,27 +288,20 @@ def compute_parts(
     tuning = split_digits("tuning", size["tuning"], options.device)
     reporting = split_digits("reporting", size["reporting"], options.device)
     total = int(reporting[1].shape[0])
-    loaded: list[Any] = []
-
-    def net() -> Any:
-        if not loaded:
-            loaded.append(load_pretrained(name, device=options.device))
-        return loaded[0]
-
     specs = specs_for(size, seed, tuned=name not in size["untuned"])
-    parts = tune_in_parts(options, name, key, net, specs, tuning, reporting, only=only)
-    if only is None or BASELINE_PART in only:
-        base = per_model(
-            options,
-            name,
-            key,
-            lambda: _baseline(net(), size, seed, tuning, reporting),
-            part=BASELINE_PART,
-        )
-    if only is not None:
+    computed = model_parts(
+        options,
+        name,
+        key,
+        specs,
+        lambda net: _baseline(net, size, seed, tuning, reporting),
+        tuning,
+        reporting,
+        only=only,
+    )
+    if computed is None:
         return None
-    payload = merge_parts(parts)
-    payload["part_runs"][BASELINE_PART] = base["run"]
+    payload, base = computed
     defaults, tuned = payload["defaults"], payload["tuned"]
     defaults["Clean"] = tuned["Clean"] = base["clean"]
     cascade = base["cascade"]
@@ -455,11 +443,7 @@ def run(options: ReproduceOptions) -> ExperimentResult:
             f"tuning digits: {m['b_c_tuning'].summary()}."
         )
         if raised:
-            hit = [
-                str(i + 1)
-                for i, c in enumerate(claims)
-                if any(name in cmp.a or name in cmp.b for cmp in c.comparisons)
-            ]
+            hit = [str(i) for i in claims_about(name, claims)]
             explains.append(f"{name} → claims {', '.join(hit) or 'none'}")
     notes = [
         split_note(n_tune, total),

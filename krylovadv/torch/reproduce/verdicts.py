@@ -45,6 +45,7 @@ __all__ = [
     "Claim",
     "Comparison",
     "claim_verdict",
+    "claims_about",
     "combine",
     "compare",
     "compare_cells",
@@ -144,6 +145,20 @@ class Claim:
         """One line: verdict, claim and the comparisons."""
         evidence = "; ".join(str(c) for c in self.comparisons)
         return f"**{self.verdict}** — {self.text}: {evidence}"
+
+
+def claims_about(model: str, claims: Sequence[Claim]) -> list[int]:
+    """Return the 1-based numbers of the claims with a cell of ``model`` in a comparison.
+
+    A masking flag on a model bears on exactly these claims.  Cells are
+    ``"model: column"``; the model part must equal ``model`` (``"pgd-linf"`` is
+    not ``"madry-pgd-linf"``, which a substring test would confuse).
+    """
+    return [
+        i + 1
+        for i, claim in enumerate(claims)
+        if any(cell.split(": ", 1)[0] == model for c in claim.comparisons for cell in (c.a, c.b))
+    ]
 
 
 def claim_verdict(outcomes: Sequence[str], accept: Sequence[str] = ("stronger",)) -> Verdict:
