@@ -60,6 +60,28 @@ CORE = {
     "cg.py": ["tests/test_cg.py", "tests/test_testing_mutation_cg.py"],
     "minres.py": ["tests/test_minres.py", "tests/test_testing_mutation_minres.py"],
     "lanczos.py": ["tests/test_eigsh.py", "tests/test_testing_mutation_lanczos.py"],
+    "_symmetric.py": [
+        "tests/test_cg.py",
+        "tests/test_minres.py",
+        "tests/test_symmetric_conventions.py",
+        "tests/test_testing_mutation_internals.py",
+    ],
+    "_system.py": [
+        "tests/test_gmres.py",
+        "tests/test_gmres_conventions.py",
+        "tests/test_testing_mutation_internals.py",
+    ],
+    "_gmres_state.py": ["tests/test_gmres.py", "tests/test_testing_mutation_internals.py"],
+    "_results.py": [
+        "tests/test_gmres.py",
+        "tests/test_cg.py",
+        "tests/test_testing_mutation_internals.py",
+    ],
+    "_start.py": [
+        "tests/test_power.py",
+        "tests/test_eigsh.py",
+        "tests/test_testing_mutation_internals.py",
+    ],
 }
 TORCH = {
     "torch/attacks/apgd.py": [
