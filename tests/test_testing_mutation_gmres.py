@@ -687,16 +687,18 @@ def test_inner_tolerance_scales_with_the_preconditioned_right_hand_side(c, recwa
     # scipy's, callback for callback (against ||b|| instead, c = 1e-3 would stop every
     # cycle early and c = 1e3 late).
     rng = np.random.default_rng(1)
-    n = 8
-    A = 4 * np.eye(n) + rng.standard_normal((n, n))
+    n = 24
+    A = 4 * np.eye(n) + rng.standard_normal((n, n)) / np.sqrt(n)
     b = rng.standard_normal(n)
     ours, theirs = [], []
-    kwargs = {"rtol": 1e-8, "restart": 3, "M": c * np.eye(n), "callback_type": "pr_norm"}
+    # restart = n: the first cycle ends on the inner tolerance, not on its length.
+    kwargs = {"rtol": 1e-8, "restart": n, "M": c * np.eye(n), "callback_type": "pr_norm"}
     result = gmres(A, b, callback=ours.append, **kwargs)
     _, info = sla.gmres(A, b, callback=theirs.append, **kwargs)
     assert info == 0 and result.status == SolverStatus.CONVERGED
     assert len(ours) == len(theirs) == result.iterations
-    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    assert result.cycles == 1 and result.iterations < n  # ended on the inner tolerance
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-14)
 
 
 def test_absolute_tolerance_above_norm_b_caps_the_inner_tolerance_at_norm_mb():
