@@ -8,6 +8,10 @@ stagnation thresholds relative to the sample's own ``||b||`` and residual; and t
 steps of a cycle (docs/dev/mutation-reports/gmres.md): the true-residual acceptance, non-finite
 operator or preconditioner output per sample, batched preconditioners and callbacks on the
 compacted rows, the breakdown threshold's ``||A||`` estimate, the initial residual.
+And gmres() itself (docs/dev/mutation-reports/gmres.md, "Whole module"): its argument
+errors, scipy's defaults and inner tolerance, the first Krylov vector in float32 against
+scipy's, the ``"x"`` callback of a batch, ``indices=None`` for shared operators, and every
+array on the input's device whatever torch's default device.
 
 The singular systems are ``diag(1, 0)``-like: ``b``'s second component lies
 outside the range of ``A``, so the least-squares residual is known exactly.
