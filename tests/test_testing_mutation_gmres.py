@@ -8,6 +8,10 @@ stagnation thresholds relative to the sample's own ``||b||`` and residual; and t
 steps of a cycle (docs/dev/mutation-reports/gmres.md): the true-residual acceptance, non-finite
 operator or preconditioner output per sample, batched preconditioners and callbacks on the
 compacted rows, the breakdown threshold's ``||A||`` estimate, the initial residual.
+And gmres() itself (docs/dev/mutation-reports/gmres.md, "Whole module"): its argument
+errors, scipy's defaults and inner tolerance, the first Krylov vector in float32 against
+scipy's, the ``"x"`` callback of a batch, ``indices=None`` for shared operators, and every
+array on the input's device whatever torch's default device.
 
 The singular systems are ``diag(1, 0)``-like: ``b``'s second component lies
 outside the range of ``A``, so the least-squares residual is known exactly.
@@ -16,12 +20,14 @@ outside the range of ``A``, so the least-squares residual is known exactly.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse.linalg as sla
 
-from krylovadv import SolverStatus, gmres
+import krylovadv
+from krylovadv import LinearOperator, SolverStatus, gmres
 from krylovadv.gmres import STAGNATION_CYCLES
 
 SINGULAR = np.diag([1.0, 0.0])
@@ -579,3 +585,248 @@ def test_initial_residual_exactly_at_the_tolerance_has_converged():
     # Without a cycle the history is the one true residual norm.
     assert result.residual_history.dtype == np.float64
     np.testing.assert_array_equal(result.residual_history, [0.5])
+
+
+# --- the first basis vector v_1 = M r / beta in the working dtype ------------------------------
+
+
+def test_first_krylov_vector_in_float32_equals_scipys_bit_for_bit():
+    # The first vector the operator sees (x_0 = 0) is v_1 = r_0 / beta.  For b = (2, 3, 6),
+    # beta = 7 exactly in any arithmetic, and scipy scales by the float32 number 1/beta:
+    # two of the three entries differ in the last bit from r_0 times the float64 1/7.
+    # Both solvers must hand the operator the same float32 vector.
+    A = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [1.0, 0.0, 4.0]], dtype=np.float32)
+    b = np.array([2.0, 3.0, 6.0], dtype=np.float32)
+
+    def recording(seen):
+        def matvec(v):
+            seen.append(np.array(v, dtype=np.float32).reshape(-1))
+            return A @ np.asarray(v).reshape(-1)
+
+        return sla.LinearOperator((3, 3), matvec=matvec, dtype=np.float32)
+
+    ours, theirs = [], []
+    result = gmres(recording(ours), b, rtol=1e-5)
+    sla.gmres(recording(theirs), b, rtol=1e-5)
+    assert result.x.dtype == np.float32
+    assert ours[0].dtype == theirs[0].dtype == np.float32
+    in_float64 = (b.astype(np.float64) / 7.0).astype(np.float32)
+    assert (theirs[0] != in_float64).sum() == 2  # the case is sensitive to the rounding
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    # The batched path (two right-hand sides of one operator) scales alike.
+    ours_batch = []
+    gmres(recording(ours_batch), np.stack([b, b]), rtol=1e-5)
+    np.testing.assert_array_equal(ours_batch[0], theirs[0])
+
+
+# --- gmres(): arguments, defaults and messages as scipy's ------------------------------------
+
+
+def test_unknown_keywords_are_rejected_naming_gmres_and_the_argument():
+    A, b = np.eye(2), np.ones(2)
+    with pytest.raises(TypeError, match=r"^gmres\(\) got an unexpected keyword argument 'foo'\.$"):
+        gmres(A, b, foo=1)
+    with pytest.raises(TypeError, match=r"^gmres\(\) got an unexpected keyword argument 'tol': "):
+        gmres(A, b, tol=1e-5)
+
+
+def test_invalid_restart_and_orthogonalization_are_named_in_the_error():
+    A, b = np.eye(2), np.ones(2)
+    with pytest.raises(ValueError, match=r"^restart must be >= 1; got 0\.$"):
+        gmres(A, b, restart=0)
+    with pytest.raises(
+        ValueError, match=r"^orthogonalization must be 'mgs' or 'cgs2'; got 'qr'\.$"
+    ):
+        gmres(A, b, orthogonalization="qr")
+
+
+def test_default_restart_is_twenty_inner_iterations_as_scipy():
+    # n = 30 > 20: one cycle (maxiter=1) of a system that needs more than 20 steps takes
+    # exactly scipy's default restart, 20 steps, callback for callback.
+    rng = np.random.default_rng(0)
+    n = 30
+    A = np.diag(np.linspace(1.0, 100.0, n))
+    b = rng.standard_normal(n)
+    ours, theirs = [], []
+    kwargs = {"rtol": 1e-14, "maxiter": 1, "callback_type": "pr_norm"}
+    result = gmres(A, b, callback=ours.append, **kwargs)
+    _, info = sla.gmres(A, b, callback=theirs.append, **kwargs)
+    assert info == 1 and result.status == SolverStatus.MAX_ITERATIONS
+    assert result.iterations == len(ours) == len(theirs) == 20
+    assert result.cycles == 1
+
+
+def test_default_maxiter_is_ten_n_cycles_as_scipy():
+    # GMRES(1) on diag(1, 1e4) gains a factor ~(1 - 2e-4) per cycle: steady progress
+    # (no stagnation), far from rtol = 1e-14 after scipy's default 10 n = 20 cycles.
+    A, b = np.diag([1.0, 1e4]), np.ones(2)
+    result = gmres(A, b, rtol=1e-14, restart=1)
+    _, info = sla.gmres(A, b, rtol=1e-14, restart=1)
+    assert result.status == SolverStatus.MAX_ITERATIONS
+    assert info == result.cycles == result.iterations == 20
+    assert result[1] == info  # scipy's info on failure: maxiter
+
+
+def test_callback_without_callback_type_warns_at_the_callers_line():
+    # scipy's DeprecationWarning, attributed to the caller (stacklevel 2: never a line
+    # inside krylovadv, where the user could not act on it), with the text naming the
+    # legacy meaning and the choices.
+    with pytest.warns(DeprecationWarning) as record:
+        gmres(np.eye(2), np.ones(2), callback=lambda r: None)
+    assert len(record) == 1
+    package = Path(krylovadv.__file__).resolve().parent
+    assert package not in Path(record[0].filename).resolve().parents
+    assert str(record[0].message) == (
+        "krylovadv.gmres called without specifying `callback_type`: the callback keeps "
+        "scipy's legacy meaning (called with the relative residual estimate after every "
+        "inner iteration, and maxiter counting inner iterations). Pass "
+        "callback_type='pr_norm', 'x' or 'legacy' to choose."
+    )
+
+
+@pytest.mark.parametrize("c", [1e-3, 1e3])
+def test_inner_tolerance_scales_with_the_preconditioned_right_hand_side(c, recwarn):
+    # M = c I: the inner iteration tests ||M r~|| against ||M b|| min(1, tol / ||b||)
+    # (scipy gh-8400), so a scaled preconditioner changes nothing: the same steps as
+    # scipy's, callback for callback (against ||b|| instead, c = 1e-3 would stop every
+    # cycle early and c = 1e3 late).
+    rng = np.random.default_rng(1)
+    n = 24
+    A = 4 * np.eye(n) + rng.standard_normal((n, n)) / np.sqrt(n)
+    b = rng.standard_normal(n)
+    ours, theirs = [], []
+    # restart = n: the first cycle ends on the inner tolerance, not on its length.
+    kwargs = {"rtol": 1e-8, "restart": n, "M": c * np.eye(n), "callback_type": "pr_norm"}
+    result = gmres(A, b, callback=ours.append, **kwargs)
+    _, info = sla.gmres(A, b, callback=theirs.append, **kwargs)
+    assert info == 0 and result.status == SolverStatus.CONVERGED
+    assert len(ours) == len(theirs) == result.iterations
+    assert result.cycles == 1 and result.iterations < n  # ended on the inner tolerance
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-14)
+
+
+def test_absolute_tolerance_above_norm_b_caps_the_inner_tolerance_at_norm_mb():
+    # atol = 2 ||b|| and a far x_0: the inner tolerance is ||M b|| min(1, atol / ||b||) =
+    # ||b||, not 2 ||b||; the inner steps equal scipy's.
+    rng = np.random.default_rng(2)
+    n = 8
+    A = 4 * np.eye(n) + rng.standard_normal((n, n))
+    b = rng.standard_normal(n)
+    x0 = 10 * rng.standard_normal(n)
+    ours, theirs = [], []
+    kwargs = {"x0": x0, "rtol": 0.0, "atol": 2 * np.linalg.norm(b), "callback_type": "pr_norm"}
+    result = gmres(A, b, callback=ours.append, **kwargs)
+    _, info = sla.gmres(A, b, callback=theirs.append, **kwargs)
+    assert info == 0 and result.status == SolverStatus.CONVERGED
+    assert len(ours) == len(theirs) == result.iterations
+    np.testing.assert_allclose(ours, theirs, rtol=1e-8)
+
+
+def test_zero_right_hand_side_with_an_absolute_tolerance_warns_nothing():
+    # ||b|| = 0 with atol > 0: the ratio tol / ||b|| of the inner tolerance is atol / 0,
+    # computed for the whole batch and unused for that sample; numpy must not warn.
+    A = np.stack([np.eye(2), np.diag([1.0, 2.0])])
+    b = np.array([[0.0, 0.0], [1.0, 1.0]])
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        result = gmres(A, b, atol=1e-12, rtol=0.0)
+        single = gmres(np.eye(2), np.zeros(2), atol=1e-12)
+    assert result.status.tolist() == [SolverStatus.CONVERGED] * 2
+    assert single.status == SolverStatus.CONVERGED and single.matvecs == 0
+    np.testing.assert_array_equal(result.x[0], [0.0, 0.0])
+
+
+# --- callbacks and operators of a batch --------------------------------------------------------
+
+
+def test_batched_x_callback_gets_every_samples_iterate():
+    # callback_type="x" on a batch: the callback receives the (B, n) iterate after every
+    # cycle (a single system gets its (n,) vector), and may stop single samples.
+    rng = np.random.default_rng(4)
+    n = 6
+    A = 4 * np.eye(n) + rng.standard_normal((2, n, n))
+    b = rng.standard_normal((2, n))
+    seen = []
+
+    def callback(x):
+        seen.append(np.array(x, copy=True))
+        return np.array([False, True])
+
+    result = gmres(A, b, rtol=1e-10, restart=2, callback=callback, callback_type="x")
+    assert seen[0].shape == (2, n)
+    assert result.status.tolist() == [SolverStatus.CONVERGED, SolverStatus.CALLBACK]
+    assert result.cycles[1] == 1
+    np.testing.assert_array_equal(seen[-1][0], result.x[0])
+    np.testing.assert_array_equal(seen[0][1], result.x[1])
+    alone = []
+    gmres(
+        A[0],
+        b[0],
+        rtol=1e-10,
+        restart=2,
+        callback=lambda x: alone.append(x.copy()),
+        callback_type="x",
+    )
+    assert alone[0].shape == (n,)
+    np.testing.assert_allclose(np.stack(alone), np.stack(seen)[:, 0], rtol=0, atol=1e-14)
+
+
+class _RecordingShared(LinearOperator):
+    """A shared (unbatched) operator that records the ``indices`` it is called with."""
+
+    def __init__(self, matrix):
+        super().__init__(matrix.shape)
+        self.matrix = matrix
+        self.seen = []
+
+    def _matvec(self, x, indices):
+        self.seen.append(indices)
+        return x @ self.matrix.T
+
+
+def test_shared_operator_is_called_without_sample_indices():
+    # A shared operator (batch_size None) is one matrix for every row: the solver passes
+    # indices=None ("the rows are just k vectors"), also after samples left the active set.
+    A = np.diag([1.0, 2.0, 3.0])
+    b = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])  # sample 0 converges after one step
+    op, M = _RecordingShared(A), _RecordingShared(np.diag([1.0, 0.5, 0.25]))
+    result = gmres(op, b, M=M, rtol=1e-12)
+    # M A = diag(1, 1, 0.75) has two distinct eigenvalues: two steps for sample 1.
+    assert result.iterations.tolist() == [1, 2]
+    # A: step 1 (both rows), step 2 (row 1 alone), b - A x (both rows); M: M b, the
+    # cycle's start and the two steps.
+    assert len(op.seen) == 3 and len(M.seen) == 4
+    assert all(i is None for i in op.seen + M.seen)
+    np.testing.assert_allclose(result.x, b / np.diag(A), rtol=1e-12)
+
+
+def test_solve_stays_on_the_inputs_device_under_another_torch_default_device():
+    # torch.device("meta") as the default device (as a user's torch.set_default_device):
+    # every array the solver creates must follow b's device (CPU here), so the results
+    # equal those of the same solves without the context.  Covers a single system (the
+    # scalar fast path), a batch with a zero right-hand side, a nonzero x_0, a batched
+    # preconditioner and samples leaving the active set.
+    import torch
+
+    rng = np.random.default_rng(6)
+    n = 5
+    A = torch.from_numpy(4 * np.eye(n) + rng.standard_normal((3, n, n)))
+    M = torch.from_numpy(np.stack([np.diag(rng.uniform(0.5, 2.0, n)) for _ in range(3)]))
+    b = torch.from_numpy(rng.standard_normal((3, n)))
+    b[2] = 0.0
+    x0 = torch.from_numpy(rng.standard_normal((3, n)))
+    x0[1] = 0.0
+    calls = [
+        lambda: gmres(A[0], b[0], x0=x0[0], rtol=1e-10, restart=2),
+        lambda: gmres(A, b, x0=x0, M=M, rtol=1e-10, restart=2),
+    ]
+    expected = [call() for call in calls]
+    with torch.device("meta"):
+        results = [call() for call in calls]
+    for got, want in zip(results, expected, strict=True):
+        assert got.x.device == torch.device("cpu")
+        torch.testing.assert_close(got.x, want.x, rtol=0, atol=0)
+        np.testing.assert_array_equal(got.status, want.status)
+        np.testing.assert_array_equal(got.iterations, want.iterations)
+    # Sample 2 (b = 0) never joins the active set: the batch runs on compacted rows.
+    assert expected[1].iterations[2] == 0 and expected[1].iterations[0] > 0
