@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ._backend import batched_norm, device, finfo_eps, host_dtype, to_numpy
+from ._backend import batched_norm, device, finfo_eps, finfo_tiny, host_dtype, to_numpy
 from ._gmres_state import Active, Cycle, SampleState
 from ._results import SolveResult
 from ._system import (
@@ -166,6 +166,7 @@ class _GMRES:
         self.dtype, self.dev = b.dtype, device(b)
         # Rounding thresholds scale with the working dtype's machine epsilon.
         self.eps = finfo_eps(xp, self.dtype)
+        self.tiny = finfo_tiny(xp, self.dtype)
         # A cycle "improves" only by more than a relative sqrt(eps): below that the
         # change is rounding in ||b - Ax||, not progress.
         self.stall_margin = 1.0 - np.sqrt(self.eps)
@@ -220,16 +221,22 @@ class _GMRES:
             beta[nonfinite] = 0.0
         beta_rows = beta[active.idx_np]
         usable = np.isfinite(beta_rows) & (beta_rows > 0)
-        scale = xp.asarray(
-            np.where(usable, 1.0 / np.where(usable, beta_rows, 1.0), 0.0),
-            dtype=self.dtype,
-            device=self.dev,
-        )
+        # 1/beta overflows the working precision where beta is subnormal there (below
+        # ~2.2e-308 in float64, ~1.2e-38 in float32, e.g. the residual of a system with
+        # ||b|| ~ 1e-300 after a few cycles): those rows divide by beta instead.
+        subnormal = usable & (beta_rows < self.tiny)
+        normal = usable & ~subnormal
+        reciprocal = np.where(normal, 1.0 / np.where(normal, beta_rows, 1.0), 0.0)
+        scale = xp.asarray(np.where(subnormal, 1.0, reciprocal), dtype=self.dtype, device=self.dev)
         self.basis[...] = 0
         # A non-finite M r (reported above) times its scale 0 is NaN in that sample's
         # row, which no step reads; numpy must not also warn about it.
         with np.errstate(invalid="ignore"):
-            self.basis[active.rows, 0, :] = z * scale[:, None]
+            v = z * scale[:, None]
+            if subnormal.any():
+                divisor = np.where(subnormal, beta_rows, 1.0)
+                v = v / xp.asarray(divisor, dtype=self.dtype, device=self.dev)[:, None]
+            self.basis[active.rows, 0, :] = v
         self.qr.reset(beta)  # the least-squares right-hand side beta e_1 (eq. 10)
         for i in np.flatnonzero(members):
             s.history[i].append(float(beta[i]))

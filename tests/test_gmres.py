@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -739,3 +740,21 @@ def test_active_set_compaction():
     dense = gmres(A, b, rtol=1e-10, restart=n)
     assert np.array_equal(dense.iterations, result.iterations)
     np.testing.assert_allclose(result.x, dense.x, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("exponent", [-300, -160, 160, 300])
+def test_gmres_is_scale_invariant_at_extreme_magnitudes(exponent):
+    # Solving (tA) x = tb is the same problem; with |t| near the float64 range's ends the
+    # Hessenberg entries' squares over/underflow, which must not warn or change the answer.
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((20, 20)) + 8.0 * np.eye(20)
+    b = rng.standard_normal(20)
+    reference = gmres(A, b, rtol=1e-10, restart=8)
+    scale = 10.0**exponent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scaled = gmres(A * scale, b * scale, rtol=1e-10, restart=8)
+    assert scaled.info == reference.info == 0
+    assert scaled.iterations == reference.iterations
+    np.testing.assert_allclose(scaled.x, reference.x, rtol=1e-9)
+    assert np.linalg.norm(A @ scaled.x - b) <= 1e-10 * np.linalg.norm(b)
