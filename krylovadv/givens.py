@@ -82,7 +82,8 @@ def givens_rotation(xp: Any, a: Array, b: Array) -> tuple[Array, Array, Array]:
         a_scaled = abs_a / scale
         b_scaled = b / scale
         rho = np.hypot(a_scaled, np.abs(b_scaled))
-        phase = np.where(a < 0, -1.0, 1.0)
+        # In a's dtype: a float64 phase would promote float32 s and r to float64.
+        phase = np.where(a < 0, -1.0, 1.0).astype(a.dtype, copy=False)
         return a_scaled / rho, phase * b_scaled / rho, phase * (rho * scale)
     zero = scale == 0
     safe_scale = xp.where(zero, xp.ones_like(scale), scale)
