@@ -385,7 +385,9 @@ def test_clean_misclassified_samples_are_returned_unchanged():
 # -- the schedule and the pattern --------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("queries", "p_init"), [(10000, 0.8), (5000, 0.3), (137, 1.0), (20, 0.05)])
+@pytest.mark.parametrize(
+    ("queries", "p_init"), [(10000, 0.8), (5000, 0.3), (137, 1.0), (20, 0.05), (519, 0.5)]
+)
 def test_p_schedule_equals_the_paper_and_torchattacks(queries, p_init):
     ta = torchattacks.Square(nn.Identity(), n_queries=queries, p_init=p_init)
     for i in range(queries):
@@ -406,13 +408,16 @@ def test_p_schedule_breakpoints_for_10000_queries():
     assert Square(nn.Identity(), eps=0.1, queries=1000, p_init=p).p_schedule_at(15) == p / 4
 
 
-@pytest.mark.parametrize(("rows", "cols"), [(1, 1), (1, 4), (2, 5), (3, 3), (4, 7), (6, 6)])
+@pytest.mark.parametrize(
+    ("rows", "cols"), [(1, 1), (1, 4), (2, 5), (3, 3), (4, 7), (6, 6), (7, 3), (5, 2)]
+)
 def test_peak_rectangle_equals_the_papers_loop_and_torchattacks(rows, cols):
     ours = _peak(rows, cols, dtype=torch.float64, device=torch.device("cpu"))
     np.testing.assert_allclose(ours.numpy(), ref_rectangle(rows, cols), rtol=1e-14)
     ta = torchattacks.Square(nn.Identity())
     np.testing.assert_allclose(ours.numpy(), ta.eta_rectangles(rows, cols).double(), atol=1e-6)
-    assert _peak(0, cols, dtype=torch.float32, device=torch.device("cpu")).shape == (0, cols)
+    empty = _peak(0, cols, dtype=torch.float64, device=torch.device("cpu"))
+    assert empty.shape == (0, cols) and empty.dtype == torch.float64
 
 
 @pytest.mark.parametrize("side", [1, 2, 3, 4, 5, 8])
@@ -490,3 +495,94 @@ def test_two_by_two_images_work_for_both_norms():
         ref_model.w = model.w
         expected = Reference(ref_model, norm, eps, 12, 0.8).run(x, y, 3)
         compare(result, expected, x, atol=L2_ATOL)
+
+
+# -- edge cases of the loop, the trace, the settings -----------------------------------------
+
+
+def test_a_tied_margin_counts_as_fooled_as_in_the_paper():
+    """Margin exactly 0 (the true class ties with another): not attacked, one query."""
+    model, x, _ = problem(12, 4)
+    with torch.no_grad():
+        model.w[1] = model.w[0]
+        model.b[1] = model.b[0]
+        model.b[2:] = -1e3  # classes 0 and 1 always lead, tied
+    y = torch.zeros(4, dtype=torch.long)
+    model.calls.clear()
+    result = Square(model, eps=0.1, queries=5).run(x, y, trace=False)
+    assert model.calls == [4, 4]  # the clean query and the final evaluation only
+    assert torch.equal(result.x_adv, x)
+    assert np.isnan(result.diagnostics["improved"]).all()
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_a_single_correct_sample_is_attacked(norm):
+    model, x, y = problem(13, 5)
+    y[1:] = (y[1:] + 1) % K  # only sample 0 is correctly classified
+    eps = 0.08 if norm == "linf" else 0.5
+    result = Square(model, norm=norm, eps=eps, queries=10, seed=1).run(x, y, trace=False)
+    expected = Reference(RowLinear(13).eval(), norm, eps, 10, 0.8).run(x, y, 1)
+    compare(result, expected, x, atol=L2_ATOL)
+    assert not torch.equal(result.x_adv[0], x[0])
+    model.calls.clear()
+    Square(model, norm=norm, eps=eps, queries=10)(x[1:], y[1:])
+    assert model.calls == [4]  # nobody to attack: no query on an empty batch
+
+
+def test_run_with_trace_records_the_returned_point_only():
+    """Square has no per-step gradient: the trace holds row T (the returned point)."""
+    model, x, y = problem(14, 5)
+    result = Square(model, eps=0.05, queries=8).run(x, y, trace=True)
+    trace = result.trace
+    assert trace is not None and len(trace) == 9
+    assert np.isnan(trace.loss[:-1]).all() and np.isnan(trace.grad_norm[:-1]).all()
+    np.testing.assert_allclose(trace.loss[-1], result.loss.numpy(), rtol=1e-14)
+    np.testing.assert_array_equal(trace.success[-1], result.success.numpy())
+    # The gradient norm of the CW loss min(max_j z_j - z_y, 50) at the returned point.
+    xr = result.x_adv.clone().requires_grad_(True)
+    z = model(xr)
+    true = z.gather(1, y[:, None])[:, 0]
+    other = z.scatter(1, y[:, None], float("-inf")).amax(1)
+    (g,) = torch.autograd.grad((other - true).clamp_max(50.0).sum(), xr)
+    np.testing.assert_allclose(trace.grad_norm[-1], g.flatten(1).norm(dim=1).numpy(), rtol=1e-12)
+
+
+def test_square_takes_no_gradient_steps():
+    """No step size and no PGD random start: the base loop's settings are off."""
+    attack = Square(RowLinear(0), eps=0.3, queries=10)
+    assert attack.alpha == 0.0 and attack.random_start is False and attack.early_stop is False
+
+
+def test_a_norm_instance_other_than_linf_or_l2_is_refused():
+    from krylovadv.torch.attacks.norms import LinfNorm
+
+    class Other(LinfNorm):
+        name = "l1"
+
+    with pytest.raises(ValueError) as info:
+        Square(RowLinear(0), norm=Other(), eps=0.1)
+    assert str(info.value) == (
+        "norm must be 'linf' or 'l2' for Square; got 'l1' (pass one of the two)."
+    )
+
+
+def test_l2_start_and_proposal_on_a_larger_image_to_rounding():
+    """Blocks of side 2 (10 x 10 image); a budget larger than the grid's norm."""
+    x = torch.full((3, 1, 10, 10), 0.5, dtype=torch.float64)
+    ref = Reference(None, "l2", 6.0, 100, 0.8)
+    attack = Square(RowLinear(0), norm="l2", eps=6.0, queries=100)
+    ours = attack._l2_start(x, torch.Generator().manual_seed(3))
+    theirs = ref.l2_start(x.numpy(), torch.Generator().manual_seed(3))
+    np.testing.assert_allclose(ours.numpy(), theirs, rtol=0, atol=1e-14)
+    # The 25 unit blocks have norm 5 < eps: the start is scaled up to eps (before clipping).
+    assert not np.allclose(theirs, np.clip(0.5 + (theirs - 0.5) * 5 / 6, 0, 1))
+    # A proposal from a perturbation of norm 0.3 < eps = 0.5 (spare budget, no clipping).
+    ref, attack = (
+        Reference(None, "l2", 0.5, 100, 0.8),
+        Square(RowLinear(0), norm="l2", eps=0.5, queries=100),
+    )
+    delta = 0.03 * torch.randn(3, 1, 10, 10, generator=torch.Generator().manual_seed(4)).double()
+    for q in (0, 30):
+        ours = attack._l2_proposal(x, delta, q, torch.Generator().manual_seed(q))
+        theirs = ref.l2_proposal(x.numpy(), delta.numpy(), q, torch.Generator().manual_seed(q))
+        np.testing.assert_allclose(ours.numpy(), theirs, rtol=0, atol=1e-14)
