@@ -331,8 +331,9 @@ def test_default_settings():
     compare(short.run(x, y, trace=False), expected, x)
 
 
-def test_l2_start_and_update_on_other_image_sizes():
-    """Non-square images, smaller than the 5 x 5 grid on one side (blocks of side 1)."""
+@pytest.mark.parametrize(("norm", "p_init"), [("l2", 0.8), ("linf", 1.0)])
+def test_start_and_update_on_other_image_sizes(norm, p_init):
+    """Non-square images (H < W and H > W); the window side is capped by both sides."""
     for shape, seed in (((1, 4, 7), 6), ((3, 11, 8), 7)):
         model = RowLinear(0).eval()
         model.w = nn.Parameter(
@@ -342,10 +343,12 @@ def test_l2_start_and_update_on_other_image_sizes():
         x = torch.rand(6, *shape, generator=g, dtype=torch.float64)
         with torch.no_grad():
             y = model(x).argmax(1)
-        result = Square(model, norm="l2", eps=0.4, queries=20, seed=seed).run(x, y, trace=False)
+        eps = 0.4 if norm == "l2" else 0.05
+        attack = Square(model, norm=norm, eps=eps, queries=20, p_init=p_init, seed=seed)
+        result = attack.run(x, y, trace=False)
         ref_model = RowLinear(0).eval()
         ref_model.w = model.w
-        expected = Reference(ref_model, "l2", 0.4, 20, 0.8).run(x, y, seed)
+        expected = Reference(ref_model, norm, eps, 20, p_init).run(x, y, seed)
         compare(result, expected, x, atol=L2_ATOL)
 
 
