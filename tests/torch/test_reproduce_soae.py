@@ -1,4 +1,4 @@
-"""Seed 004 reproductions (Table IV, Table V, Fig. 1, Fig. 3) on tiny settings."""
+"""Reproductions of Qian et al. (Table IV, Table V, Fig. 1, Fig. 3) on tiny settings."""
 
 from __future__ import annotations
 
