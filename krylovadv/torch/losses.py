@@ -87,8 +87,8 @@ def cw_loss(logits: torch.Tensor, y: torch.Tensor, kappa: float = 50.0) -> torch
     :math:`\ell_b < 0` while sample :math:`b` is classified correctly,
     :math:`\ell_b > 0` once it is misclassified, and the loss saturates at
     :math:`\kappa` when the best wrong class leads by :math:`\kappa`, so an
-    attack stops pushing samples that are already confidently wrong.  Seed
-    000 uses :math:`\kappa = 50` for its :math:`\ell_2` attack.
+    attack stops pushing samples that are already confidently wrong.  Li et
+    al. use :math:`\kappa = 50` for their :math:`\ell_2` attack.
 
     Parameters
     ----------
