@@ -200,6 +200,24 @@ def test_finite_differences_error_follows_the_step_order():
         assert op.fd_operator is not None
 
 
+def test_fd_error_estimate_directions_and_seed_reach_the_estimator():
+    """Explicit directions (numpy, float32 torch) and the seed are passed on, converted."""
+    model = _smooth()
+    x, y = _data()
+    op = InputHessian(model, x, y, method="fd-forward")
+    V = torch.randn(B, D, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    ref = op.fd_operator.estimate_error(V, seed=None)
+    np.testing.assert_array_equal(op.fd_error_estimate(V), ref)
+    np.testing.assert_array_equal(op.fd_error_estimate(V.numpy()), ref)
+    V32 = V.float()
+    np.testing.assert_array_equal(
+        op.fd_error_estimate(V32), op.fd_operator.estimate_error(V32.double(), seed=None)
+    )
+    seeded = op.fd_operator.estimate_error(None, seed=11)
+    np.testing.assert_array_equal(op.fd_error_estimate(seed=11), seeded)
+    assert not np.array_equal(seeded, ref)
+
+
 def test_fd_gradient_rows_only_for_active_samples():
     counter = RowCounter(_smooth())
     x, y = _data()
@@ -326,8 +344,12 @@ def test_input_validation_names_the_argument():
         op.matvec(V, np.array([0, 1, 2, 4]))
     with pytest.raises(IndexError, match=r"got \[-1, 2\]"):
         op.matvec(V, np.array([0, 1, 2, -1]))
-    with pytest.raises(ValueError, match="fd_error_estimate needs method="):
+    with pytest.raises(ValueError) as err:
         op.fd_error_estimate()
+    assert str(err.value) == (
+        "fd_error_estimate needs method='fd-forward' or 'fd-central'; "
+        "exact products have no truncation error."
+    )
     assert op.fd_step is None and op.step_rounding is None and op.fd_operator is None
     # An infinite CW confidence is allowed.
     InputHessian(model, x, y, loss="cw", kappa=float("inf"))
@@ -340,8 +362,13 @@ def test_dropout_in_training_mode_warns_and_eval_does_not():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(D, 6), nn.Dropout(0.5), nn.Linear(6, K)).double()
     x, y = _data()
-    with pytest.warns(RuntimeWarning, match=r"Dropout module '1' is in training"):
+    with pytest.warns(RuntimeWarning, match=r"Dropout module '1' is in training") as rec:
         InputHessian(model, x, y)
+    assert len(rec) == 1 and rec[0].filename == __file__  # stacklevel: the caller's line
+    assert str(rec[0].message) == (
+        "Dropout module '1' is in training mode: the loss is random, so Hessian products "
+        "are inconsistent. Call model.eval() first."
+    )
     model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
