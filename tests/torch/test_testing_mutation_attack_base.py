@@ -477,6 +477,7 @@ def test_loop_matches_a_per_sample_reference(norm, early_stop):
     np.testing.assert_allclose(result.loss.numpy(), loss[-1], rtol=1e-12)
     np.testing.assert_array_equal(result.success.numpy(), succ[-1])
     np.testing.assert_array_equal(result.restart, np.zeros(6, dtype=np.int64))
+    assert result.restart.dtype == np.int64
     # Diagnostics: NaN where a sample was not updated; the step and distance of the iterate.
     steps = np.where(updated, np.arange(4)[:, None], np.nan)
     np.testing.assert_array_equal(result.diagnostics["step"], steps)
@@ -712,6 +713,34 @@ def test_restarts_and_early_stop_through_the_public_loop():
     rest = model.sizes[len(first) :]
     robust0 = int((~single.success).sum())
     assert rest[0] == robust0 and max(rest) == robust0 < 6
+    # Two restarts: restart 0 is evaluated (its success decides what restart 1 attacks).
+    two = GradAttack(Counting(W), restarts=2, seed=3, **kwargs)
+    assert torch.equal(two(x, y), two.run(x, y).x_adv)
+    assert two.run(x, y).restart.dtype == np.int64
+
+
+class KeepsBatchNormTraining(nn.Module):
+    """A model whose ``eval()`` forgets its BatchNorm (the loop must refuse it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(4)
+        self.fc = nn.Linear(4, 3)
+
+    def train(self, mode: bool = True):
+        self.training = mode
+        self.fc.train(mode)
+        return self
+
+    def forward(self, x):
+        return self.fc(self.bn(x.flatten(1)))
+
+
+def test_a_model_whose_eval_leaves_batchnorm_training_is_refused():
+    model = KeepsBatchNormTraining()
+    with pytest.raises(ValueError, match="BatchNorm1d module 'bn' is in training mode"):
+        GradAttack(model, eps=0.1)(torch.rand(2, 1, 2, 2), torch.tensor([0, 1]))
+    assert model.training and model.bn.training
 
 
 def test_attack_settings_are_checked_and_named():
