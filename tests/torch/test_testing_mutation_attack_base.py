@@ -523,6 +523,22 @@ def test_early_stop_with_a_single_sample_left_still_updates_it():
         early_stop=True,
     )
     np.testing.assert_allclose(attack(x[pair], y[pair]).numpy(), out, rtol=0, atol=1e-12)
+    # The records of a lone sample (every state holds one row).
+    for rows in (pair, [2]):
+        _, loss, gnorm, succ, _ = reference_attack(
+            W,
+            x[rows].numpy(),
+            y[rows].numpy(),
+            eps=0.3,
+            alpha=0.1,
+            steps=4,
+            norm="linf",
+            early_stop=True,
+        )
+        trace = attack.run(x[rows], y[rows]).trace
+        np.testing.assert_allclose(trace.loss, loss, rtol=1e-12)
+        np.testing.assert_allclose(trace.grad_norm, gnorm, rtol=1e-12)
+        np.testing.assert_array_equal(trace.success, succ)
     assert not torch.equal(torch.as_tensor(out[0]), x[2])
     # Batch == loop.
     batch = attack(x, y)
