@@ -641,6 +641,10 @@ def test_step_state_caches_slices_and_hands_over():
     other.provide(loss=torch.arange(6.0), gradient=torch.ones(6, 4))
     assert torch.equal(other.loss, torch.arange(6.0)) and other.gradient.shape == x.shape
     assert torch.equal(other.gradient, torch.ones_like(x)) and model.sizes == [3, 6]
+    handed = other.subset(keep)  # a handed-over loss is sliced, not recomputed
+    assert torch.equal(handed.loss, torch.tensor([1.0, 2.0, 4.0]))
+    assert torch.equal(handed.gradient, torch.ones(3, 1, 2, 2, dtype=torch.float64))
+    assert model.sizes == [3, 6]
     other.record("a", torch.tensor([[1.5], [2.5]]))
     other.record("b", [1, 2, 3])
     assert other.records["a"].dtype == np.float64 and other.records["a"].shape == (2,)
