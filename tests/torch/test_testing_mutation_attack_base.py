@@ -780,7 +780,10 @@ def test_attack_settings_are_checked_and_named():
     assert attack.alpha == pytest.approx(2.5 * 0.2 / 5) and attack.seed == 0
     assert attack.random_start is True and not attack.deterministic
     assert GradAttack(model, eps=0.2, alpha=0.0).alpha == 0.0
-    assert GradAttack(model, eps=0.2).seed == DEFAULT_SEED
+    default = GradAttack(model, eps=0.2)
+    assert default.seed == DEFAULT_SEED and default.norm.name == "linf" and default.loss == "ce"
+    assert (default.steps, default.kappa, default.restarts) == (10, 50.0, 1)
+    assert default.random_start is False and default.early_stop is False
     assert repr(GradAttack(model, norm="l2", eps=0.5, steps=4, alpha=0.25, loss="cw")) == (
         "GradAttack(norm='l2', eps=0.5, steps=4, alpha=0.25, loss='cw', "
         "random_start=False, restarts=1)"
