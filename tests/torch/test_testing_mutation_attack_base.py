@@ -780,6 +780,18 @@ def test_attack_settings_are_checked_and_named():
     assert attack.alpha == pytest.approx(2.5 * 0.2 / 5) and attack.seed == 0
     assert attack.random_start is True and not attack.deterministic
     assert GradAttack(model, eps=0.2, alpha=0.0).alpha == 0.0
+    with pytest.raises(ValueError, match=r"^norm must be one of \['l2', 'linf'\]"):
+        GradAttack(model, eps=0.1, norm="l1")
+
+    def margin(logits, y):
+        return -logits.gather(1, y[:, None])[:, 0]
+
+    custom = GradAttack(model, eps=0.1, loss=margin)
+    assert custom.loss is margin
+    logits = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    assert torch.equal(
+        custom.per_sample_loss(logits, torch.tensor([2, 0])), torch.tensor([-3.0, -4.0])
+    )
     default = GradAttack(model, eps=0.2)
     assert default.seed == DEFAULT_SEED and default.norm.name == "linf" and default.loss == "ce"
     assert (default.steps, default.kappa, default.restarts) == (10, 50.0, 1)
