@@ -572,8 +572,9 @@ def test_progress_bar_only_when_asked(monkeypatch):
     attack = GradAttack(Counting(W), norm="l2", eps=0.6, steps=3)
     term = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", term)
+    fresh = GradAttack(Counting(W), norm="l2", eps=0.6, steps=3)
+    assert list(fresh._steps(2)) == [0, 1]  # outside a run: no bar
     attack(x, y)  # __call__ never shows a bar, even on a terminal
-    list(attack._steps(2))  # outside a run: no bar either
     assert term.getvalue() == ""
     attack.run(x, y, progress=False)
     assert term.getvalue() == ""
