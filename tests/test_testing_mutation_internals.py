@@ -567,3 +567,174 @@ def test_start_norms():
     with pytest.raises(ValueError, match=r"^A holds 3 operators but there are 2 start vectors\.$"):
         start_norms(np, batched, np.ones((2, 2)))
     np.testing.assert_allclose(start_norms(np, batched, np.ones((3, 2))), [2**0.5] * 3)
+
+
+# ---------------------------------------------------------------- _symmetric
+
+
+def test_row_norms_match_numpy_at_every_scale():
+    from krylovadv._symmetric import row_norms
+
+    for scale in (1.0, 1e-170, 1e-300, 1e170, 1e300):
+        a = np.array([[3.0, 4.0], [0.0, 0.0], [1.0, 1.0]]) * scale
+        got = row_norms(np, a)
+        assert got.dtype == np.float64
+        # (np.linalg.norm itself underflows at 1e-170: exact values instead)
+        np.testing.assert_allclose(got, np.array([5.0, 0.0, 2**0.5]) * scale, rtol=1e-14)
+    c = np.array([[3j, 4.0], [1 + 1j, 0.0]])
+    np.testing.assert_allclose(row_norms(np, c), [5.0, 2**0.5], rtol=1e-15)
+    c32 = (np.array([[3j, 4.0]]) * 1e-30).astype(np.complex64)
+    np.testing.assert_allclose(row_norms(np, c32), [5e-30], rtol=1e-6)
+    f32 = np.array([[3e-30, 4e-30]], dtype=np.float32)
+    np.testing.assert_allclose(row_norms(np, f32), [5e-30], rtol=1e-6)
+    torch = pytest.importorskip("torch")
+    got = row_norms(torch, torch.tensor([[3.0, 4.0]], dtype=torch.float64))
+    assert type(got) is np.ndarray and got.tolist() == [5.0]
+
+
+def test_dots_and_complex_dots():
+    from krylovadv._symmetric import complex_dots, dots
+
+    a = np.array([[1.0, 2.0], [3.0, -1.0]])
+    b = np.array([[4.0, 5.0], [1.0, 1.0]])
+    got = dots(np, a, b)
+    assert got.dtype == np.float64 and got.tolist() == [14.0, 2.0]
+    ac = np.array([[1j, 2.0]])
+    bc = np.array([[1j, 1j]])
+    # conj(a) . b = (-i)(i) + 2 i = 1 + 2i; real part 1
+    assert dots(np, ac, bc).tolist() == [1.0]
+    assert dots(np, a[:1], bc).tolist() == [0.0]  # 1*i + 2*i, real part 0
+    np.testing.assert_array_equal(complex_dots(np, ac, bc), [1 + 2j])
+    assert complex_dots(np, ac, bc).dtype == np.complex128
+    assert dots(np, a.astype(np.float32), b.astype(np.float32)).dtype == np.float64
+    torch = pytest.importorskip("torch")
+    t = dots(torch, torch.tensor([[1j, 2.0]]), torch.tensor([[1j, 1j]]))
+    assert type(t) is np.ndarray and t.dtype == np.float64 and t.tolist() == [1.0]
+
+
+def test_rows_active_index_put_rows():
+    from krylovadv._symmetric import active_index, put_rows, rows
+
+    a = np.arange(6.0).reshape(3, 2)
+    assert rows(np, a, None) is a
+    np.testing.assert_array_equal(rows(np, a, np.array([2, 0])), a[[2, 0]])
+    idx_np, idx = active_index(np, np.ones(3, bool), None)
+    assert idx is None and idx_np.tolist() == [0, 1, 2]
+    idx_np, idx = active_index(np, np.array([False, True, True]), None)
+    assert idx_np.tolist() == [1, 2] and idx.tolist() == [1, 2]
+    full = np.zeros((3, 2))
+    put_rows(full, None, np.ones((3, 2)))
+    assert full.tolist() == [[1, 1]] * 3
+    put_rows(full, np.array([1]), np.array([[5.0, 6.0]]))
+    assert full.tolist() == [[1, 1], [5, 6], [1, 1]]
+
+
+def test_bookkeeping_judge_and_stagnation_exact():
+    from krylovadv._symmetric import STAGNATION_RESTARTS, Bookkeeping
+
+    eps = 1e-16
+    book = Bookkeeping.start(5, eps)
+    assert book.margin == 1.0 - 1e-8
+    assert book.running.tolist() == [True] * 5
+    assert book.residual_norm.tolist() == [np.inf] * 5 and book.best.tolist() == [np.inf] * 5
+    assert book.iterations.dtype == np.int64 and book.matvecs.tolist() == [0] * 5
+    assert book.history == [[]] * 5 and book.history[0] is not book.history[1]
+    book.record(np.array([1, 3]), np.array([0.5, 0.25]))
+    assert book.history == [[], [0.5], [], [0.25], []]
+    assert type(book.history[1][0]) is float
+    # converged at equality, non-finite, breakdown
+    assert book.judge(0, 1.0, 1.0) is False and book.status[0] == SolverStatus.CONVERGED
+    assert book.judge(1, np.nan, 1.0) is False and book.status[1] == SolverStatus.NON_FINITE
+    book.best[2] = 2.0
+    assert book.judge(2, 2.0 * (1 - 1e-9), 1.0, broke=True) is False
+    assert book.status[2] == SolverStatus.BREAKDOWN
+    # breakdown with progress is a restart
+    book.best[3] = 2.0
+    assert book.judge(3, 1.5, 1.0, broke=True) is True
+    assert book.status[3] == SolverStatus.NOT_STARTED and book.best[3] == 1.5
+    assert book.stalled[3] == 0
+    # stagnation after STAGNATION_RESTARTS restarts without progress
+    for k in range(1, STAGNATION_RESTARTS):
+        assert book.judge(3, 1.5, 1.0) is True
+        assert book.stalled[3] == k
+    assert book.judge(3, 1.5, 1.0) is False and book.status[3] == SolverStatus.STAGNATION
+    assert book.running.tolist() == [False, False, False, False, True]
+    # progress resets the count
+    book.best[4] = 1.0
+    book.stalled[4] = 2
+    assert book.stagnant(4, 0.5) is False and book.stalled[4] == 0 and book.best[4] == 0.5
+
+
+def _problem(A, b, x0=None, rtol=1e-5, atol=0.0):
+    from krylovadv._symmetric import setup_problem
+
+    return setup_problem(A, b, x0, None, rtol, atol)
+
+
+def test_setup_problem_and_initial_residual_exact():
+    from krylovadv._symmetric import Bookkeeping, initial_residual
+
+    A = np.diag([1.0, 2.0])
+    b = np.array([[1.0, 2.0], [0.0, 0.0], [1.0, 2.0], [3.0, 4.0]])
+    x0 = np.array([[0.0, 0.0], [5.0, 5.0], [1.0, 1.0], [0.0, 0.0]])
+    p = _problem(A, b, x0, rtol=0.1, atol=0.0)
+    assert p.batch == 4 and p.n == 2 and p.dtype == np.float64 and p.device == "cpu"
+    np.testing.assert_allclose(p.b_norm, [5**0.5, 0.0, 5**0.5, 5.0])
+    np.testing.assert_allclose(p.tol, [0.1 * 5**0.5, 0.0, 0.1 * 5**0.5, 0.5])
+    book = Bookkeeping.start(4, 2.2e-16)
+    r = initial_residual(p, book)
+    # b = 0 sample: x = 0, CONVERGED, no product
+    np.testing.assert_array_equal(p.x[1], [0.0, 0.0])
+    assert p.x0_nonzero.tolist() == [False, False, True, False]
+    np.testing.assert_allclose(r, [[1.0, 2.0], [0.0, 0.0], [0.0, 0.0], [3.0, 4.0]])
+    assert book.matvecs.tolist() == [0, 0, 1, 0]
+    np.testing.assert_allclose(book.residual_norm, [5**0.5, 0.0, 0.0, 5.0])
+    np.testing.assert_allclose(book.best, book.residual_norm)
+    assert book.status.tolist() == [
+        int(SolverStatus.NOT_STARTED),
+        int(SolverStatus.CONVERGED),
+        int(SolverStatus.CONVERGED),
+        int(SolverStatus.NOT_STARTED),
+    ]
+    # b is not modified through r
+    assert p.b[0].tolist() == [1.0, 2.0]
+    # non-finite r0 from an overflowing product
+    p = _problem(np.diag([1e308, 1.0]), np.array([1.0, 1.0]), np.array([1e308, 0.0]))
+    book = Bookkeeping.start(1, 2.2e-16)
+    initial_residual(p, book)
+    assert book.status.tolist() == [int(SolverStatus.NON_FINITE)]
+
+
+def test_finish_adds_true_residuals_for_stale_samples():
+    from krylovadv._symmetric import Bookkeeping, finish, precondition, true_residual
+
+    A = np.diag([1.0, 2.0])
+    b = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 1.0]])
+    p = _problem(A, b)
+    assert precondition(p, b, None) is b
+    x = np.array([[1.0, 1.0], [3.0, 2.0], [0.0, 0.0]])
+    r, norms = true_residual(p, x, np.array([0, 2]), np.array([0, 2]))
+    np.testing.assert_allclose(r, [[0.0, 0.0], [1.0, 1.0]])
+    np.testing.assert_allclose(norms, [0.0, 2**0.5])
+    book = Bookkeeping.start(3, 2.2e-16)
+    book.status[:] = [
+        int(SolverStatus.CONVERGED),
+        int(SolverStatus.NON_FINITE),
+        int(SolverStatus.MAX_ITERATIONS),
+    ]
+    book.residual_norm[:] = [7.0, 7.0, 7.0]
+    book.history[0].append(3.0)
+    out = finish(p, book, x, np.array([False, False, True]))
+    # sample 0 stale -> true residual computed; 1 non-finite and 2 true: untouched
+    np.testing.assert_allclose(out["residual_norm"], [0.0, 7.0, 7.0])
+    assert out["matvecs"].tolist() == [1, 0, 0]
+    assert out["converged"].tolist() == [True, False, False]
+    assert out["x"] is x and out["iterations"] is book.iterations
+    assert out["status"] is book.status
+    assert [h.tolist() for h in out["residual_history"]] == [[3.0], [], []]
+    assert all(type(h) is np.ndarray for h in out["residual_history"])
+    # preconditioned
+    from krylovadv._symmetric import setup_problem
+
+    p = setup_problem(A, b, None, np.diag([2.0, 3.0]), 1e-5, 0.0)
+    np.testing.assert_allclose(precondition(p, b, None), b * [2.0, 3.0])
