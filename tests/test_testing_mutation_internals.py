@@ -45,24 +45,30 @@ def test_as_array_converts_lists_tuples_and_matrix_and_names_the_argument():
 @pytest.mark.parametrize("bad", [None, "legacy"])
 def test_check_tolerances_rejects_scipys_removed_values_naming_the_argument(name, bad):
     kwargs = {"rtol": 1e-5, "atol": 0.0, name: bad}
-    with pytest.raises(
-        ValueError,
-        match=rf"^{name} must be a real number >= 0; got "
-        rf"{bad!r} \(scipy's atol='legacy'",
-    ):
+    with pytest.raises(ValueError) as info:
         _system.check_tolerances(**kwargs)
+    assert str(info.value) == (
+        f"{name} must be a real number >= 0; got {bad!r} (scipy's atol='legacy' "
+        "and atol=None are gone: pass atol=0.0 for a purely relative test)."
+    )
 
 
 @pytest.mark.parametrize("name", ["rtol", "atol"])
 def test_check_tolerances_errors_name_the_argument(name):
     kwargs = {"rtol": 1e-5, "atol": 0.0}
-    kwargs[name] = object()
-    with pytest.raises(ValueError, match=rf"^{name} must be a real number >= 0; got <object"):
+    kwargs[name] = [1.0]
+    with pytest.raises(ValueError) as info:
+        _system.check_tolerances(**kwargs)
+    assert str(info.value) == f"{name} must be a real number >= 0; got [1.0]."
+    assert isinstance(info.value.__cause__, TypeError)
+    kwargs[name] = b"1e-3x"
+    with pytest.raises(ValueError, match=rf"^{name} must be a real number >= 0; got b'1e-3x'\.$"):
         _system.check_tolerances(**kwargs)
     for bad in (-1e-300, float("nan"), -np.inf):
         kwargs[name] = bad
-        with pytest.raises(ValueError, match=rf"not NaN; got {name}="):
+        with pytest.raises(ValueError) as info:
             _system.check_tolerances(**kwargs)
+        assert str(info.value) == f"rtol and atol must be >= 0 and not NaN; got {name}={bad!r}."
 
 
 def test_check_tolerances_returns_floats_in_order_and_allows_zero_and_inf():
@@ -314,12 +320,13 @@ def test_make_system_torch_float32_stays_on_its_namespace():
 
 
 def test_reject_unexpected():
-    with pytest.raises(
-        TypeError,
-        match=r"^gmres\(\) got an unexpected keyword argument 'tol': "
-        r"scipy replaced it by rtol",
-    ):
+    with pytest.raises(TypeError) as info:
         _system.reject_unexpected("gmres", {"foo": 1, "tol": 1e-5})
+    assert str(info.value) == (
+        "gmres() got an unexpected keyword argument 'tol': scipy replaced it by rtol "
+        "(deprecated in scipy 1.12, removed in 1.14); use rtol=... for the relative and "
+        "atol=... for the absolute tolerance."
+    )
     with pytest.raises(TypeError, match=r"^cg\(\) got an unexpected keyword argument 'foo'\.$"):
         _system.reject_unexpected("cg", {"foo": 1, "bar": 2})
 
