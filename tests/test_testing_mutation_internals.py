@@ -233,6 +233,10 @@ def test_make_system_errors():
         _system.make_system(A, np.ones((3, 2)), np.array([[np.inf, 0], [0, 0], [0, -np.inf]]), None)
     with pytest.raises(ValueError, match=r"^x0 must be an array, None or 'Mb'; got 'mb'\.$"):
         _system.make_system(A, np.ones(2), "mb", None)
+    with pytest.raises(
+        ValueError, match=r"^b must have shape \(n,\) or \(B, n\); got shape \(1, 2, 2\)"
+    ):
+        _system.make_system(A, np.ones((1, 2, 2)), None, None)
     with pytest.raises(TypeError, match=r"^b must be an array"):
         _system.make_system(A, "12", None, None)
     with pytest.raises(TypeError, match=r"^x0 must be an array"):
