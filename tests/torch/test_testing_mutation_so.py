@@ -344,8 +344,18 @@ def test_sopower_defaults_and_arguments():
         "random",
     )
     assert a.stochastic_direction and not a.deterministic
+    d = SOPower(model, eps=0.3)
+    assert (d.steps, d.norm.name, d.kappa, d.random_start, d.restarts, d.early_stop) == (
+        20,
+        "linf",
+        50.0,
+        False,
+        1,
+        False,
+    )
+    assert d.seed == 0 and d.alpha == pytest.approx(0.03)
     b = SOPower(model, eps=2, norm="l2", steps=4)
-    assert (b.alpha, b.loss, b.kappa) == (1.25, "ce", 50.0)
+    assert (b.alpha, b.loss, b.kappa, b.norm.name) == (1.25, "ce", 50.0, "l2")
     c = SOPower(
         model,
         eps=0.5,
