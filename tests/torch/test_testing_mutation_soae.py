@@ -183,6 +183,24 @@ def test_a_non_finite_product_falls_back_for_that_sample_only():
         np.testing.assert_allclose(found.delta[i].numpy(), 2 * x[i].numpy(), rtol=1e-10)
 
 
+def test_an_infinite_gradient_breaks_that_sample_only():
+    """Loss sum_i sqrt(z_i): the gradient is infinite at a zero coordinate; elsewhere
+    delta = H^{-1} g = (1 / (2 sqrt z)) / (-1 / (4 z^{3/2})) = -2 z."""
+    x = torch.tensor([[0.0, 0.5, 0.3], [0.2, 0.5, 0.3], [0.4, 0.6, 0.9]], dtype=torch.float64)
+    y = torch.zeros(3, dtype=torch.int64)
+
+    def loss(z, y):
+        return z.clamp_min(0).sqrt().sum(dim=1)
+
+    found = SOAE(
+        nn.Flatten(), eps=0.1, loss=loss, tau=1e-12, max_krylov_dim=3, fallback="none"
+    ).solve(x, y)
+    np.testing.assert_array_equal(found.fallback, [True, False, False])
+    assert np.isnan(found.residual[0]) and np.isfinite(found.residual[1:]).all()
+    for i in (1, 2):
+        np.testing.assert_allclose(found.delta[i].numpy(), -2 * x[i].numpy(), rtol=1e-10)
+
+
 def ref_attack(model, x, y, *, eps, alpha, steps, norm, raw=False, m=2):
     """Algorithm 1 with line 18 (raw) or the norm's unit step, per sample, in numpy."""
     out = []
