@@ -106,6 +106,20 @@ def test_capped_solve_matches_the_per_sample_reference(solver, m, shift):
     assert not found.fallback.any() and found.fd_step_rounding is None
 
 
+def test_residual_of_a_small_gradient():
+    """||g|| < 1: the residual is still ||r_0 - H e|| / ||g||, not a clipped 0."""
+    model = linear_model()
+    with torch.no_grad():
+        model.weight.mul_(0.1)
+    x, y = batch()
+    found = SOAE(model, eps=0.1, tau=1e-12, max_krylov_dim=1).solve(x, y)
+    for i in range(3):
+        _, g, H = closed_form(model, x[i].numpy(), int(y[i]))
+        assert np.linalg.norm(g) < 1
+        np.testing.assert_allclose(found.residual[i], ref_solve(H, g, 1)[1], rtol=1e-7)
+    assert found.residual.min() > 1e-6
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_tau_stops_the_krylov_dimension(solver):
     """With the rank K - 1 Hessian the exact solution is reached in at most K - 1 steps;
