@@ -278,6 +278,19 @@ def test_raw_step_is_clipped_to_the_box():
     assert (x_adv == 0).any() and (x_adv == 1).any()
 
 
+def test_raw_update_is_line_18_in_the_box():
+    """The update alone (before the projection) is clip(x + alpha delta, 0, 1)."""
+    x = torch.tensor([[0.2, 0.5, 0.9]], dtype=torch.float64)
+    d = torch.tensor([[-1.0, 0.5, 1.5]], dtype=torch.float64)
+    raw = SOAE(linear_model(), eps=1.0, alpha=0.4, step_mode="raw")
+    expected = torch.tensor([[0.0, 0.7, 1.0]], dtype=torch.float64)
+    torch.testing.assert_close(raw.update(x, d, None), expected, rtol=0, atol=1e-15)
+    big = torch.tensor([[-10.0, 0.5, 10.0]], dtype=torch.float64)
+    torch.testing.assert_close(
+        raw.update(x, big, None), torch.tensor([[0.0, 0.7, 1.0]], dtype=torch.float64)
+    )
+
+
 class CountingSOAE(SOAE):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
