@@ -234,6 +234,30 @@ def test_random_start_is_seeded_and_converges_to_the_top_eigenvector():
         np.testing.assert_allclose(many.power.eigenvalue[i], w[-1], rtol=1e-8)
 
 
+def test_tol_sets_the_number_of_power_steps():
+    """Stop at the first k with ||H d - lam d|| <= tol |lam| (lam = d^T H d, ||d|| = 1)."""
+    model = linear_model()
+    x, y = batch()
+    g = ce_grad(model, x.numpy(), y.numpy())
+    for tol in (0.3, 1e-4):
+        found = SOPower(model, eps=0.1, power_iters=200, tol=tol, start="gradient").eigenvector(
+            x, y
+        )
+        for i in range(3):
+            H = ce_hessian(model, x[i].numpy())
+            d = g[i] / np.linalg.norm(g[i])
+            k = 0
+            while True:
+                k += 1
+                w = H @ d
+                lam = d @ w
+                if np.linalg.norm(w - lam * d) <= tol * abs(lam):
+                    break
+                d = w / np.linalg.norm(w)
+            assert found.power.iterations[i] == k < 200
+            np.testing.assert_allclose(found.power.eigenvalue[i], lam, rtol=1e-10)
+
+
 def selector_problem():
     """Identity model; loss 1/2 y z^T A z + c^T z: label 0 has H = 0 (the power iteration
     breaks down), label 1 has H = A; sample 2 has g = A x_2 + c = 0."""
