@@ -425,3 +425,24 @@ def test_sopower_defaults_and_arguments():
 def test_sopower_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SOPower(linear_model(), eps=0.1, **kwargs)
+
+
+def test_an_infinite_gradient_falls_back_for_that_sample_only():
+    """Loss sum_i sqrt(z_i): the gradient, hence the start vector, is infinite at a zero
+    coordinate; H = diag(-1 / (4 z^{3/2})) elsewhere, whose top-|lambda| eigenvector is
+    the coordinate with the smallest z."""
+    x = torch.tensor([[0.0, 0.5, 0.3], [0.2, 0.5, 0.3], [0.4, 0.6, 0.9]], dtype=torch.float64)
+    y = torch.zeros(3, dtype=torch.int64)
+
+    def loss(z, y):
+        return z.clamp_min(0).sqrt().sum(dim=1)
+
+    for start in ("gradient", "random"):
+        found = SOPower(
+            nn.Flatten(), eps=0.1, loss=loss, power_iters=300, tol=1e-8, start=start
+        ).eigenvector(x, y)
+        np.testing.assert_array_equal(found.fallback, [True, False, False])
+        assert found.power.status[0] == SolverStatus.NON_FINITE
+        for i in (1, 2):
+            top = np.eye(3)[int(x[i].argmin())]
+            np.testing.assert_allclose(np.abs(found.direction[i].numpy()), top, atol=1e-6)
