@@ -14,6 +14,8 @@ the power iteration (Li et al., appendix A) are computed per sample with numpy.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -417,7 +419,15 @@ def test_sopower_defaults_and_arguments():
         ({"power_iters": 0}, "power_iters must be"),
         ({"tol": 0.0}, "tol must be"),
         ({"hvp": "bfgs"}, "hvp must be one of"),
-        ({"eta": 1e-3}, r"eta is the finite-difference step; pass hvp='fd-forward' or "),
+        (
+            {"eta": 1e-3},
+            "^"
+            + re.escape(
+                "eta is the finite-difference step; pass hvp='fd-forward' or "
+                "'fd-central' with it (exact products need none)."
+            )
+            + "$",
+        ),
         ({"hvp": "fd-central", "eta": 0.0}, "eta must be"),
         ({"start": "zeros"}, "start must be one of"),
     ],
