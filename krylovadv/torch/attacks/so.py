@@ -385,8 +385,11 @@ class SOPower(Attack):
         g = H.gradient
         if self.start == "gradient":
             v0 = g.clone()
-            # A zero gradient cannot start the iteration; any vector will do there.
-            v0[torch.linalg.vector_norm(g, dim=1) == 0] = 1.0
+            # A zero or non-finite gradient cannot start the iteration (the core rejects a
+            # non-finite start for the whole batch); any vector will do there, and a
+            # non-finite Hessian then marks that sample alone NON_FINITE (fallback).
+            unusable = (torch.linalg.vector_norm(g, dim=1) == 0) | ~torch.isfinite(g).all(dim=1)
+            v0[unusable] = 1.0
         else:
             if generator is None:
                 generator = torch.Generator(device=x.device)
