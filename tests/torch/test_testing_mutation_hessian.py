@@ -405,3 +405,17 @@ def test_zero_hessian_when_gradient_is_constant():
         out = op.matvec(torch.ones(B, D, dtype=torch.float64))
         assert out.shape == (B, D)
         torch.testing.assert_close(out, torch.zeros(B, D, dtype=torch.float64), atol=1e-7, rtol=0)
+
+
+def test_input_errors_name_x_and_y_word_for_word():
+    model = _linear()
+    x, y = _data()
+    with pytest.raises(TypeError, match=r"^x must be a torch\.Tensor"):
+        InputHessian(model, x.numpy(), y)
+    with pytest.raises(ValueError, match=r"^x must have shape \(B, \.\.\.\)"):
+        InputHessian(model, x[0], y)
+    with pytest.raises(ValueError, match=r"^y must have shape \(4,\)"):
+        InputHessian(model, x, y[:3])
+    # The meta device stands in for a GPU: the model's parameters are not where x is.
+    with pytest.raises(ValueError, match=r"^x is on cpu but the model is on meta"):
+        InputHessian(_linear().to("meta"), x, y)
