@@ -116,6 +116,16 @@ def test_atomic_write_names_the_destination_not_the_temporary_file(tmp_path):
 # --- 4. clean interrupts ---------------------------------------------------------------------
 
 
+def _default_sigint() -> None:
+    """Give the child the default SIGINT disposition (run in the child before exec).
+
+    A shell without job control starts background jobs with SIGINT ignored (POSIX), and
+    Python then installs no KeyboardInterrupt handler: under ``nohup pytest &`` or a CI
+    runner that does this, Ctrl-C would be ignored by design and the run would finish.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_when_started(command, progress, signum, cwd):
     """Start ``command``, wait until the progress file holds a finished attack batch, signal."""
     process = subprocess.Popen(
@@ -125,6 +135,7 @@ def _interrupt_when_started(command, progress, signum, cwd):
         text=True,
         cwd=cwd,
         env=_env(),
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
@@ -287,6 +298,7 @@ def test_ctrl_c_in_train_names_the_checkpoint_folder_and_the_resume_command(tmp_
     process = subprocess.Popen(
         [sys.executable, "-m", "krylovadv", *command],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(),
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     deadline = time.monotonic() + 240
     while not list((tmp_path / "ck").glob("ckpt-*.json")) and time.monotonic() < deadline:
