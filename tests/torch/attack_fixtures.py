@@ -164,6 +164,28 @@ class QuadraticLoss:
         return 0.5 * ((logits @ self.A) * logits).sum(dim=1) + logits @ self.c
 
 
+#: Input size and class count of :func:`linear_model` (the closed-form reference of the
+#: second-order attack tests: gradient and input Hessian of ``z = W x + b`` are exact).
+D, K = 6, 4
+
+
+def linear_model(seed: int = 0) -> nn.Module:
+    """Seeded ``z = W x + b`` on flat float64 inputs of size D, K classes."""
+    gen = torch.Generator().manual_seed(seed)
+    lin = nn.Linear(D, K).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(K, D, generator=gen, dtype=torch.float64))
+        lin.bias.copy_(0.5 * torch.randn(K, generator=gen, dtype=torch.float64))
+    return lin.eval()
+
+
+def linear_batch(n: int = 3, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` seeded inputs in [0.2, 0.8]^D for :func:`linear_model`, labels ``b mod K``."""
+    gen = torch.Generator().manual_seed(seed)
+    x = 0.2 + 0.6 * torch.rand(n, D, generator=gen, dtype=torch.float64)
+    return x, torch.arange(n) % K
+
+
 def spd_matrix(d: int, *, condition: float = 10.0, seed: int = 0) -> np.ndarray:
     """A seeded symmetric positive definite ``d × d`` matrix with the given condition number."""
     rng = np.random.default_rng(seed)

@@ -19,7 +19,8 @@ import re
 import numpy as np
 import pytest
 import torch
-from attack_fixtures import one_cpu_thread
+from attack_fixtures import D, linear_model, one_cpu_thread
+from attack_fixtures import linear_batch as batch
 from torch import nn
 
 from krylovadv import SolverStatus
@@ -29,25 +30,6 @@ from krylovadv.torch.attacks import SO, SOPower, get_norm
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     yield from one_cpu_thread()
-
-
-D, K = 6, 4
-
-
-def linear_model(seed: int = 0) -> nn.Module:
-    """Seeded ``z = W x + b`` on flat float64 inputs of size D, K classes."""
-    gen = torch.Generator().manual_seed(seed)
-    lin = nn.Linear(D, K).double()
-    with torch.no_grad():
-        lin.weight.copy_(torch.randn(K, D, generator=gen, dtype=torch.float64))
-        lin.bias.copy_(0.5 * torch.randn(K, generator=gen, dtype=torch.float64))
-    return lin.eval()
-
-
-def batch(n: int = 3, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    x = 0.2 + 0.6 * torch.rand(n, D, generator=gen, dtype=torch.float64)
-    return x, torch.arange(n) % K
 
 
 def ce_grad(model: nn.Module, x: np.ndarray, y: np.ndarray) -> np.ndarray:
