@@ -65,13 +65,18 @@ CORE = {
         "tests/test_minres.py",
         "tests/test_symmetric_conventions.py",
         "tests/test_testing_mutation_internals.py",
+        "tests/test_testing_mutation_solver_state.py",
     ],
     "_system.py": [
         "tests/test_gmres.py",
         "tests/test_gmres_conventions.py",
         "tests/test_testing_mutation_internals.py",
     ],
-    "_gmres_state.py": ["tests/test_gmres.py", "tests/test_testing_mutation_internals.py"],
+    "_gmres_state.py": [
+        "tests/test_gmres.py",
+        "tests/test_testing_mutation_internals.py",
+        "tests/test_testing_mutation_solver_state.py",
+    ],
     "_results.py": [
         "tests/test_gmres.py",
         "tests/test_cg.py",
