@@ -438,3 +438,23 @@ def test_an_infinite_gradient_falls_back_for_that_sample_only():
         for i in (1, 2):
             top = np.eye(3)[int(x[i].argmin())]
             np.testing.assert_allclose(np.abs(found.direction[i].numpy()), top, atol=1e-6)
+
+
+def test_an_infinite_gradient_leaves_the_other_samples_start_from_their_gradient():
+    """One power step (eq. 3) from g, for the finite samples of a batch in which one
+    gradient is infinite: r = H g / ||H g|| with H = diag(-1 / (4 z^{3/2})) and
+    g = 1 / (2 sqrt z), i.e. r ∝ 1 / z^2 after ascent-signing.  Starting every sample
+    from the ones vector (as if the whole batch were unusable) would give r ∝ z^{-3/2}."""
+    x = torch.tensor([[0.0, 0.5, 0.3], [0.2, 0.5, 0.3], [0.4, 0.6, 0.9]], dtype=torch.float64)
+    y = torch.zeros(3, dtype=torch.int64)
+
+    def loss(z, y):
+        return z.clamp_min(0).sqrt().sum(dim=1)
+
+    attack = SOPower(nn.Flatten(), eps=0.1, loss=loss, power_iters=1, start="gradient")
+    found = attack.eigenvector(x, y)
+    np.testing.assert_array_equal(found.fallback, [True, False, False])
+    for i in (1, 2):
+        z = x[i].numpy()
+        r = z**-2.0 / np.linalg.norm(z**-2.0)
+        np.testing.assert_allclose(found.direction[i].numpy(), r, rtol=1e-10)

@@ -197,6 +197,45 @@ def test_an_infinite_gradient_breaks_that_sample_only():
         np.testing.assert_allclose(found.delta[i].numpy(), -2 * x[i].numpy(), rtol=1e-10)
 
 
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_product_that_turns_non_finite_inside_the_solve_falls_back(solver):
+    """r_0 and the returned correction stay finite, but the solver met a NaN product.
+
+    A NaN injected into sample 0's Krylov products (never into the product A g that
+    gives r_0) is reported by the solver as NON_FINITE while the iterate it returns is
+    still finite: only that status tells the attack that the direction is not a
+    Newton direction, so sample 0 must fall back to g and the others must not move.
+    """
+    model = linear_model()
+    x, y = batch()
+
+    class NaNInKrylovProducts(SOAE):
+        def hessian(self, x, y):
+            H = super().hessian(x, y)
+            clean, calls = H._matvec, []
+
+            def product(v, indices):
+                out = clean(v, indices)
+                calls.append(1)
+                if len(calls) > 1:  # the first call is A g (line 4)
+                    rows = torch.arange(v.shape[0]) if indices is None else torch.as_tensor(indices)
+                    out = torch.where((rows == 0)[:, None], torch.nan, out)
+                return out
+
+            H._matvec = product
+            return H
+
+    clean = SOAE(model, eps=0.1, tau=1e-12, max_krylov_dim=3, solver=solver).solve(x, y)
+    found = NaNInKrylovProducts(model, eps=0.1, tau=1e-12, max_krylov_dim=3, solver=solver)
+    found = found.solve(x, y)
+    assert found.gmres.status[0] == SolverStatus.NON_FINITE
+    assert torch.isfinite(found.gmres.x).all()  # only the status reveals the NaN
+    np.testing.assert_array_equal(found.fallback, [True, False, False])
+    assert np.isnan(found.residual[0]) and np.isfinite(found.residual[1:]).all()
+    torch.testing.assert_close(found.delta[0], found.gradient[0], rtol=0, atol=0)
+    torch.testing.assert_close(found.delta[1:], clean.delta[1:], rtol=1e-12, atol=1e-14)
+
+
 def ref_attack(model, x, y, *, eps, alpha, steps, norm, raw=False, m=2):
     """Algorithm 1 with line 18 (raw) or the norm's unit step, per sample, in numpy."""
     out = []

@@ -443,6 +443,37 @@ def test_l2_pattern_equals_the_paper_and_draws_its_transposition(side):
     assert l2_pattern(side, torch.Generator()).dtype == torch.float32
 
 
+@pytest.mark.parametrize(
+    ("draw", "transposed"),
+    [(0.0, True), (float(np.nextafter(np.float32(0.5), np.float32(0))), True), (0.5, False)],
+)
+def test_l2_pattern_is_transposed_with_probability_exactly_one_half(monkeypatch, draw, transposed):
+    """torch.rand draws u from the 2^24 float32 values k / 2^24 in [0, 1); exactly half of
+    them lie below 0.5, so the pattern is fair only if u = 0.5 itself keeps the orientation."""
+    monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: torch.tensor(draw))
+    ours = l2_pattern(5, torch.Generator(), dtype=torch.float64).numpy()
+    np.testing.assert_allclose(ours, ref_eta(5).T if transposed else ref_eta(5), atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_l2_patterns_are_built_in_the_input_dtype(monkeypatch, dtype):
+    """A float32 attack must not build its patterns in float64 and round them afterwards
+    (float64 is slow on GPUs, and the rounding moves the proposal by an ulp)."""
+    import krylovadv.torch.attacks.square as square_module
+
+    seen = []
+
+    def spy(side, generator, *, dtype=torch.float32, device="cpu"):
+        seen.append(dtype)
+        return l2_pattern(side, generator, dtype=dtype, device=device)
+
+    monkeypatch.setattr(square_module, "l2_pattern", spy)
+    model, x, y = problem(seed=0, batch=2)
+    model, x = model.to(dtype), x.to(dtype)
+    Square(model, norm="l2", eps=0.5, queries=3, seed=0)(x, y)
+    assert len(seen) > 1 and set(seen) == {dtype}
+
+
 @pytest.mark.parametrize("side", [0, -1, 2.0, True, "3"])
 def test_l2_pattern_rejects_bad_sides(side):
     with pytest.raises(ValueError, match="side"):
