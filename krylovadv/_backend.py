@@ -152,9 +152,12 @@ def batched_dot(xp: Any, a: Array, b: Array) -> Array:
 def batched_norm(xp: Any, a: Array) -> Array:
     """Row-wise Euclidean norms of a ``(B, n)`` array, shape ``(B,)``.
 
-    Uses ``vector_norm`` (scaled internally by the backends) rather than
-    ``sqrt(dot)`` so that vectors with entries near the overflow or underflow
-    threshold keep a meaningful norm.
+    Accurate (to a few ulps) for every row whose norm is representable, also when
+    the squares of its entries overflow or underflow: neither numpy's ``dot`` nor
+    torch's ``vector_norm`` rescales (torch returns 0 for the row ``[1e-200]`` and
+    inf for ``[1e160]``), so rows whose sum of squares left the safe range
+    ``[tiny/eps, inf)`` are recomputed as ``s * ||a / s||`` with ``s = max |a_i|``.
+    NaN rows stay NaN; a row holding inf has norm inf.
     """
     if type(a) is np.ndarray:
         # numpy's vector_norm wrapper costs more than the reduction for short rows, and
@@ -188,7 +191,24 @@ def batched_norm(xp: Any, a: Array) -> Array:
             rescaled = scale[:, 0] * np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
         norms[redo] = np.where(np.isinf(scale[:, 0]), np.inf, rescaled)
         return norms
-    return xp.linalg.vector_norm(a, axis=-1)
+    norms = xp.linalg.vector_norm(a, axis=-1)
+    # The same safe range as above, on the norm: ||a|| >= sqrt(tiny/eps) has lost at
+    # most a relative n*eps to squares that underflowed.  One host sync decides whether
+    # any row needs the (three times dearer) rescaled pass, which is rare.
+    finfo = xp.finfo(norms.dtype)
+    safe = float(np.sqrt(float(finfo.smallest_normal) / float(finfo.eps)))
+    redo = ~((norms >= safe) & (norms < float("inf"))) & ~xp.isnan(norms)
+    if not bool(xp.any(redo)):
+        return norms
+    # On the moduli: a complex entry divided by a subnormal real goes through its
+    # reciprocal in torch and overflows; |a_i| (a safe hypot) is real.
+    moduli = xp.abs(a)
+    scale = xp.max(moduli, axis=-1)
+    usable = (scale > 0) & (scale < float("inf"))
+    divisor = xp.where(usable, scale, xp.ones_like(scale))
+    rescaled = scale * xp.linalg.vector_norm(moduli / divisor[:, None], axis=-1)
+    rescaled = xp.where(xp.isinf(scale), scale, rescaled)
+    return xp.where(redo, rescaled, norms)
 
 
 #: Per dtype, the smallest sum of squares trusted without rescaling (see batched_norm).
