@@ -255,9 +255,20 @@ def test_to_scipy_products_adjoints_and_counts():
     np.testing.assert_allclose(lin.matvec(V[:, 0]), C3 @ V[:, 0])
     np.testing.assert_allclose(lin.rmatvec(V[:, 0]), C3.conj().T @ V[:, 0])
     assert op.num_products == 2 + 2 + 1 + 1
-    no_adjoint = FunctionOperator(lambda v: 2 * v, (3, 3)).to_scipy()
-    with pytest.raises(NotImplementedError):
-        no_adjoint.rmatvec(np.ones(3))
+    no_adjoint = FunctionOperator(lambda v: 2 * v, (3, 3))
+    lin_no_adjoint = no_adjoint.to_scipy()
+    # Every adjoint product says what is missing and how to fix it (scipy's rmatmat
+    # fallback used to fail with "TypeError: 'NoneType' object is not callable").
+    message = r"^FunctionOperator has no adjoint \(rmatvec\); give the operator one "
+    for product in (
+        lambda: lin_no_adjoint.rmatvec(np.ones(3)),
+        lambda: lin_no_adjoint.rmatmat(np.ones((3, 2))),
+        lambda: lin_no_adjoint.H @ np.ones(3),
+        lambda: lin_no_adjoint.H @ np.ones((3, 2)),
+    ):
+        with pytest.raises(NotImplementedError, match=message):
+            product()
+    assert no_adjoint.num_products == 0
     real = DenseOperator(A3).to_scipy()
     with pytest.raises(
         TypeError, match=r"^a complex vector was given to a real \(float64\) operator\.$"
@@ -670,9 +681,10 @@ def test_to_scipy_batches_columns_into_one_call():
     # One operator call per block of columns (a network evaluated once on the batch).
     assert calls == [("A", 4), ("AH", 4)]
     no_adjoint = FunctionOperator(forward, (3, 3), vectorized=True).to_scipy()
-    # No adjoint given: scipy's operator has none either (scipy says so itself).
-    with pytest.raises(NotImplementedError, match="rmatvec is not defined"):
+    # No adjoint given: scipy's operator has none either, and says how to give one.
+    with pytest.raises(NotImplementedError, match=r"has no adjoint \(rmatvec\)"):
         no_adjoint.rmatvec(np.ones(3))
+    assert calls == [("A", 4), ("AH", 4)]
 
 
 def test_to_scipy_operator_passes_like():
