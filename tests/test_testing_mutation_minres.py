@@ -346,6 +346,49 @@ def test_symmetry_check_on_complex_data_is_the_hermitian_test():
         minres(G + G.T, b, check=True)  # complex symmetric, not Hermitian
 
 
+def documented_check_vectors(B: int, n: int, complex_data: bool):
+    # The draw that minres's docstring documents for check=True.
+    rng = np.random.default_rng(0)
+    u, v = rng.standard_normal((2, B, n))
+    if complex_data:
+        u = u + 1j * rng.standard_normal((B, n))
+        v = v + 1j * rng.standard_normal((B, n))
+    return u, v
+
+
+@pytest.mark.parametrize("complex_data", [False, True])
+def test_symmetry_check_uses_the_documented_seeded_vectors(complex_data):
+    # A - A^H = 2K with K = a b^H - b a^H, where a and b are orthogonal to the documented
+    # test vectors u and v: v^H (A - A^H) u = 0, so the check cannot see this (large)
+    # asymmetry; any other draw of u, v would (|v'^H K u'| is O(1) there).
+    B, n = 2, 6
+    u, v = documented_check_vectors(B, n, complex_data)
+    rng = np.random.default_rng(11)
+    dtype = np.complex128 if complex_data else np.float64
+    A = np.empty((B, n, n), dtype=dtype)
+    for i in range(B):
+        basis, _ = np.linalg.qr(np.column_stack([u[i], v[i]]), mode="complete")
+        a, c = basis[:, 2], basis[:, 3]  # orthonormal, orthogonal to u_i and v_i
+        K = np.outer(a, c.conj()) - np.outer(c, a.conj())
+        G = rng.standard_normal((n, n)) + (1j * rng.standard_normal((n, n)) if complex_data else 0)
+        H = (G + G.conj().T) / 2 + 10.0 * np.eye(n)
+        A[i] = H + K
+        assert np.linalg.norm(A[i] - A[i].conj().T) > 1.0  # far from Hermitian
+        assert abs(np.vdot(v[i], K @ u[i])) < 1e-14
+    b = np.ones((B, n), dtype=dtype)
+    unchecked = minres(A, b, maxiter=2)
+    checked = minres(A, b, maxiter=2, check=True)  # reproducible: passes every time
+    np.testing.assert_array_equal(checked.x, unchecked.x)
+    assert checked.matvecs.tolist() == [m + 2 for m in unchecked.matvecs.tolist()]
+    # A generic asymmetry of the same size is caught.
+    G = rng.standard_normal((B, n, n)) + (
+        1j * rng.standard_normal((B, n, n)) if complex_data else 0
+    )
+    A = A + (G - np.conj(np.swapaxes(G, 1, 2))) / 2
+    with pytest.raises(ValueError, match="is not symmetric"):
+        minres(A, b, maxiter=2, check=True)
+
+
 @pytest.mark.parametrize("alfa", [1.0, 3.0])
 @pytest.mark.parametrize(("factor", "restarts"), [(1.0, 1), (1.2, 0)])
 def test_breakdown_threshold_is_inclusive_and_scales_with_t_k(alfa, factor, restarts):
