@@ -830,3 +830,32 @@ def test_solve_stays_on_the_inputs_device_under_another_torch_default_device():
         np.testing.assert_array_equal(got.iterations, want.iterations)
     # Sample 2 (b = 0) never joins the active set: the batch runs on compacted rows.
     assert expected[1].iterations[2] == 0 and expected[1].iterations[0] > 0
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shift", "rtol"), [(np.float64, -1030, 1e-9), (np.float32, -128, 1e-3)]
+)
+def test_a_subnormal_beta_starts_the_cycle_by_division(dtype, shift, rtol):
+    # beta = ||M r|| below the working precision's smallest normal number (2^-1022 in
+    # float64, 2^-126 in float32): 1/beta overflows, so v_1 = M r / beta divides.  b_1 is
+    # 2^shift b_0 exactly (small integers), so x_1 = 2^shift A^{-1} b_0: the subnormal
+    # sample must converge like the normal one beside it, in a batch and alone, with no
+    # numpy warning.
+    A = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]], dtype=dtype)
+    b0 = np.array([1.0, 2.0, 2.0], dtype=dtype)  # ||b_0|| = 3
+    b = np.stack([b0, b0 * dtype(2.0**shift)])
+    assert 3.0 * 2.0**shift < np.finfo(dtype).tiny  # ||b_1||, exactly
+    assert np.array_equal(np.ldexp(b[1].astype(np.float64), -shift), b0)
+    reference = np.linalg.solve(A.astype(np.float64), b0.astype(np.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batch = gmres(np.stack([A, A]), b, rtol=rtol, restart=2)
+        alone = gmres(A, b[1], rtol=rtol, restart=2)
+    assert batch.status.tolist() == [SolverStatus.CONVERGED] * 2
+    assert alone.status == SolverStatus.CONVERGED
+    np.testing.assert_allclose(batch.x[0], reference, rtol=10 * rtol)
+    np.testing.assert_allclose(
+        np.ldexp(batch.x[1].astype(np.float64), -shift), reference, rtol=10 * rtol
+    )
+    np.testing.assert_array_equal(alone.x, batch.x[1])
+    assert batch.iterations[1] == alone.iterations
