@@ -580,3 +580,54 @@ def test_torch_float32_batch_keeps_float32_state():
     assert result.converged.all() and result.iterations[0] < result.iterations.max()
     true = torch.linalg.vector_norm(b32 - torch.einsum("kij,kj->ki", A32, result.x), dim=1)
     assert np.all(true.numpy() <= 1e-5 * np.linalg.norm(b3, axis=1) * (1 + 1e-4))
+
+
+def torch_operator(numpy_op):
+    """The numpy operator ``numpy_op`` taking and returning CPU torch tensors."""
+    import torch
+
+    def matvec(X, idx):
+        idx = None if idx is None else np.asarray(idx.cpu() if hasattr(idx, "cpu") else idx)
+        return torch.from_numpy(np.asarray(numpy_op.matvec(X.cpu().numpy(), idx)))
+
+    n = numpy_op.shape[0]
+    return aslinearoperator(
+        matvec, shape=(n, n), batch_size=numpy_op.batch_size, vectorized=True, pass_indices=True
+    )
+
+
+def test_solve_stays_on_the_inputs_device_under_another_torch_default_device():
+    # torch.device("meta") as the default device (a user's torch.set_default_device):
+    # every array minres creates must follow b's device (CPU here), so the results equal
+    # those without the context, bit for bit.  Covers the symmetry check, x_0, a batched
+    # preconditioner, residual replacement (restarts), samples leaving the active set,
+    # a breakdown beside running samples, and a single system.
+    import torch
+
+    A, b = spd(8, 100.0, 0)
+    stack = np.stack([np.diag(np.arange(1.0, 9.0)), A, A])
+    rhs = torch.from_numpy(np.stack([np.eye(8)[0], b, b]))
+    x0 = torch.zeros((3, 8), dtype=torch.float64)
+    x0[2] = torch.from_numpy(np.linspace(-1.0, 1.0, 8))
+    M = torch_operator(batched(np.stack([np.diag(np.linspace(0.5, 2.0, 8))] * 3)))
+    A3 = np.stack([np.diag([1.0, 2.0, 3.0]), np.diag([1.0, 2.0, 0.0]), spd(3, 100.0, 12)[0]])
+    b3 = torch.from_numpy(np.stack([np.eye(3)[0], np.ones(3), spd(3, 100.0, 12)[1]]))
+    calls = [
+        lambda: minres(torch_operator(early_error(stack)), rhs, rtol=1e-10, maxiter=500),
+        lambda: minres(torch.from_numpy(stack), rhs, x0=x0, M=M, rtol=1e-10, check=True),
+        lambda: minres(torch.from_numpy(A3), b3, rtol=1e-12),
+        lambda: minres(torch.from_numpy(A), rhs[1], x0=x0[2], rtol=1e-10, check=True),
+    ]
+    expected = [call() for call in calls]
+    with torch.device("meta"):
+        results = [call() for call in calls]
+    for got, want in zip(results, expected, strict=True):
+        assert got.x.device == torch.device("cpu")
+        torch.testing.assert_close(got.x, want.x, rtol=0, atol=0)
+        np.testing.assert_array_equal(got.status, want.status)
+        np.testing.assert_array_equal(got.iterations, want.iterations)
+        np.testing.assert_array_equal(got.restarts, want.restarts)
+    # The paths were taken: restarts, different finishing steps, a breakdown.
+    assert expected[0].restarts.tolist() == [1, 1, 1]
+    assert expected[0].iterations[0] < expected[0].iterations[1]
+    assert expected[2].status.tolist()[1] == SolverStatus.BREAKDOWN
