@@ -358,23 +358,41 @@ def documented_check_vectors(B: int, n: int, complex_data: bool):
 
 @pytest.mark.parametrize("complex_data", [False, True])
 def test_symmetry_check_uses_the_documented_seeded_vectors(complex_data):
-    # A - A^H = 2K with K = a b^H - b a^H, where a and b are orthogonal to the documented
-    # test vectors u and v: v^H (A - A^H) u = 0, so the check cannot see this (large)
-    # asymmetry; any other draw of u, v would (|v'^H K u'| is O(1) there).
+    # A - A^H = 2K with K = a c^H - c a^H chosen so that v^H K u = 0 for the documented test
+    # vectors u, v: the check cannot see this (large) asymmetry.  With any other draw of u
+    # or of v, v'^H K u' is O(1) and the check raises.  v^H K u = alpha conj(u^H c) -
+    # beta v^H c (alpha = v^H a, beta = a^H u); c = c_0 + t d with u^H d = 0 makes it
+    # affine in t.
     B, n = 2, 6
     u, v = documented_check_vectors(B, n, complex_data)
     rng = np.random.default_rng(11)
     dtype = np.complex128 if complex_data else np.float64
+
+    def draw(*shape):
+        z = rng.standard_normal(shape)
+        return z + 1j * rng.standard_normal(shape) if complex_data else z
+
     A = np.empty((B, n, n), dtype=dtype)
     for i in range(B):
-        basis, _ = np.linalg.qr(np.column_stack([u[i], v[i]]), mode="complete")
-        a, c = basis[:, 2], basis[:, 3]  # orthonormal, orthogonal to u_i and v_i
+        a, c0, d = draw(n), draw(n), draw(n)
+        d = d - u[i] * (np.vdot(u[i], d) / np.vdot(u[i], u[i]))  # u^H d = 0
+        alpha, beta = np.vdot(v[i], a), np.vdot(a, u[i])
+        t = (alpha * np.conj(np.vdot(u[i], c0)) - beta * np.vdot(v[i], c0)) / (
+            beta * np.vdot(v[i], d)
+        )
+        c = c0 + t * d
         K = np.outer(a, c.conj()) - np.outer(c, a.conj())
-        G = rng.standard_normal((n, n)) + (1j * rng.standard_normal((n, n)) if complex_data else 0)
-        H = (G + G.conj().T) / 2 + 10.0 * np.eye(n)
-        A[i] = H + K
+        G = draw(n, n)
+        A[i] = (G + G.conj().T) / 2 + 10.0 * np.eye(n) + K
         assert np.linalg.norm(A[i] - A[i].conj().T) > 1.0  # far from Hermitian
-        assert abs(np.vdot(v[i], K @ u[i])) < 1e-14
+        assert abs(np.vdot(v[i], K @ u[i])) < 1e-13
+        # Other test vectors see it (for complex data also the conjugates of u or v).
+        other = np.random.default_rng(1).standard_normal(n)
+        pairs = [(other, v[i]), (u[i], other)]
+        if complex_data:
+            pairs += [(u[i].conj(), v[i]), (u[i], v[i].conj())]
+        for u2, v2 in pairs:
+            assert abs(np.vdot(v2, K @ u2)) > 1e-3
     b = np.ones((B, n), dtype=dtype)
     unchecked = minres(A, b, maxiter=2)
     checked = minres(A, b, maxiter=2, check=True)  # reproducible: passes every time
