@@ -274,7 +274,7 @@ class LinearOperator:
             matmat=lambda V: apply(V, False),
             rmatvec=lambda v: apply(np.reshape(v, (-1, 1)), True)[:, 0],
             rmatmat=lambda V: apply(V, True),
-            dtype=np.dtype(to_numpy(xp.zeros(1, dtype=dtype)).dtype),
+            dtype=np.dtype(to_numpy(xp.zeros(1, dtype=dtype, device=dev)).dtype),
         )
 
     def to_dense(self, like: Array | None = None) -> Array:
