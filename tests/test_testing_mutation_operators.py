@@ -755,6 +755,7 @@ def test_products_stay_on_the_inputs_device_under_another_torch_default_device()
         lambda: dense.matvec(X[0], 1),
         lambda: dense.rmatvec(X, idx),
         lambda: padded.matvec(X, idx),
+        lambda: padded.matvec(X, torch.tensor([0, 1])),  # the first k < B samples: padded too
         lambda: told.matvec(Y3),
         lambda: rowwise.matvec(X),
         lambda: shifted.matvec(X, idx),
@@ -771,4 +772,5 @@ def test_products_stay_on_the_inputs_device_under_another_torch_default_device()
     # And they are the products asked for.
     np.testing.assert_allclose(expected[0].numpy(), np.einsum("kij,kj->ki", AS[[2, 0]], X.numpy()))
     np.testing.assert_allclose(expected[3].numpy(), expected[0].numpy(), rtol=1e-15)
-    np.testing.assert_allclose(expected[8].numpy(), AS[:3])
+    np.testing.assert_allclose(expected[4].numpy(), np.einsum("kij,kj->ki", AS[:2], X.numpy()))
+    np.testing.assert_allclose(expected[9].numpy(), AS[:3])
