@@ -734,7 +734,7 @@ def test_products_stay_on_the_inputs_device_under_another_torch_default_device()
     # products equal those without the context, bit for bit.
     AS_t = torch.from_numpy(AS[:3])
     X = torch.from_numpy(RNG.standard_normal((2, 3)))
-    idx = torch.tensor([2, 0])
+    idx, first = torch.tensor([2, 0]), torch.tensor([0, 1])
     dense = DenseOperator(AS_t)
     padded = FunctionOperator(
         lambda Y: torch.einsum("kij,kj->ki", AS_t, Y), (3, 3), batch_size=3, vectorized=True
@@ -755,7 +755,7 @@ def test_products_stay_on_the_inputs_device_under_another_torch_default_device()
         lambda: dense.matvec(X[0], 1),
         lambda: dense.rmatvec(X, idx),
         lambda: padded.matvec(X, idx),
-        lambda: padded.matvec(X, torch.tensor([0, 1])),  # the first k < B samples: padded too
+        lambda: padded.matvec(X, first),  # the first k < B samples: padded too
         lambda: told.matvec(Y3),
         lambda: rowwise.matvec(X),
         lambda: shifted.matvec(X, idx),
