@@ -319,18 +319,20 @@ class GivensQR:
                 raise ValueError(f"active must have shape ({B},); got {active.shape}.")
         if B == 1 and (active is None or active[0]) and not (self.singular[0] or self.sat_out[0]):
             return self._add_column_one(h[0], None if scale is None else float(scale[0]))
+        # active=None means every sample takes the column, a sat-out one included.
+        again = self.sat_out if active is None else active & self.sat_out
+        if again.any():
+            raise ValueError(
+                "a sample that sat out a column cannot take a later one (its columns are "
+                "a prefix); reset the factorization first."
+            )
         if active is None:
             active = np.ones(B, dtype=bool)
         else:
-            if (active & self.sat_out).any():
-                raise ValueError(
-                    "a sample that sat out a column cannot take a later one (its columns are "
-                    "a prefix); reset the factorization first."
-                )
             self.sat_out |= ~active
+        # With B = 1 the fast path above took every column that passes this check and that
+        # the sample takes (active, not singular): a single sample gets here only to sit out.
         taking = active & ~self.singular
-        if B == 1 and taking[0]:
-            return self._add_column_one(h[0], None if scale is None else float(scale[0]))
         every = bool(taking.all())
         if not every:
             h = np.where(taking[:, None], h, 0.0)

@@ -223,20 +223,21 @@ class _GMRES:
         usable = np.isfinite(beta_rows) & (beta_rows > 0)
         # 1/beta overflows the working precision where beta is subnormal there (below
         # ~2.2e-308 in float64, ~1.2e-38 in float32, e.g. the residual of a system with
-        # ||b|| ~ 1e-300 after a few cycles): those rows divide by beta instead.
+        # ||b|| ~ 1e-300 after a few cycles).  Those rows are first lifted by 1/eps, a power
+        # of two (exact: |M r| <= beta is subnormal too), which makes beta/eps >= tiny normal:
+        # v_1 = (M r / eps) (eps / beta).  (Not a division by beta: numpy divides complex
+        # numbers through the reciprocal, which overflows just the same.)
         subnormal = usable & (beta_rows < self.tiny)
-        normal = usable & ~subnormal
-        reciprocal = np.where(normal, 1.0 / np.where(normal, beta_rows, 1.0), 0.0)
-        scale = xp.asarray(np.where(subnormal, 1.0, reciprocal), dtype=self.dtype, device=self.dev)
+        lift = np.where(subnormal, 1.0 / self.eps, 1.0)
+        reciprocal = np.where(usable, 1.0 / np.where(usable, beta_rows * lift, 1.0), 0.0)
+        scale = xp.asarray(reciprocal, dtype=self.dtype, device=self.dev)
         self.basis[...] = 0
         # A non-finite M r (reported above) times its scale 0 is NaN in that sample's
         # row, which no step reads; numpy must not also warn about it.
         with np.errstate(invalid="ignore"):
-            v = z * scale[:, None]
             if subnormal.any():
-                divisor = np.where(subnormal, beta_rows, 1.0)
-                v = v / xp.asarray(divisor, dtype=self.dtype, device=self.dev)[:, None]
-            self.basis[active.rows, 0, :] = v
+                z = z * xp.asarray(lift, dtype=self.dtype, device=self.dev)[:, None]
+            self.basis[active.rows, 0, :] = z * scale[:, None]
         self.qr.reset(beta)  # the least-squares right-hand side beta e_1 (eq. 10)
         for i in np.flatnonzero(members):
             s.history[i].append(float(beta[i]))

@@ -195,8 +195,12 @@ def minres(
         boolean array of length ``B`` stops (those) samples with ``CALLBACK``.
     check : bool
         Test, before iterating, that ``A`` (and ``M``) are symmetric on a pair
-        of random vectors per sample (two products each; seeded, so the test
-        is reproducible); raise ``ValueError`` if not.
+        of random vectors per sample (two products each); raise ``ValueError``
+        if not.  The vectors are seeded, so the test is reproducible:
+        ``rng = numpy.random.default_rng(0)``; ``u, v = rng.standard_normal((2, B, n))``,
+        and for complex data ``u += 1j * rng.standard_normal((B, n))``, then
+        ``v += 1j * rng.standard_normal((B, n))``.  Like any randomized probe it
+        cannot see an asymmetry :math:`A - A^H` that vanishes on them.
 
     Returns
     -------

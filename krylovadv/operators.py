@@ -230,8 +230,9 @@ class LinearOperator:
         Returns
         -------
         scipy.sparse.linalg.LinearOperator
-            With ``matvec``/``matmat``, and ``rmatvec``/``rmatmat`` when the
-            operator has an adjoint.  Each product counts in
+            With ``matvec``/``matmat`` and ``rmatvec``/``rmatmat``; without an
+            adjoint (:attr:`supports_adjoint` False) the last two raise
+            ``NotImplementedError`` naming the fix.  Each product counts in
             :attr:`num_products`.
 
         Examples
@@ -264,14 +265,16 @@ class LinearOperator:
             rows = xp.asarray(np.ascontiguousarray(V.T), dtype=dtype, device=dev)
             return to_numpy(self._apply(rows, index, adjoint)).T
 
-        adjoint = self.supports_adjoint
+        # The adjoint products are always handed over: without an adjoint they raise this
+        # operator's NotImplementedError, which names the fix (scipy's own fallbacks say
+        # "rmatvec is not defined", or for rmatmat "'NoneType' object is not callable").
         return sla.LinearOperator(
             self.shape,
             matvec=lambda v: apply(np.reshape(v, (-1, 1)), False)[:, 0],
             matmat=lambda V: apply(V, False),
-            rmatvec=(lambda v: apply(np.reshape(v, (-1, 1)), True)[:, 0]) if adjoint else None,
-            rmatmat=(lambda V: apply(V, True)) if adjoint else None,
-            dtype=np.dtype(to_numpy(xp.zeros(1, dtype=dtype)).dtype),
+            rmatvec=lambda v: apply(np.reshape(v, (-1, 1)), True)[:, 0],
+            rmatmat=lambda V: apply(V, True),
+            dtype=np.dtype(to_numpy(xp.zeros(1, dtype=dtype, device=dev)).dtype),
         )
 
     def to_dense(self, like: Array | None = None) -> Array:

@@ -444,6 +444,24 @@ def test_outside_scale_on_both_paths(B):
     assert alone.singular.tolist() == [False] * B
 
 
+@pytest.mark.parametrize("B", [1, 2])
+def test_a_sat_out_sample_cannot_come_back_through_active_none(B):
+    # active=None means "every sample takes the column": a sample that sat out column 0 must
+    # be refused just as with an explicit mask (it used to slip through: with B = 1 it took
+    # column 1 into a factorization whose column 0 was never rotated).
+    qr = GivensQR(B, 3)
+    qr.reset(np.arange(1.0, B + 1))
+    sits = np.zeros(B, dtype=bool)
+    sits[-1] = True
+    qr.add_column(np.ones((B, 2)), active=~sits)
+    before = {k: np.copy(v) for k, v in vars(qr).items() if isinstance(v, np.ndarray)}
+    with pytest.raises(ValueError, match=r"^a sample that sat out a column cannot take"):
+        qr.add_column(np.ones((B, 3)))
+    assert qr.columns == 1
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(qr, name), value, err_msg=name)
+
+
 def test_active_masks_accept_integer_arrays_and_enforce_prefixes():
     qr = GivensQR(2, 3)
     qr.reset(np.ones(2))

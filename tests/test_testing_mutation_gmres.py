@@ -830,3 +830,45 @@ def test_solve_stays_on_the_inputs_device_under_another_torch_default_device():
         np.testing.assert_array_equal(got.iterations, want.iterations)
     # Sample 2 (b = 0) never joins the active set: the batch runs on compacted rows.
     assert expected[1].iterations[2] == 0 and expected[1].iterations[0] > 0
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shift", "rtol"),
+    [
+        (np.float64, -1030, 1e-9),
+        (np.float32, -128, 1e-3),
+        (np.complex128, -1030, 1e-9),
+        (np.complex64, -128, 1e-3),
+    ],
+)
+def test_a_subnormal_beta_starts_its_cycle_without_overflow(dtype, shift, rtol):
+    # beta = ||M r|| below the working precision's smallest normal number (2^-1022 in
+    # float64, 2^-126 in float32): 1/beta overflows there (for complex data also a
+    # division by beta: numpy divides through the reciprocal).  b_1 is 2^shift b_0
+    # exactly (small integers), so x_1 = 2^shift A^{-1} b_0: the subnormal sample must
+    # converge like the normal one beside it, in a batch and alone, with no numpy warning.
+    # (Before the fix, complex128 ended NON_FINITE with "overflow encountered in divide".)
+    A = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]], dtype=dtype)
+    b0 = np.array([1.0, 2.0, 2.0], dtype=dtype)  # ||b_0|| = 3
+    if np.dtype(dtype).kind == "c":
+        b0 = b0 * np.array([1, 1j, -1j], dtype=dtype)
+    real = np.float32 if dtype in (np.float32, np.complex64) else np.float64
+    b = np.stack([b0, b0 * real(2.0**shift)])
+    assert 3.0 * 2.0**shift < np.finfo(dtype).tiny  # ||b_1||, exactly
+    assert np.array_equal(np.ldexp(b[1].real.astype(np.float64), -shift), b0.real)
+    assert np.array_equal(np.ldexp(b[1].imag.astype(np.float64), -shift), b0.imag)
+    wide = np.complex128 if np.dtype(dtype).kind == "c" else np.float64
+    reference = np.linalg.solve(A.astype(wide), b0.astype(wide))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batch = gmres(np.stack([A, A]), b, rtol=rtol, restart=2)
+        alone = gmres(A, b[1], rtol=rtol, restart=2)
+    assert batch.status.tolist() == [SolverStatus.CONVERGED] * 2
+    assert alone.status == SolverStatus.CONVERGED
+    np.testing.assert_allclose(batch.x[0], reference, rtol=10 * rtol)
+    x1 = batch.x[1].astype(wide)
+    np.testing.assert_allclose(
+        np.ldexp(x1.real, -shift) + 1j * np.ldexp(x1.imag, -shift), reference, rtol=10 * rtol
+    )
+    np.testing.assert_array_equal(alone.x, batch.x[1])
+    assert batch.iterations[1] == alone.iterations

@@ -346,6 +346,67 @@ def test_symmetry_check_on_complex_data_is_the_hermitian_test():
         minres(G + G.T, b, check=True)  # complex symmetric, not Hermitian
 
 
+def documented_check_vectors(B: int, n: int, complex_data: bool):
+    # The draw that minres's docstring documents for check=True.
+    rng = np.random.default_rng(0)
+    u, v = rng.standard_normal((2, B, n))
+    if complex_data:
+        u = u + 1j * rng.standard_normal((B, n))
+        v = v + 1j * rng.standard_normal((B, n))
+    return u, v
+
+
+@pytest.mark.parametrize("complex_data", [False, True])
+def test_symmetry_check_uses_the_documented_seeded_vectors(complex_data):
+    # A - A^H = 2K with K = a c^H - c a^H chosen so that v^H K u = 0 for the documented test
+    # vectors u, v: the check cannot see this (large) asymmetry.  With any other draw of u
+    # or of v, v'^H K u' is O(1) and the check raises.  v^H K u = alpha conj(u^H c) -
+    # beta v^H c (alpha = v^H a, beta = a^H u); c = c_0 + t d with u^H d = 0 makes it
+    # affine in t.
+    B, n = 2, 6
+    u, v = documented_check_vectors(B, n, complex_data)
+    rng = np.random.default_rng(11)
+    dtype = np.complex128 if complex_data else np.float64
+
+    def draw(*shape):
+        z = rng.standard_normal(shape)
+        return z + 1j * rng.standard_normal(shape) if complex_data else z
+
+    A = np.empty((B, n, n), dtype=dtype)
+    for i in range(B):
+        a, c0, d = draw(n), draw(n), draw(n)
+        d = d - u[i] * (np.vdot(u[i], d) / np.vdot(u[i], u[i]))  # u^H d = 0
+        alpha, beta = np.vdot(v[i], a), np.vdot(a, u[i])
+        t = (alpha * np.conj(np.vdot(u[i], c0)) - beta * np.vdot(v[i], c0)) / (
+            beta * np.vdot(v[i], d)
+        )
+        c = c0 + t * d
+        K = np.outer(a, c.conj()) - np.outer(c, a.conj())
+        G = draw(n, n)
+        A[i] = (G + G.conj().T) / 2 + 10.0 * np.eye(n) + K
+        assert np.linalg.norm(A[i] - A[i].conj().T) > 1.0  # far from Hermitian
+        assert abs(np.vdot(v[i], K @ u[i])) < 1e-13
+        # Other test vectors see it (for complex data also the conjugates of u or v).
+        other = np.random.default_rng(1).standard_normal(n)
+        pairs = [(other, v[i]), (u[i], other)]
+        if complex_data:
+            pairs += [(u[i].conj(), v[i]), (u[i], v[i].conj())]
+        for u2, v2 in pairs:
+            assert abs(np.vdot(v2, K @ u2)) > 1e-3
+    b = np.ones((B, n), dtype=dtype)
+    unchecked = minres(A, b, maxiter=2)
+    checked = minres(A, b, maxiter=2, check=True)  # reproducible: passes every time
+    np.testing.assert_array_equal(checked.x, unchecked.x)
+    assert checked.matvecs.tolist() == [m + 2 for m in unchecked.matvecs.tolist()]
+    # A generic asymmetry of the same size is caught.
+    G = rng.standard_normal((B, n, n)) + (
+        1j * rng.standard_normal((B, n, n)) if complex_data else 0
+    )
+    A = A + (G - np.conj(np.swapaxes(G, 1, 2))) / 2
+    with pytest.raises(ValueError, match="is not symmetric"):
+        minres(A, b, maxiter=2, check=True)
+
+
 @pytest.mark.parametrize("alfa", [1.0, 3.0])
 @pytest.mark.parametrize(("factor", "restarts"), [(1.0, 1), (1.2, 0)])
 def test_breakdown_threshold_is_inclusive_and_scales_with_t_k(alfa, factor, restarts):
@@ -537,3 +598,54 @@ def test_torch_float32_batch_keeps_float32_state():
     assert result.converged.all() and result.iterations[0] < result.iterations.max()
     true = torch.linalg.vector_norm(b32 - torch.einsum("kij,kj->ki", A32, result.x), dim=1)
     assert np.all(true.numpy() <= 1e-5 * np.linalg.norm(b3, axis=1) * (1 + 1e-4))
+
+
+def torch_operator(numpy_op):
+    """The numpy operator ``numpy_op`` taking and returning CPU torch tensors."""
+    import torch
+
+    def matvec(X, idx):
+        idx = None if idx is None else np.asarray(idx.cpu() if hasattr(idx, "cpu") else idx)
+        return torch.from_numpy(np.asarray(numpy_op.matvec(X.cpu().numpy(), idx)))
+
+    n = numpy_op.shape[0]
+    return aslinearoperator(
+        matvec, shape=(n, n), batch_size=numpy_op.batch_size, vectorized=True, pass_indices=True
+    )
+
+
+def test_solve_stays_on_the_inputs_device_under_another_torch_default_device():
+    # torch.device("meta") as the default device (a user's torch.set_default_device):
+    # every array minres creates must follow b's device (CPU here), so the results equal
+    # those without the context, bit for bit.  Covers the symmetry check, x_0, a batched
+    # preconditioner, residual replacement (restarts), samples leaving the active set,
+    # a breakdown beside running samples, and a single system.
+    import torch
+
+    A, b = spd(8, 100.0, 0)
+    stack = np.stack([np.diag(np.arange(1.0, 9.0)), A, A])
+    rhs = torch.from_numpy(np.stack([np.eye(8)[0], b, b]))
+    x0 = torch.zeros((3, 8), dtype=torch.float64)
+    x0[2] = torch.from_numpy(np.linspace(-1.0, 1.0, 8))
+    M = torch_operator(batched(np.stack([np.diag(np.linspace(0.5, 2.0, 8))] * 3)))
+    A3 = np.stack([np.diag([1.0, 2.0, 3.0]), np.diag([1.0, 2.0, 0.0]), spd(3, 100.0, 12)[0]])
+    b3 = torch.from_numpy(np.stack([np.eye(3)[0], np.ones(3), spd(3, 100.0, 12)[1]]))
+    calls = [
+        lambda: minres(torch_operator(early_error(stack)), rhs, rtol=1e-10, maxiter=500),
+        lambda: minres(torch.from_numpy(stack), rhs, x0=x0, M=M, rtol=1e-10, check=True),
+        lambda: minres(torch.from_numpy(A3), b3, rtol=1e-12),
+        lambda: minres(torch.from_numpy(A), rhs[1], x0=x0[2], rtol=1e-10, check=True),
+    ]
+    expected = [call() for call in calls]
+    with torch.device("meta"):
+        results = [call() for call in calls]
+    for got, want in zip(results, expected, strict=True):
+        assert got.x.device == torch.device("cpu")
+        torch.testing.assert_close(got.x, want.x, rtol=0, atol=0)
+        np.testing.assert_array_equal(got.status, want.status)
+        np.testing.assert_array_equal(got.iterations, want.iterations)
+        np.testing.assert_array_equal(got.restarts, want.restarts)
+    # The paths were taken: restarts, different finishing steps, a breakdown.
+    assert expected[0].restarts.tolist() == [1, 1, 1]
+    assert expected[0].iterations[0] < expected[0].iterations[1]
+    assert expected[2].status.tolist()[1] == SolverStatus.BREAKDOWN

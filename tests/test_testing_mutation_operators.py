@@ -255,9 +255,20 @@ def test_to_scipy_products_adjoints_and_counts():
     np.testing.assert_allclose(lin.matvec(V[:, 0]), C3 @ V[:, 0])
     np.testing.assert_allclose(lin.rmatvec(V[:, 0]), C3.conj().T @ V[:, 0])
     assert op.num_products == 2 + 2 + 1 + 1
-    no_adjoint = FunctionOperator(lambda v: 2 * v, (3, 3)).to_scipy()
-    with pytest.raises(NotImplementedError):
-        no_adjoint.rmatvec(np.ones(3))
+    no_adjoint = FunctionOperator(lambda v: 2 * v, (3, 3))
+    lin_no_adjoint = no_adjoint.to_scipy()
+    # Every adjoint product says what is missing and how to fix it (scipy's rmatmat
+    # fallback used to fail with "TypeError: 'NoneType' object is not callable").
+    message = r"^FunctionOperator has no adjoint \(rmatvec\); give the operator one "
+    for product in (
+        lambda: lin_no_adjoint.rmatvec(np.ones(3)),
+        lambda: lin_no_adjoint.rmatmat(np.ones((3, 2))),
+        lambda: lin_no_adjoint.H @ np.ones(3),
+        lambda: lin_no_adjoint.H @ np.ones((3, 2)),
+    ):
+        with pytest.raises(NotImplementedError, match=message):
+            product()
+    assert no_adjoint.num_products == 0
     real = DenseOperator(A3).to_scipy()
     with pytest.raises(
         TypeError, match=r"^a complex vector was given to a real \(float64\) operator\.$"
@@ -670,9 +681,10 @@ def test_to_scipy_batches_columns_into_one_call():
     # One operator call per block of columns (a network evaluated once on the batch).
     assert calls == [("A", 4), ("AH", 4)]
     no_adjoint = FunctionOperator(forward, (3, 3), vectorized=True).to_scipy()
-    # No adjoint given: scipy's operator has none either (scipy says so itself).
-    with pytest.raises(NotImplementedError, match="rmatvec is not defined"):
+    # No adjoint given: scipy's operator has none either, and says how to give one.
+    with pytest.raises(NotImplementedError, match=r"has no adjoint \(rmatvec\)"):
         no_adjoint.rmatvec(np.ones(3))
+    assert calls == [("A", 4), ("AH", 4)]
 
 
 def test_to_scipy_operator_passes_like():
@@ -713,3 +725,52 @@ def test_hermitian_function_operator_supports_adjoint_in_scipy() -> None:
     op = Hermitian(lambda v: 2 * v, (3, 3))
     assert op.supports_adjoint
     np.testing.assert_array_equal(op.to_scipy().rmatvec(np.ones(3)), [2.0, 2.0, 2.0])
+
+
+def test_products_stay_on_the_inputs_device_under_another_torch_default_device():
+    # torch.device("meta") as the default device (a user's torch.set_default_device): every
+    # array an operator creates (index arrays, the zero-padded batch, shifts, the identity
+    # of to_dense, the rows of to_scipy) must follow the input's device (CPU here), so the
+    # products equal those without the context, bit for bit.
+    AS_t = torch.from_numpy(AS[:3])
+    X = torch.from_numpy(RNG.standard_normal((2, 3)))
+    idx, first = torch.tensor([2, 0]), torch.tensor([0, 1])
+    dense = DenseOperator(AS_t)
+    padded = FunctionOperator(
+        lambda Y: torch.einsum("kij,kj->ki", AS_t, Y), (3, 3), batch_size=3, vectorized=True
+    )
+    told = FunctionOperator(
+        lambda Y, i: torch.einsum("kij,kj->ki", AS_t[i], Y),
+        (3, 3),
+        batch_size=3,
+        vectorized=True,
+        pass_indices=True,
+    )
+    rowwise = FunctionOperator(lambda y: (AS_t[0] @ y).numpy(), (3, 3))
+    shifted = ShiftedOperator(dense, np.array([1.0, 2.0, 3.0]))
+    like = torch.zeros(1, dtype=torch.float64)
+    Y3 = torch.from_numpy(RNG.standard_normal((3, 3)))
+    calls = [
+        lambda: dense.matvec(X, idx),
+        lambda: dense.matvec(X[0], 1),
+        lambda: dense.rmatvec(X, idx),
+        lambda: padded.matvec(X, idx),
+        lambda: padded.matvec(X, first),  # the first k < B samples: padded too
+        lambda: told.matvec(Y3),
+        lambda: rowwise.matvec(X),
+        lambda: shifted.matvec(X, idx),
+        lambda: shifted.rmatvec(X, idx),
+        lambda: dense.to_dense(like=like),
+        lambda: torch.from_numpy(rowwise.to_scipy(like=like).matmat(np.eye(3))),
+    ]
+    expected = [call() for call in calls]
+    with torch.device("meta"):
+        results = [call() for call in calls]
+    for got, want in zip(results, expected, strict=True):
+        assert got.device == torch.device("cpu")
+        assert torch.equal(got, want)
+    # And they are the products asked for.
+    np.testing.assert_allclose(expected[0].numpy(), np.einsum("kij,kj->ki", AS[[2, 0]], X.numpy()))
+    np.testing.assert_allclose(expected[3].numpy(), expected[0].numpy(), rtol=1e-15)
+    np.testing.assert_allclose(expected[4].numpy(), np.einsum("kij,kj->ki", AS[:2], X.numpy()))
+    np.testing.assert_allclose(expected[9].numpy(), AS[:3])
