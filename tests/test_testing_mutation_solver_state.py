@@ -40,7 +40,7 @@ from krylovadv._symmetric import (
     setup_problem,
     true_residual,
 )
-from krylovadv.operators import FunctionOperator
+from krylovadv.operators import DenseOperator, FunctionOperator
 from krylovadv.status import SolverStatus
 
 TXP = array_namespace(torch.zeros(1))  # the array-API namespace the solvers use for torch
@@ -155,6 +155,26 @@ def test_row_norms_where_squares_lose_accuracy():
 
 
 # ---------------------------------------------------------------- dots
+
+
+def test_dots_of_numpy_rows_stay_off_the_backend_dispatch(monkeypatch):
+    # The solvers take these products every step: two numpy arrays are one einsum,
+    # without the array-API dispatch; other arrays go through it.
+    calls = []
+    original = _symmetric.batched_dot
+
+    def spy(xp, a, b):
+        calls.append(type(a))
+        return original(xp, a, b)
+
+    monkeypatch.setattr(_symmetric, "batched_dot", spy)
+    a = np.array([[1.0, 2.0], [3.0, -1.0]])
+    assert dots(np, a, a).tolist() == [5.0, 10.0]
+    assert dots(np, a * 1j, a).tolist() == [0.0, 0.0]  # Re(-i |a|^2) = 0
+    assert calls == []
+    t = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    assert dots(TXP, t, t).tolist() == [5.0]
+    assert calls == [torch.Tensor]
 
 
 def test_dots_mixed_real_and_complex_rows_without_warnings():
@@ -376,6 +396,45 @@ def test_minres_counts_the_symmetry_check_and_the_initial_product():
     assert (checked.matvecs - plain.matvecs).tolist() == [2, 2]
     assert plain.status[0] == CONVERGED and plain.iterations[0] == 0
     assert plain.matvecs[0] == 1  # r_0 = b - A x_0 only
+
+
+def _meta_problem(x0_nonzero, b_norm):
+    """A problem on torch's meta device (shapes and devices, no values): a stand-in GPU."""
+    B = len(b_norm)
+    ones = torch.ones((B, 2), dtype=torch.float64, device=META)
+    return _symmetric.Problem(
+        xp=TXP,
+        op=DenseOperator(torch.eye(2, dtype=torch.float64, device=META)),
+        precond=None,
+        b=ones,
+        x=ones.clone(),
+        x0_nonzero=np.array(x0_nonzero),
+        single=False,
+        b_norm=np.array(b_norm),
+        tol=np.full(B, 0.5),
+    )
+
+
+def test_index_arrays_stay_on_the_problems_device(monkeypatch):
+    # On a GPU, a host (CPU) mask or index array mixed with device tensors is an error;
+    # the meta device shows the same (a meta tensor holds no values, so the true
+    # residual, which takes norms on the host, is replaced by a probe of its arguments).
+    devices = []
+
+    def probe(problem, x, idx_np, idx):
+        devices.append(idx.device.type)
+        return TXP.take(x, idx, axis=0), np.ones(idx_np.size)
+
+    monkeypatch.setattr(_symmetric, "true_residual", probe)
+    p = _meta_problem([True, False, False], [1.0, 0.0, 1.0])
+    book = Bookkeeping.start(3, 2.0**-52)
+    r = initial_residual(p, book)  # the b = 0 sample's x is zeroed on the device
+    assert r.device.type == "meta" and p.x.device.type == "meta"
+    assert devices == ["meta"]
+    assert book.matvecs.tolist() == [1, 0, 0]
+    assert book.status.tolist() == [NOT_STARTED, CONVERGED, NOT_STARTED]
+    finish(p, book, p.x, np.array([True, False, True]))
+    assert devices == ["meta", "meta"] and book.matvecs.tolist() == [1, 1, 0]
 
 
 # ---------------------------------------------------------------- finish
