@@ -9,7 +9,7 @@ docs/dev/mutation-reports/solver-state.md).
 
 References are independent of the code: exact hand-computed values (norms of rows whose
 squares underflow, residuals of diagonal systems), scipy's ``cg``/``minres`` on the same
-problems, batch == loop, the documented thresholds (``row_norms`` trusts a dot product only
+problems (each sample of a batch against scipy solving it alone), the documented thresholds (``row_norms`` trusts a dot product only
 above :math:`\\sqrt{\\text{tiny}}/\\varepsilon`), and torch's ``meta`` device standing in
 for a GPU wherever only the device of an index array is at stake.
 """
@@ -125,7 +125,7 @@ def test_row_norms_takes_the_dot_product_only_when_it_is_safe(monkeypatch):
     # complex rows: |3i|^2 + |4|^2, through the conjugated dot product
     got, slow = norms(np.array([[3j, 4.0], [0.0, 0.0]]))
     assert got.tolist() == [5.0, 0.0] and slow == 0
-    # not numpy, or not 2-D: the scaled norm
+    # torch rows: the scaled norm
     before = spy.calls
     t = row_norms(TXP, torch.tensor([[3.0, 4.0], [0.0, 0.0]], dtype=torch.float64))
     assert type(t) is np.ndarray and t.dtype == np.float64 and t.tolist() == [5.0, 0.0]
@@ -133,12 +133,12 @@ def test_row_norms_takes_the_dot_product_only_when_it_is_safe(monkeypatch):
 
 
 def test_row_norms_where_squares_lose_accuracy():
-    # Squares of 1e-160 are subnormal (about 13 significant bits left): the dot product
+    # Squares of 1e-160 are subnormal (about 11 significant bits left): the dot product
     # is 5e-6 off, so a norm below sqrt(tiny)/eps must be rescaled.
     a = np.array([[1e-160, 1e-160], [1e-160, 0.0], [3e-200, 4e-200]])
     np.testing.assert_allclose(row_norms(np, a), [2**0.5 * 1e-160, 1e-160, 5e-200], rtol=1e-15)
     # float32: its own threshold sqrt(tiny32)/eps32 ~ 9e-13, not float64's ~ 7e-139
-    # (squares of 1e-22 in float32 are 2e-44, a subnormal with 5 bits).
+    # (squares of 1e-22 in float32 are 2e-44, a subnormal with about 4 bits).
     f32 = np.array([[1e-22, 1e-22], [3.0, 4.0]], dtype=np.float32)
     got = row_norms(np, f32)
     assert got.dtype == np.float64
