@@ -9,9 +9,10 @@ docs/dev/mutation-reports/solver-state.md).
 
 References are independent of the code: exact hand-computed values (norms of rows whose
 squares underflow, residuals of diagonal systems), scipy's ``cg``/``minres`` on the same
-problems (each sample of a batch against scipy solving it alone), the documented thresholds (``row_norms`` trusts a dot product only
-above :math:`\\sqrt{\\text{tiny}}/\\varepsilon`), and torch's ``meta`` device standing in
-for a GPU wherever only the device of an index array is at stake.
+problems (each sample of a batch against scipy solving it alone), the documented threshold
+(``row_norms`` trusts a dot product only above :math:`\\sqrt{\\text{tiny}}/\\varepsilon`),
+and torch's ``meta`` device standing in for a GPU wherever only the device of an index
+array is at stake.
 """
 
 from __future__ import annotations
@@ -195,6 +196,16 @@ def test_dots_mixed_real_and_complex_rows_without_warnings():
     np.testing.assert_allclose(dots(np, a32, a32), [0.05], rtol=1e-6)
     t = dots(TXP, torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 4.0]]))
     assert type(t) is np.ndarray and t.dtype == np.float64 and t.tolist() == [11.0]
+
+
+def test_complex_dots_of_torch_rows_keep_the_imaginary_part():
+    # (minres's symmetry check compares v^H A u with conj(u^H A v) this way)
+    a = torch.tensor([[1.0 + 2.0j, 3.0], [0.5j, -1.0]], dtype=torch.complex64)
+    b = torch.tensor([[2.0, 1.0j], [4.0, 2.0]], dtype=torch.complex64)
+    got = _symmetric.complex_dots(TXP, a, b)
+    assert type(got) is np.ndarray and got.dtype == np.complex128
+    # conj(a) . b by hand: (1 - 2i) 2 + 3i = 2 - i; (-0.5i) 4 - 2 = -2 - 2i
+    assert got.tolist() == [2.0 - 1.0j, -2.0 - 2.0j]
 
 
 # ---------------------------------------------------------------- apply, rows, indices
@@ -423,7 +434,8 @@ def test_index_arrays_stay_on_the_problems_device(monkeypatch):
 
     def probe(problem, x, idx_np, idx):
         devices.append(idx.device.type)
-        return TXP.take(x, idx, axis=0), np.ones(idx_np.size)
+        # (idx_np is not read: true_residual itself works from the device index alone)
+        return TXP.take(x, idx, axis=0), np.ones(idx.shape[0])
 
     monkeypatch.setattr(_symmetric, "true_residual", probe)
     p = _meta_problem([True, False, False], [1.0, 0.0, 1.0])
