@@ -758,3 +758,28 @@ def test_gmres_is_scale_invariant_at_extreme_magnitudes(exponent):
     assert scaled.iterations == reference.iterations
     np.testing.assert_allclose(scaled.x, reference.x, rtol=1e-9)
     assert np.linalg.norm(A @ scaled.x - b) <= 1e-10 * np.linalg.norm(b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+@pytest.mark.parametrize("exponent", [-1030, -300, -160, 160, 300])
+def test_torch_gmres_is_scale_invariant_at_extreme_magnitudes(dtype, exponent):
+    # torch's vector_norm does not rescale: [2^-1030, ...] once had norm 0, and GMRES
+    # reported the nonzero b as solved at x = 0 (CONVERGED, 0 iterations).  Scaling b alone
+    # (2^-1030 is subnormal) or A and b together must give the scaled answer, as on numpy.
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((12, 12)) + 6.0 * np.eye(12)
+    b = rng.standard_normal(12)
+    reference = gmres(A, b, rtol=1e-10, restart=6)
+    scale = 2.0**exponent
+    A_t, b_t = torch.from_numpy(A).to(dtype), torch.from_numpy(b).to(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if exponent < -1000:  # A * scale would be all subnormal: scale b only
+            found = gmres(A_t, b_t * scale, rtol=1e-10, restart=6)
+            expected = reference.x * scale
+        else:
+            found = gmres(A_t * scale, b_t * scale, rtol=1e-10, restart=6)
+            expected = reference.x
+    assert found.info == reference.info == 0
+    assert found.iterations == reference.iterations > 0
+    np.testing.assert_allclose(found.x.numpy(), expected, rtol=1e-8, atol=0)

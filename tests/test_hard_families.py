@@ -224,3 +224,29 @@ def test_callback_stops_exactly_where_asked(family):
     assert not result.converged
     per_cycle = gmres(p.A, p.b, rtol=1e-12, restart=4, callback=lambda x: True, callback_type="x")
     assert per_cycle.status == SolverStatus.CALLBACK and per_cycle.cycles == 1
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # over/underflow is the point here
+@pytest.mark.parametrize("solver_name", ["cg", "minres"])
+@pytest.mark.parametrize("exponent", [-200, -160, -150, 150, 160, 200])
+def test_symmetric_solvers_never_claim_convergence_at_extreme_magnitudes(solver_name, exponent):
+    """Ax = tb for t far from 1 (docs/contract.rst, "Extreme magnitudes"): cg and minres
+    may stop early there, but CONVERGED must still mean a small true residual; in the
+    documented safe range (|t| <= 1e150) both converge as at t = 1."""
+    import krylovadv
+
+    solve = getattr(krylovadv, solver_name)
+    rng = np.random.default_rng(0)
+    M = rng.standard_normal((10, 10))
+    A = M @ M.T + 10.0 * np.eye(10)
+    t = 10.0**exponent
+    b = rng.standard_normal(10) * t
+    result = solve(A, b, rtol=1e-10)
+    # Measured on the rescaled problem: numpy's norm of a 1e-160 vector underflows.
+    residual = np.linalg.norm(b / t - A @ (result.x / t)) / np.linalg.norm(b / t)
+    if result.status == SolverStatus.CONVERGED:
+        assert residual <= 1e-10 * (1 + 1e-6)
+    else:
+        assert not residual <= 1e-10
+    if abs(exponent) <= 150:
+        assert result.status == SolverStatus.CONVERGED

@@ -253,6 +253,44 @@ def test_batched_norm_torch():
     np.testing.assert_array_equal(got.numpy(), [5.0, 3.0])
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # numpy's squares
+@pytest.mark.parametrize(
+    ("dtype", "scales"),
+    [
+        (torch.float64, [1.0, 2.0**-1030, 1e-200, 1e-150, 1e160, 1e300]),
+        (torch.complex128, [1.0, 2.0**-1030, 1e-200, 1e160, 1e300]),
+        (torch.float32, [1.0, 2.0**-140, 1e-25, 1e-20, 1e20, 1e37]),
+        (torch.complex64, [1.0, 2.0**-140, 1e-25, 1e20, 1e37]),
+    ],
+)
+def test_batched_norm_torch_rescales_like_numpy(dtype, scales):
+    """torch's vector_norm does not rescale ([1e-200] -> 0, [1e160] -> inf in float64):
+    rows whose squares leave the safe range must be recomputed, as on numpy."""
+    base = torch.tensor([[3.0, 4.0, 0.0], [1.0, 2.0, 2.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    if dtype.is_complex:
+        base = base * (0.6 + 0.8j)  # |0.6 + 0.8i| = 1: the same norms, spread over re and im
+    eps = float(torch.finfo(dtype).eps)
+    for scale in scales:
+        a = (base * scale).to(dtype)
+        got = batched_norm(TO, a)
+        assert got.dtype == dtype.to_real() and tuple(got.shape) == (3,)
+        expected = batched_norm(NP, a.numpy())
+        exact = np.array([5.0, 3.0, 0.0]) * float(abs(scale))
+        np.testing.assert_allclose(got.numpy(), expected, rtol=4 * eps, err_msg=f"{scale}")
+        np.testing.assert_allclose(got.numpy(), exact, rtol=8 * eps, err_msg=f"{scale}")
+        one = batched_norm(TO, a[:1])
+        np.testing.assert_allclose(one.numpy(), expected[:1], rtol=4 * eps)
+    # Rows that are extreme only in part of a batch are judged one by one; inf and NaN
+    # rows keep their meaning.
+    mixed = torch.tensor(
+        [[3e200, 4e200], [3e-200, 4e-200], [3.0, 4.0], [np.inf, 1.0], [np.nan, 1.0]],
+        dtype=torch.float64,
+    )
+    got = batched_norm(TO, mixed).numpy()
+    np.testing.assert_allclose(got[:3], [5e200, 5e-200, 5.0], rtol=4e-16)
+    assert got[3] == np.inf and np.isnan(got[4])
+
+
 # --- shapes, scatter, host copies ---------------------------------------------------
 
 
