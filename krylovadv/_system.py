@@ -149,6 +149,11 @@ def _check_operator(op: LinearOperator, name: str, n: int, B: int, b_shape: tupl
         )
 
 
+def _kind(a: Any) -> str:
+    """Return the library and type of an array, e.g. ``numpy.ndarray`` or ``torch.Tensor``."""
+    return f"{type(a).__module__}.{type(a).__name__}"
+
+
 def _cast(xp: Any, a: Array, dtype: Any, name: str) -> Array:
     """Return ``a`` in the working dtype; a complex ``a`` never loses its imaginary part."""
     if a.dtype == dtype:
@@ -210,7 +215,18 @@ def make_system(A: Any, b: Any, x0: Any, M: Any) -> System:
         x = b2 if precond is None else precond.matvec(b2, None)
         x = xp.asarray(_cast(xp, x, dtype, "M b"), copy=True)
     else:
+        x0_given = x0
         x0 = as_array(x0, "x0")
+        if namespace_of(x0) is not xp:
+            if is_array_api_obj(x0_given):
+                # Converting between libraries (and devices) behind the caller's back
+                # would hide a mistake; a dtype check across libraries would misreport it.
+                raise TypeError(
+                    f"x0 is a {_kind(x0_given)} but b is a {_kind(b)}; give x0 as an "
+                    "array of b's library (convert it first)."
+                )
+            # A list or tuple (scipy takes them) joins b's library and device.
+            x0 = xp.asarray(x0, device=dev)
         x0_shape = tuple(x0.shape)
         allowed = {b_shape} | ({(n,), (n, 1)} if single else set())
         if x0_shape not in allowed:

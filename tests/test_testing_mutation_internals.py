@@ -414,6 +414,54 @@ def test_make_system_torch_column_vector_and_namespace():
     assert s.xp is array_namespace(b)
 
 
+def test_make_system_start_lands_on_bs_device_not_the_default_one():
+    # A caller who set torch's default device (e.g. torch.set_default_device("cuda")) still
+    # gets x on b's device; the "meta" device stands in for a GPU on this CPU-only machine.
+    torch = pytest.importorskip("torch")
+    A = torch.eye(2, dtype=torch.float64, device="cpu")
+    b = torch.ones(2, 2, dtype=torch.float64, device="cpu")
+    with torch.device("meta"):
+        s = _system.make_system(A, b, None, None)
+    assert s.x.device == b.device and s.x.tolist() == [[0.0, 0.0], [0.0, 0.0]]
+
+
+def test_make_system_x0_from_another_array_library_is_refused_naming_it():
+    # Bug found by mutation testing: a numpy x0 for a torch b (or the reverse) used to fail
+    # with "x0 has dtype float32; krylovadv works in float32, ..." or numpy's own dtype error.
+    torch = pytest.importorskip("torch")
+    from krylovadv import gmres
+
+    cases = [
+        (
+            np.eye(2),
+            np.ones(2),
+            torch.ones(2, dtype=torch.float64),
+            "torch.Tensor",
+            "numpy.ndarray",
+        ),
+        (torch.eye(2), torch.ones(2), np.ones(2, np.float32), "numpy.ndarray", "torch.Tensor"),
+    ]
+    for A, b, x0, x0_kind, b_kind in cases:
+        message = (
+            f"x0 is a {x0_kind} but b is a {b_kind}; give x0 as an array of b's library "
+            "(convert it first)."
+        )
+        with pytest.raises(TypeError) as info:
+            _system.make_system(A, b, x0, None)
+        assert str(info.value) == message
+        with pytest.raises(TypeError) as info:
+            gmres(A, b, x0=x0)
+        assert str(info.value) == message
+    # a list x0 (scipy takes lists) joins b's library, device and working dtype
+    b = torch.ones(2, 2, dtype=torch.float32)
+    s = _system.make_system(torch.eye(2, dtype=torch.float32), b, [[1, 2], [0, 0]], None)
+    assert isinstance(s.x, torch.Tensor) and s.x.dtype == torch.float32
+    assert s.x.tolist() == [[1.0, 2.0], [0.0, 0.0]] and s.x0_nonzero.tolist() == [True, False]
+    with torch.device("meta"):
+        s = _system.make_system(torch.eye(2, dtype=torch.float64), b.double(), [[1, 2]] * 2, None)
+    assert s.x.device == b.device
+
+
 # ---------------------------------------------------------------- _system: keywords, callback
 
 
@@ -462,6 +510,9 @@ def test_ask_callback():
     torch = pytest.importorskip("torch")
     m = _system.ask_callback(cb(torch.tensor([True, False])), 0, 2)
     assert m.tolist() == [True, False]
+    # a float mask still attached to autograd is read through a detached copy
+    m = _system.ask_callback(cb(torch.tensor([1.0, 0.0], requires_grad=True)), 0, 2)
+    assert type(m) is np.ndarray and m.dtype == bool and m.tolist() == [True, False]
 
 
 # ---------------------------------------------------------------- _gmres_state
@@ -705,6 +756,16 @@ def test_start_vectors_and_norms_keep_a_torch_v0_in_torch():
     # drawn starts of an operator that is not a matrix are numpy's
     xp, v, _ = start_vectors(f, None, None, _draw)
     assert xp is array_namespace(np.empty(0)) and type(v) is np.ndarray
+
+
+def test_start_vectors_drawn_on_the_operators_device_not_the_default_one():
+    # The drawn starts take a dense A's device even when torch's default device differs
+    # ("meta" stands in for a GPU default on this CPU-only machine).
+    torch = pytest.importorskip("torch")
+    op = aslinearoperator(torch.eye(2, dtype=torch.float64, device="cpu"))
+    with torch.device("meta"):
+        _, v, _ = start_vectors(op, None, None, _draw)
+    assert v.device == torch.device("cpu") and v.tolist() == [[1.0, 2.0]]
 
 
 # ---------------------------------------------------------------- _symmetric
