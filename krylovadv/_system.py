@@ -172,7 +172,8 @@ def make_system(A: Any, b: Any, x0: Any, M: Any) -> System:
         Shape mismatches (naming both shapes), an empty ``b``, NaN/Inf in ``b``
         or ``x0``, or an unknown string ``x0``.
     TypeError
-        Unsupported types, or a complex ``x0`` for a real system.
+        Unsupported types, a complex ``x0`` for a real system, or an ``x0`` array of
+        another library than ``b`` (a list ``x0`` joins ``b``'s library and device).
     """
     A_given = A
     op = aslinearoperator(A)
