@@ -127,8 +127,10 @@ def residual_targets(xp: Any, b: Array, rtol: float, atol: float) -> tuple[np.nd
     :math:`\|b_i - A x_i\| \le` target.
     """
     b_norm = to_numpy(batched_norm(xp, b)).astype(np.float64)
-    # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.)
-    tol = np.maximum(atol, np.where(b_norm > 0, rtol * b_norm, 0.0))
+    # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.
+    # np.where discards that NaN, so numpy's warning about it would be a false alarm.)
+    with np.errstate(invalid="ignore"):
+        tol = np.maximum(atol, np.where(b_norm > 0, rtol * b_norm, 0.0))
     return b_norm, tol
 
 

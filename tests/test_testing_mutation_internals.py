@@ -9,6 +9,8 @@ batch == loop.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.sparse.linalg import LinearOperator as ScipyLinearOperator
@@ -92,8 +94,10 @@ def test_residual_targets_exact_values():
     np.testing.assert_array_equal(b_norm, [5.0, 0.0, 1e-3])
     np.testing.assert_allclose(tol, [0.5, 0.01, 0.01], rtol=1e-15)
     assert b_norm.dtype == np.float64
-    # rtol = inf with b = 0: target atol, not NaN (inf * 0).
-    _, tol = _system.residual_targets(np, b, np.inf, 0.0)
+    # rtol = inf with b = 0: target atol, not NaN (inf * 0), and no RuntimeWarning about it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, tol = _system.residual_targets(np, b, np.inf, 0.0)
     assert tol[1] == 0.0 and np.isinf(tol[0])
     # float32 input: the norms are float64 on the host.
     b_norm, _ = _system.residual_targets(np, b.astype(np.float32), 0.0, 0.0)
