@@ -127,8 +127,10 @@ def residual_targets(xp: Any, b: Array, rtol: float, atol: float) -> tuple[np.nd
     :math:`\|b_i - A x_i\| \le` target.
     """
     b_norm = to_numpy(batched_norm(xp, b)).astype(np.float64)
-    # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.)
-    tol = np.maximum(atol, np.where(b_norm > 0, rtol * b_norm, 0.0))
+    # (rtol = inf with b = 0 would give inf * 0 = NaN; such a sample is solved by x = 0.
+    # np.where discards that NaN, so numpy's warning about it would be a false alarm.)
+    with np.errstate(invalid="ignore"):
+        tol = np.maximum(atol, np.where(b_norm > 0, rtol * b_norm, 0.0))
     return b_norm, tol
 
 
@@ -149,6 +151,11 @@ def _check_operator(op: LinearOperator, name: str, n: int, B: int, b_shape: tupl
         )
 
 
+def _kind(a: Any) -> str:
+    """Return the library and type of an array, e.g. ``numpy.ndarray`` or ``torch.Tensor``."""
+    return f"{type(a).__module__}.{type(a).__name__}"
+
+
 def _cast(xp: Any, a: Array, dtype: Any, name: str) -> Array:
     """Return ``a`` in the working dtype; a complex ``a`` never loses its imaginary part."""
     if a.dtype == dtype:
@@ -167,7 +174,8 @@ def make_system(A: Any, b: Any, x0: Any, M: Any) -> System:
         Shape mismatches (naming both shapes), an empty ``b``, NaN/Inf in ``b``
         or ``x0``, or an unknown string ``x0``.
     TypeError
-        Unsupported types, or a complex ``x0`` for a real system.
+        Unsupported types, a complex ``x0`` for a real system, or an ``x0`` array of
+        another library than ``b`` (a list ``x0`` joins ``b``'s library and device).
     """
     A_given = A
     op = aslinearoperator(A)
@@ -210,7 +218,18 @@ def make_system(A: Any, b: Any, x0: Any, M: Any) -> System:
         x = b2 if precond is None else precond.matvec(b2, None)
         x = xp.asarray(_cast(xp, x, dtype, "M b"), copy=True)
     else:
+        x0_given = x0
         x0 = as_array(x0, "x0")
+        if namespace_of(x0) is not xp:
+            if is_array_api_obj(x0_given):
+                # Converting between libraries (and devices) behind the caller's back
+                # would hide a mistake; a dtype check across libraries would misreport it.
+                raise TypeError(
+                    f"x0 is a {_kind(x0_given)} but b is a {_kind(b)}; give x0 as an "
+                    "array of b's library (convert it first)."
+                )
+            # A list or tuple (scipy takes them) joins b's library and device.
+            x0 = xp.asarray(x0, device=dev)
         x0_shape = tuple(x0.shape)
         allowed = {b_shape} | ({(n,), (n, 1)} if single else set())
         if x0_shape not in allowed:

@@ -9,6 +9,8 @@ batch == loop.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.sparse.linalg import LinearOperator as ScipyLinearOperator
@@ -92,8 +94,10 @@ def test_residual_targets_exact_values():
     np.testing.assert_array_equal(b_norm, [5.0, 0.0, 1e-3])
     np.testing.assert_allclose(tol, [0.5, 0.01, 0.01], rtol=1e-15)
     assert b_norm.dtype == np.float64
-    # rtol = inf with b = 0: target atol, not NaN (inf * 0).
-    _, tol = _system.residual_targets(np, b, np.inf, 0.0)
+    # rtol = inf with b = 0: target atol, not NaN (inf * 0), and no RuntimeWarning about it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, tol = _system.residual_targets(np, b, np.inf, 0.0)
     assert tol[1] == 0.0 and np.isinf(tol[0])
     # float32 input: the norms are float64 on the host.
     b_norm, _ = _system.residual_targets(np, b.astype(np.float32), 0.0, 0.0)
@@ -320,6 +324,148 @@ def test_make_system_torch_float32_stays_on_its_namespace():
     assert s.b.dtype == torch.float64 and s.x.dtype == torch.float64
 
 
+@pytest.mark.parametrize("name", ["b", "x0"])
+@pytest.mark.parametrize("bad", ["<U1", "object", "datetime64[s]"])
+def test_make_system_unsupported_dtype_message_names_the_argument(name, bad):
+    # Strings, objects and dates are neither upcast (as integers are) nor floating.
+    arr = np.array(["1", "2"]).astype(bad) if bad != "datetime64[s]" else np.array([1, 2], bad)
+    args = {"b": np.ones(2), "x0": None, name: arr}
+    with pytest.raises(TypeError) as info:
+        _system.make_system(np.eye(2), args["b"], args["x0"], None)
+    assert str(info.value) == (
+        f"{name} has dtype {arr.dtype}; krylovadv works in float32, float64, complex64 or "
+        f"complex128. Convert it first, e.g. {name}.astype(float64) / {name}.double()."
+    )
+
+
+def test_make_system_keeps_an_operator_already_in_the_working_dtype():
+    # "One conversion now": a matrix already in the working dtype is neither copied
+    # nor wrapped again (a copy of a large dense A would double its memory).
+    A = np.diag([1.0, 2.0])
+    s = _system.make_system(A, np.ones(2), None, None)
+    assert s.op.matrix is A
+    op = DenseOperator(np.eye(2, dtype=np.float32))
+    s = _system.make_system(op, np.ones(2, np.float32), None, None)
+    assert s.op is op
+    # and a conversion does not touch the caller's matrix
+    s = _system.make_system(A, np.ones(2, np.complex64), None, None)
+    assert s.op.matrix.dtype == np.complex128 and A.dtype == np.float64
+
+
+def test_make_system_psolve_preconditioner_has_scipys_shape_and_dtype():
+    op = ScipyLinearOperator((2, 2), matvec=lambda v: v, dtype=np.float32)
+    op.psolve = lambda v: 2.0 * v
+    b = np.ones(2, np.float32)
+    _, scipy_M, _, _ = scipy_make_system(op, None, None, b)
+    s = _system.make_system(op, b, None, None)
+    assert s.precond.shape == scipy_M.shape == (2, 2)
+    assert s.precond.dtype == scipy_M.dtype == np.float32
+    np.testing.assert_array_equal(s.precond.matvec(np.array([[1.0, 3.0]]), None), [[2.0, 6.0]])
+
+
+def test_make_system_x0_Mb_is_cast_to_the_working_dtype():
+    # A float64 M applied to a float32 b gives float64 (numpy's promotion); x0 = M b
+    # must come back in the system's float32, with M b's values.
+    b = np.array([[1.0, 2.0]], np.float32)
+    M = np.diag([0.5, 4.0])
+    s = _system.make_system(np.eye(2, dtype=np.float32), b, "Mb", M)
+    assert s.x.dtype == np.float32 and s.b.dtype == np.float32
+    np.testing.assert_array_equal(s.x, [[0.5, 8.0]])
+    # a complex x0 of a complex system keeps its imaginary part
+    s = _system.make_system(np.eye(2), np.ones(2, np.complex128), np.array([1j, 2.0]), None)
+    np.testing.assert_array_equal(s.x, [[1j, 2.0]])
+
+
+def test_make_system_single_b_takes_x0_of_shape_n_or_n1_as_scipy():
+    # scipy: for b of shape (n,), x0 may be (n,) or (n, 1); anything else is refused.
+    A = np.eye(3)
+    b = np.array([1.0, 2.0, 3.0])
+    x0 = np.array([[1.0], [0.0], [2.0]])
+    expected = scipy_make_system(A, None, x0, b)[2]
+    s = _system.make_system(A, b, x0, None)
+    np.testing.assert_array_equal(s.x, [expected])
+    assert s.single and s.x0_nonzero.tolist() == [True]
+    for bad in ((3, 2), (1, 3), (2, 3)):
+        with pytest.raises(ValueError, match=r"incompatible"):
+            scipy_make_system(A, None, np.ones(bad), b)
+        with pytest.raises(
+            ValueError, match=rf"^x0 has shape \({bad[0]}, {bad[1]}\) but b has shape \(3,\)\.$"
+        ):
+            _system.make_system(A, b, np.ones(bad), None)
+
+
+def test_make_system_x0_nonzero_is_per_row_and_xp_is_bs():
+    from array_api_compat import array_namespace
+
+    A = np.eye(2)
+    b = np.ones((3, 2))
+    x0 = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
+    s = _system.make_system(A, b, x0, None)
+    assert s.x0_nonzero.tolist() == [False, True, False]
+    assert type(s.x0_nonzero) is np.ndarray and s.x0_nonzero.dtype == bool
+    assert s.xp is array_namespace(b)
+
+
+def test_make_system_torch_column_vector_and_namespace():
+    torch = pytest.importorskip("torch")
+    from array_api_compat import array_namespace
+
+    A = torch.diag(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    b = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)
+    s = _system.make_system(A, b, None, None)
+    assert s.single and tuple(s.b.shape) == (1, 3)
+    assert s.b.tolist() == [[1.0, 2.0, 3.0]]
+    assert s.xp is array_namespace(b)
+
+
+def test_make_system_start_lands_on_bs_device_not_the_default_one():
+    # A caller who set torch's default device (e.g. torch.set_default_device("cuda")) still
+    # gets x on b's device; the "meta" device stands in for a GPU on this CPU-only machine.
+    torch = pytest.importorskip("torch")
+    A = torch.eye(2, dtype=torch.float64, device="cpu")
+    b = torch.ones(2, 2, dtype=torch.float64, device="cpu")
+    with torch.device("meta"):
+        s = _system.make_system(A, b, None, None)
+    assert s.x.device == b.device and s.x.tolist() == [[0.0, 0.0], [0.0, 0.0]]
+
+
+def test_make_system_x0_from_another_array_library_is_refused_naming_it():
+    # Bug found by mutation testing: a numpy x0 for a torch b (or the reverse) used to fail
+    # with "x0 has dtype float32; krylovadv works in float32, ..." or numpy's own dtype error.
+    torch = pytest.importorskip("torch")
+    from krylovadv import gmres
+
+    cases = [
+        (
+            np.eye(2),
+            np.ones(2),
+            torch.ones(2, dtype=torch.float64),
+            "torch.Tensor",
+            "numpy.ndarray",
+        ),
+        (torch.eye(2), torch.ones(2), np.ones(2, np.float32), "numpy.ndarray", "torch.Tensor"),
+    ]
+    for A, b, x0, x0_kind, b_kind in cases:
+        message = (
+            f"x0 is a {x0_kind} but b is a {b_kind}; give x0 as an array of b's library "
+            "(convert it first)."
+        )
+        with pytest.raises(TypeError) as info:
+            _system.make_system(A, b, x0, None)
+        assert str(info.value) == message
+        with pytest.raises(TypeError) as info:
+            gmres(A, b, x0=x0)
+        assert str(info.value) == message
+    # a list x0 (scipy takes lists) joins b's library, device and working dtype
+    b = torch.ones(2, 2, dtype=torch.float32)
+    s = _system.make_system(torch.eye(2, dtype=torch.float32), b, [[1, 2], [0, 0]], None)
+    assert isinstance(s.x, torch.Tensor) and s.x.dtype == torch.float32
+    assert s.x.tolist() == [[1.0, 2.0], [0.0, 0.0]] and s.x0_nonzero.tolist() == [True, False]
+    with torch.device("meta"):
+        s = _system.make_system(torch.eye(2, dtype=torch.float64), b.double(), [[1, 2]] * 2, None)
+    assert s.x.device == b.device
+
+
 # ---------------------------------------------------------------- _system: keywords, callback
 
 
@@ -368,6 +514,9 @@ def test_ask_callback():
     torch = pytest.importorskip("torch")
     m = _system.ask_callback(cb(torch.tensor([True, False])), 0, 2)
     assert m.tolist() == [True, False]
+    # a float mask still attached to autograd is read through a detached copy
+    m = _system.ask_callback(cb(torch.tensor([1.0, 0.0], requires_grad=True)), 0, 2)
+    assert type(m) is np.ndarray and m.dtype == bool and m.tolist() == [True, False]
 
 
 # ---------------------------------------------------------------- _gmres_state
@@ -583,6 +732,44 @@ def test_start_norms():
     with pytest.raises(ValueError, match=r"^A holds 3 operators but there are 2 start vectors\.$"):
         start_norms(np, batched, np.ones((2, 2)))
     np.testing.assert_allclose(start_norms(np, batched, np.ones((3, 2))), [2**0.5] * 3)
+
+
+def test_start_vectors_rejects_a_3d_v0_naming_it():
+    op = aslinearoperator(np.eye(2))
+    with pytest.raises(ValueError) as info:
+        start_vectors(op, np.ones((1, 2, 2)), None, _draw)
+    assert str(info.value) == (
+        "v0 must have shape (n,) or (B, n); got shape (1, 2, 2). "
+        "Flatten each sample to a vector first."
+    )
+
+
+def test_start_vectors_and_norms_keep_a_torch_v0_in_torch():
+    torch = pytest.importorskip("torch")
+    from array_api_compat import array_namespace
+
+    f = FunctionOperator(lambda x: x, (2, 2))
+    v0 = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    xp, v, single = start_vectors(f, v0, None, _draw)
+    assert xp is array_namespace(v0) and single
+    assert isinstance(v, torch.Tensor) and v.tolist() == [[3.0, 4.0]]
+    norms = start_norms(xp, f, torch.tensor([[3.0, 4.0], [0.0, 2.0]], dtype=torch.float64))
+    assert isinstance(norms, torch.Tensor) and norms.tolist() == [5.0, 2.0]
+    with pytest.raises(ValueError, match=r"^v0 must be nonzero for every sample\.$"):
+        start_norms(xp, f, torch.zeros(1, 2, dtype=torch.float64))
+    # drawn starts of an operator that is not a matrix are numpy's
+    xp, v, _ = start_vectors(f, None, None, _draw)
+    assert xp is array_namespace(np.empty(0)) and type(v) is np.ndarray
+
+
+def test_start_vectors_drawn_on_the_operators_device_not_the_default_one():
+    # The drawn starts take a dense A's device even when torch's default device differs
+    # ("meta" stands in for a GPU default on this CPU-only machine).
+    torch = pytest.importorskip("torch")
+    op = aslinearoperator(torch.eye(2, dtype=torch.float64, device="cpu"))
+    with torch.device("meta"):
+        _, v, _ = start_vectors(op, None, None, _draw)
+    assert v.device == torch.device("cpu") and v.tolist() == [[1.0, 2.0]]
 
 
 # ---------------------------------------------------------------- _symmetric
