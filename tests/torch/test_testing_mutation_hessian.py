@@ -419,3 +419,184 @@ def test_input_errors_name_x_and_y_word_for_word():
     # The meta device stands in for a GPU: the model's parameters are not where x is.
     with pytest.raises(ValueError, match=r"^x is on cpu but the model is on meta"):
         InputHessian(_linear().to("meta"), x, y)
+
+
+# -- survivors of the full runs (helper mut15) ------------------------------------------
+
+
+def test_cw_default_confidence_is_fifty():
+    """The CW margin saturates at kappa: with no kappa given the loss values are exactly 50."""
+    model = _linear()
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([0.0, 80.0, 0.0]))  # class 1 leads by 80 > kappa
+    x, _ = _data()
+    y = torch.tensor([0, 2, 0, 2])
+    op = InputHessian(model, x, y, loss="cw")
+    torch.testing.assert_close(op.loss_values, torch.full((B,), 50.0, dtype=torch.float64))
+    assert op.kappa == 50.0
+    wider = InputHessian(model, x, y, loss="cw", kappa=70.0)
+    torch.testing.assert_close(wider.loss_values, torch.full((B,), 70.0, dtype=torch.float64))
+
+
+def test_labels_on_another_device_are_rejected_naming_y():
+    """The meta device stands in for a GPU: labels not on x's device raise before any product."""
+    model = _linear()
+    x, y = _data()
+    with pytest.raises(ValueError) as err:
+        InputHessian(model, x, y.to("meta"))
+    assert str(err.value) == (
+        "y is on meta but the inputs are on cpu; move it with y.to(x.device)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "variant"), [("fd-forward", "double-backward"), ("exact", "forward-over-reverse")]
+)
+def test_clear_cache_is_a_no_op_without_a_graph_cache(method, variant):
+    model = _smooth()
+    x, y = _data()
+    op = InputHessian(model, x, y, method=method, exact_variant=variant)
+    V = torch.ones(B, D, dtype=torch.float64)
+    before = op.matvec(V)
+    op.clear_cache()
+    torch.testing.assert_close(op.matvec(V), before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("method", "variant"),
+    [
+        ("exact", "double-backward"),
+        ("exact", "forward-over-reverse"),
+        ("gauss-newton", "double-backward"),
+        ("fd-forward", "double-backward"),
+        ("fd-central", "double-backward"),
+    ],
+)
+def test_float32_directions_are_computed_in_the_operators_float64(method, variant):
+    """float32 rows (torch or numpy) are promoted to the operator's float64, then rounded back."""
+    model = _smooth()
+    x, y = _data()
+    op = InputHessian(model, x, y, method=method, exact_variant=variant)
+    V = torch.randn(B, D, generator=torch.Generator().manual_seed(13)).float()
+    ref = op.matvec(V.double())
+    out_t = op.matvec(V)
+    assert out_t.dtype == torch.float32
+    assert torch.equal(out_t, ref.float())
+    out_np = op.matvec(V.numpy())
+    assert out_np.dtype == np.float32
+    np.testing.assert_array_equal(out_np, ref.float().numpy())
+    if op.fd_operator is not None:
+        est = op.fd_error_estimate(V)
+        np.testing.assert_array_equal(est, op.fd_error_estimate(V.double()))
+
+
+def test_other_array_api_objects_are_rejected_by_type_name():
+    class FakeArray:
+        """An array-API object that is neither a torch tensor nor a numpy array."""
+
+        shape = (B, D)
+        ndim = 2
+
+        def __array_namespace__(self, api_version=None):
+            return np
+
+    x, y = _data()
+    op = InputHessian(_linear(), x, y)
+    with pytest.raises(TypeError) as err:
+        op.matvec(FakeArray())
+    assert str(err.value) == (
+        "InputHessian multiplies torch tensors or numpy arrays; got FakeArray."
+    )
+
+
+def test_gauss_newton_error_message_word_for_word():
+    model = _linear()
+    x, y = _data()
+    tail = (
+        "implemented for loss='ce' (S = diag p - p p^T) and not for {}: the CW margin is "
+        "piecewise linear in the logits (S = 0 almost everywhere, so J^T S J = 0), and a "
+        "callable's S is unknown. Use method='exact'."
+    )
+    head = "method='gauss-newton' needs the loss's Hessian in the logits, S; it is "
+    with pytest.raises(ValueError) as err:
+        InputHessian(model, x, y, loss="cw", method="gauss-newton")
+    assert str(err.value) == head + tail.format("'cw'")
+    with pytest.raises(ValueError) as err:
+        InputHessian(model, x, y, loss=lambda z, t: z.sum(-1), method="gauss-newton")
+    assert str(err.value) == head + tail.format("'a callable loss'")
+
+
+class ConstantLogits(nn.Module):
+    """Logits that depend on a parameter but not on x: the input gradient and Hessian are 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(x.shape[0], K)
+
+
+@pytest.mark.parametrize("method", ["exact", "gauss-newton", "fd-forward"])
+@pytest.mark.parametrize("model", ["parameter", "no-graph"])
+def test_logits_independent_of_x_give_zero_gradient_and_hessian(method, model):
+    """Every method agrees with the closed form g = 0, H = 0 when x does not reach the logits."""
+    if model == "parameter":
+        net = ConstantLogits().eval()
+    else:  # no autograd graph at all (e.g. a lookup table)
+
+        def net(inputs):
+            return torch.zeros(inputs.shape[0], K, dtype=inputs.dtype)
+
+    x, y = _data()
+    op = InputHessian(net, x, y, method=method)
+    zeros = torch.zeros(B, D, dtype=torch.float64)
+    torch.testing.assert_close(op.gradient, zeros, rtol=0, atol=0)
+    torch.testing.assert_close(op.matvec(torch.ones(B, D, dtype=torch.float64)), zeros)
+    torch.testing.assert_close(
+        op.matvec(torch.ones(1, D, dtype=torch.float64), np.array([2])), zeros[:1]
+    )
+
+
+def test_forward_over_reverse_silences_only_torchs_jit_deprecation():
+    """torch's own jit.script deprecation is hidden; the model's warnings reach the user."""
+
+    class Noisy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = _smooth()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            warnings.warn("Noisy.forward is deprecated", DeprecationWarning, stacklevel=2)
+            warnings.warn("my torch.jit.script helper is deprecated", UserWarning, stacklevel=2)
+            return self.inner(x)
+
+    x, y = _data()
+    quiet = InputHessian(_smooth(), x, y, exact_variant="forward-over-reverse")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        quiet.matvec(torch.ones(B, D, dtype=torch.float64))
+    assert [str(r.message) for r in rec] == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # construction runs the model too
+        noisy = InputHessian(Noisy().eval(), x, y, exact_variant="forward-over-reverse")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        noisy.matvec(torch.ones(B, D, dtype=torch.float64))
+    kinds = {(r.category, str(r.message)) for r in rec}
+    assert kinds == {
+        (DeprecationWarning, "Noisy.forward is deprecated"),
+        (UserWarning, "my torch.jit.script helper is deprecated"),
+    }
+
+
+def test_fd_forward_reuses_the_gradient_at_x():
+    """fd-forward takes g(x) from construction: one gradient of the active rows per product."""
+    counter = RowCounter(_smooth())
+    x, y = _data()
+    op = InputHessian(counter, x, y, method="fd-forward", eta=1e-4)
+    assert op.rows_evaluated == 0
+    counter.rows.clear()
+    op.matvec(torch.ones(2, D, dtype=torch.float64), np.array([3, 1]))
+    assert counter.rows == [2] and op.rows_evaluated == 2
