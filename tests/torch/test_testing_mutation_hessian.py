@@ -600,3 +600,84 @@ def test_fd_forward_reuses_the_gradient_at_x():
     counter.rows.clear()
     op.matvec(torch.ones(2, D, dtype=torch.float64), np.array([3, 1]))
     assert counter.rows == [2] and op.rows_evaluated == 2
+
+
+def _message(exc_type, call) -> str:
+    with pytest.raises(exc_type) as err:
+        call()
+    return str(err.value)
+
+
+def test_validation_messages_word_for_word():
+    """Each error names the argument, the valid values and the fix, in full."""
+    model = _linear()
+    x, y = _data()
+    V = torch.ones(B, D, dtype=torch.float64)
+    op = InputHessian(model, x, y)
+    cases = [
+        (
+            lambda: InputHessian(model, x, y, method="newton"),
+            "method must be one of 'exact', 'fd-forward', 'fd-central', 'gauss-newton'; "
+            "got 'newton'.",
+        ),
+        (
+            lambda: InputHessian(model, x, y, exact_variant="reverse"),
+            "exact_variant must be one of 'double-backward', 'forward-over-reverse'; "
+            "got 'reverse'.",
+        ),
+        (
+            lambda: InputHessian(model, x, y, loss="mse"),
+            "loss must be one of 'ce', 'cw'; got 'mse'.",
+        ),
+        (
+            lambda: InputHessian(model, x, y, eta=1e-3),
+            "eta is the finite-difference step; it only applies to method='fd-forward' or "
+            "'fd-central' (exact products need none).",
+        ),
+        (
+            lambda: InputHessian(model, x, y, method="fd-central", eta=-2.0),
+            "eta must be a finite number > 0; got -2.0.",
+        ),
+        (
+            lambda: InputHessian(model, x, y, loss="cw", kappa=-1.0),
+            "kappa must be a number >= 0; got -1.0.",
+        ),
+        (
+            lambda: InputHessian(model, x, y, rebuild_fraction=-0.5),
+            "rebuild_fraction must be a finite number >= 0; got -0.5.",
+        ),
+        (
+            lambda: InputHessian(model, x, y, rebuild_fraction=1.25),
+            "rebuild_fraction must lie in [0, 1]; got 1.25.",
+        ),
+        (lambda: op.matvec(V, np.array([0, 1, 2])), "indices has 3 entries for 4 rows."),
+    ]
+    for call, text in cases:
+        assert _message(ValueError, call) == text
+    assert (
+        _message(IndexError, lambda: op.matvec(V, np.array([1, 5, 2, 0])))
+        == "indices must lie in [0, 4); got [0, 5]."
+    )
+    assert (
+        _message(IndexError, lambda: op.matvec(V[:1], np.array([-3])))
+        == "indices must lie in [0, 4); got [-3, -3]."
+    )
+    # Exactly at the bounds is fine: rebuild_fraction 0 and 1, indices 0 and B - 1.
+    out = op.matvec(V[:2], np.array([0, B - 1]))
+    torch.testing.assert_close(out, op.matvec(V)[[0, B - 1]], rtol=0, atol=0)
+
+
+def test_directions_are_moved_to_the_operators_device_first():
+    """The meta device stands in for a GPU: a direction elsewhere is copied to x's device.
+
+    A meta tensor holds no data, so torch refuses that copy; without the move the product
+    would fail later, inside autograd, with another error.
+    """
+    x, y = _data()
+    V = torch.ones(B, D, dtype=torch.float64, device="meta")
+    for method in ("exact", "fd-forward"):
+        op = InputHessian(_smooth(), x, y, method=method)
+        with pytest.raises(NotImplementedError, match="Cannot copy out of meta tensor"):
+            op.matvec(V)
+    with pytest.raises(NotImplementedError, match="Cannot copy out of meta tensor"):
+        op.fd_error_estimate(V)
