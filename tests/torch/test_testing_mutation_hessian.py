@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from krylovadv.torch import InputHessian
+from krylovadv.torch.hessian_products import Point
 from krylovadv.torch.losses import per_sample_loss
 
 torch.set_num_threads(1)
@@ -276,6 +277,8 @@ def test_forward_over_reverse_counts_active_rows():
     assert op.rows_built == 0
     op.matvec(torch.ones(2, D, dtype=torch.float64), np.array([0, 3]))
     assert op.rows_evaluated == 2 and counter.rows[-1] == 2
+    op.matvec(torch.ones(3, D, dtype=torch.float64), np.array([1, 2, 3]))
+    assert op.rows_evaluated == 5 and counter.rows[-1] == 3  # the counter accumulates
 
 
 def test_dtype_device_and_containers_preserved():
@@ -681,3 +684,17 @@ def test_directions_are_moved_to_the_operators_device_first():
             op.matvec(V)
     with pytest.raises(NotImplementedError, match="Cannot copy out of meta tensor"):
         op.fd_error_estimate(V)
+
+
+def test_point_leaf_of_the_whole_batch_is_a_view_of_x():
+    """The full batch in order needs no copy of x (nor of y); any other selection is gathered."""
+    x, y = _data()
+    point = Point(_linear(), x, y, "ce", 50.0)
+    leaf, y_rows = point.leaf(np.arange(B))
+    assert leaf.requires_grad and leaf.data_ptr() == x.data_ptr() and y_rows is y
+    assert not x.requires_grad
+    idx = np.array([3, 0, 1, 2])  # all samples, another order: a gathered copy
+    leaf, y_rows = point.leaf(idx)
+    assert leaf.data_ptr() != x.data_ptr()
+    torch.testing.assert_close(leaf.detach(), x[idx], rtol=0, atol=0)
+    assert torch.equal(y_rows, y[idx])
