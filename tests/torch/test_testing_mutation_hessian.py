@@ -16,7 +16,10 @@ References, none of which mirrors the implementation:
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -698,3 +701,28 @@ def test_point_leaf_of_the_whole_batch_is_a_view_of_x():
     assert leaf.data_ptr() != x.data_ptr()
     torch.testing.assert_close(leaf.detach(), x[idx], rtol=0, atol=0)
     assert torch.equal(y_rows, y[idx])
+
+
+def test_forward_over_reverse_first_product_raises_no_jit_deprecation():
+    """torch scripts its forward-AD decompositions (and warns) only on first use in a process.
+
+    So the first product runs in a fresh interpreter, with DeprecationWarnings as errors, on
+    the copy of krylovadv under test (the repository root is the working directory).
+    """
+    script = (
+        "import warnings, torch\n"
+        "from krylovadv.torch import InputHessian\n"
+        "torch.manual_seed(0)\n"
+        "model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(),\n"
+        "                            torch.nn.Linear(4, 2)).double().eval()\n"
+        "x = torch.randn(2, 3, dtype=torch.float64)\n"
+        "op = InputHessian(model, x, torch.tensor([0, 1]), exact_variant='forward-over-reverse')\n"
+        "warnings.simplefilter('error', DeprecationWarning)\n"
+        "print(op.matvec(torch.ones(2, 3, dtype=torch.float64)).shape)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "torch.Size([2, 3])"
