@@ -720,6 +720,11 @@ def test_forward_over_reverse_first_product_raises_no_jit_deprecation():
         "warnings.simplefilter('error', DeprecationWarning)\n"
         "print(op.matvec(torch.ones(2, 3, dtype=torch.float64)).shape)\n"
     )
+    # The same product in this process too: mutmut maps a test to the functions it calls in
+    # its own process, so this line makes it run the test for mutants of those functions.
+    x, y = _data()
+    op = InputHessian(_smooth(), x, y, exact_variant="forward-over-reverse")
+    assert op.matvec(torch.ones(B, D, dtype=torch.float64)).shape == (B, D)
     root = Path(__file__).resolve().parents[2]
     run = subprocess.run(
         [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
