@@ -244,14 +244,19 @@ class GaussNewton:
         with torch.enable_grad():
             logits = self.point.model(leaf)
             values = per_sample_loss(logits, y_rows, loss="ce")
-            (grad,) = torch.autograd.grad(
-                values.sum(), leaf, retain_graph=True, allow_unused=True, materialize_grads=True
-            )
             u = torch.zeros_like(logits, requires_grad=True)
-            (jt_u,) = torch.autograd.grad(
-                logits, leaf, grad_outputs=u, create_graph=True, allow_unused=True,
-                materialize_grads=True,
-            )  # fmt: skip
+            if logits.requires_grad:
+                (grad,) = torch.autograd.grad(
+                    values.sum(), leaf, retain_graph=True, allow_unused=True,
+                    materialize_grads=True,
+                )  # fmt: skip
+                (jt_u,) = torch.autograd.grad(
+                    logits, leaf, grad_outputs=u, create_graph=True, allow_unused=True,
+                    materialize_grads=True,
+                )  # fmt: skip
+            else:  # no autograd graph (e.g. a lookup table): J = 0, as in DoubleBackward
+                grad = torch.zeros_like(leaf)
+                jt_u = torch.zeros_like(leaf)
         self.point.rows_built += int(idx_np.size)
         tensors = {
             "logits": logits,

@@ -16,7 +16,10 @@ References, none of which mirrors the implementation:
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +27,7 @@ import torch
 from torch import nn
 
 from krylovadv.torch import InputHessian
+from krylovadv.torch.hessian_products import Point
 from krylovadv.torch.losses import per_sample_loss
 
 torch.set_num_threads(1)
@@ -276,6 +280,8 @@ def test_forward_over_reverse_counts_active_rows():
     assert op.rows_built == 0
     op.matvec(torch.ones(2, D, dtype=torch.float64), np.array([0, 3]))
     assert op.rows_evaluated == 2 and counter.rows[-1] == 2
+    op.matvec(torch.ones(3, D, dtype=torch.float64), np.array([1, 2, 3]))
+    assert op.rows_evaluated == 5 and counter.rows[-1] == 3  # the counter accumulates
 
 
 def test_dtype_device_and_containers_preserved():
@@ -419,3 +425,309 @@ def test_input_errors_name_x_and_y_word_for_word():
     # The meta device stands in for a GPU: the model's parameters are not where x is.
     with pytest.raises(ValueError, match=r"^x is on cpu but the model is on meta"):
         InputHessian(_linear().to("meta"), x, y)
+
+
+# -- survivors of the full runs (helper mut15) ------------------------------------------
+
+
+def test_cw_default_confidence_is_fifty():
+    """The CW margin saturates at kappa: with no kappa given the loss values are exactly 50."""
+    model = _linear()
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([0.0, 80.0, 0.0]))  # class 1 leads by 80 > kappa
+    x, _ = _data()
+    y = torch.tensor([0, 2, 0, 2])
+    op = InputHessian(model, x, y, loss="cw")
+    torch.testing.assert_close(op.loss_values, torch.full((B,), 50.0, dtype=torch.float64))
+    assert op.kappa == 50.0
+    wider = InputHessian(model, x, y, loss="cw", kappa=70.0)
+    torch.testing.assert_close(wider.loss_values, torch.full((B,), 70.0, dtype=torch.float64))
+
+
+def test_labels_on_another_device_are_rejected_naming_y():
+    """The meta device stands in for a GPU: labels not on x's device raise before any product."""
+    model = _linear()
+    x, y = _data()
+    with pytest.raises(ValueError) as err:
+        InputHessian(model, x, y.to("meta"))
+    assert str(err.value) == (
+        "y is on meta but the inputs are on cpu; move it with y.to(x.device)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "variant"), [("fd-forward", "double-backward"), ("exact", "forward-over-reverse")]
+)
+def test_clear_cache_is_a_no_op_without_a_graph_cache(method, variant):
+    model = _smooth()
+    x, y = _data()
+    op = InputHessian(model, x, y, method=method, exact_variant=variant)
+    V = torch.ones(B, D, dtype=torch.float64)
+    before = op.matvec(V)
+    op.clear_cache()
+    torch.testing.assert_close(op.matvec(V), before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("method", "variant"),
+    [
+        ("exact", "double-backward"),
+        ("exact", "forward-over-reverse"),
+        ("gauss-newton", "double-backward"),
+        ("fd-forward", "double-backward"),
+        ("fd-central", "double-backward"),
+    ],
+)
+def test_float32_directions_are_computed_in_the_operators_float64(method, variant):
+    """float32 rows (torch or numpy) are promoted to the operator's float64, then rounded back."""
+    model = _smooth()
+    x, y = _data()
+    op = InputHessian(model, x, y, method=method, exact_variant=variant)
+    V = torch.randn(B, D, generator=torch.Generator().manual_seed(13)).float()
+    ref = op.matvec(V.double())
+    out_t = op.matvec(V)
+    assert out_t.dtype == torch.float32
+    assert torch.equal(out_t, ref.float())
+    out_np = op.matvec(V.numpy())
+    assert out_np.dtype == np.float32
+    np.testing.assert_array_equal(out_np, ref.float().numpy())
+    if op.fd_operator is not None:
+        est = op.fd_error_estimate(V)
+        np.testing.assert_array_equal(est, op.fd_error_estimate(V.double()))
+
+
+def test_other_array_api_objects_are_rejected_by_type_name():
+    class FakeArray:
+        """An array-API object that is neither a torch tensor nor a numpy array."""
+
+        shape = (B, D)
+        ndim = 2
+
+        def __array_namespace__(self, api_version=None):
+            return np
+
+    x, y = _data()
+    op = InputHessian(_linear(), x, y)
+    with pytest.raises(TypeError) as err:
+        op.matvec(FakeArray())
+    assert str(err.value) == (
+        "InputHessian multiplies torch tensors or numpy arrays; got FakeArray."
+    )
+
+
+def test_gauss_newton_error_message_word_for_word():
+    model = _linear()
+    x, y = _data()
+    tail = (
+        "implemented for loss='ce' (S = diag p - p p^T) and not for {}: the CW margin is "
+        "piecewise linear in the logits (S = 0 almost everywhere, so J^T S J = 0), and a "
+        "callable's S is unknown. Use method='exact'."
+    )
+    head = "method='gauss-newton' needs the loss's Hessian in the logits, S; it is "
+    with pytest.raises(ValueError) as err:
+        InputHessian(model, x, y, loss="cw", method="gauss-newton")
+    assert str(err.value) == head + tail.format("'cw'")
+    with pytest.raises(ValueError) as err:
+        InputHessian(model, x, y, loss=lambda z, t: z.sum(-1), method="gauss-newton")
+    assert str(err.value) == head + tail.format("'a callable loss'")
+
+
+class ConstantLogits(nn.Module):
+    """Logits that depend on a parameter but not on x: the input gradient and Hessian are 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(x.shape[0], K)
+
+
+@pytest.mark.parametrize("method", ["exact", "gauss-newton", "fd-forward"])
+@pytest.mark.parametrize("model", ["parameter", "no-graph"])
+def test_logits_independent_of_x_give_zero_gradient_and_hessian(method, model):
+    """Every method agrees with the closed form g = 0, H = 0 when x does not reach the logits."""
+    if model == "parameter":
+        net = ConstantLogits().eval()
+    else:  # no autograd graph at all (e.g. a lookup table)
+
+        def net(inputs):
+            return torch.zeros(inputs.shape[0], K, dtype=inputs.dtype)
+
+    x, y = _data()
+    op = InputHessian(net, x, y, method=method)
+    zeros = torch.zeros(B, D, dtype=torch.float64)
+    torch.testing.assert_close(op.gradient, zeros, rtol=0, atol=0)
+    torch.testing.assert_close(op.matvec(torch.ones(B, D, dtype=torch.float64)), zeros)
+    torch.testing.assert_close(
+        op.matvec(torch.ones(1, D, dtype=torch.float64), np.array([2])), zeros[:1]
+    )
+
+
+def test_forward_over_reverse_silences_only_torchs_jit_deprecation():
+    """torch's own jit.script deprecation is hidden; the model's warnings reach the user."""
+
+    class Noisy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = _smooth()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            warnings.warn("Noisy.forward is deprecated", DeprecationWarning, stacklevel=2)
+            warnings.warn("my torch.jit.script helper is deprecated", UserWarning, stacklevel=2)
+            return self.inner(x)
+
+    x, y = _data()
+    quiet = InputHessian(_smooth(), x, y, exact_variant="forward-over-reverse")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        quiet.matvec(torch.ones(B, D, dtype=torch.float64))
+    assert [str(r.message) for r in rec] == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # construction runs the model too
+        noisy = InputHessian(Noisy().eval(), x, y, exact_variant="forward-over-reverse")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        noisy.matvec(torch.ones(B, D, dtype=torch.float64))
+    kinds = {(r.category, str(r.message)) for r in rec}
+    assert kinds == {
+        (DeprecationWarning, "Noisy.forward is deprecated"),
+        (UserWarning, "my torch.jit.script helper is deprecated"),
+    }
+
+
+def test_fd_forward_reuses_the_gradient_at_x():
+    """fd-forward takes g(x) from construction: one gradient of the active rows per product."""
+    counter = RowCounter(_smooth())
+    x, y = _data()
+    op = InputHessian(counter, x, y, method="fd-forward", eta=1e-4)
+    assert op.rows_evaluated == 0
+    counter.rows.clear()
+    op.matvec(torch.ones(2, D, dtype=torch.float64), np.array([3, 1]))
+    assert counter.rows == [2] and op.rows_evaluated == 2
+
+
+def _message(exc_type, call) -> str:
+    with pytest.raises(exc_type) as err:
+        call()
+    return str(err.value)
+
+
+def test_validation_messages_word_for_word():
+    """Each error names the argument, the valid values and the fix, in full."""
+    model = _linear()
+    x, y = _data()
+    V = torch.ones(B, D, dtype=torch.float64)
+    op = InputHessian(model, x, y)
+    cases = [
+        (
+            lambda: InputHessian(model, x, y, method="newton"),
+            "method must be one of 'exact', 'fd-forward', 'fd-central', 'gauss-newton'; "
+            "got 'newton'.",
+        ),
+        (
+            lambda: InputHessian(model, x, y, exact_variant="reverse"),
+            "exact_variant must be one of 'double-backward', 'forward-over-reverse'; "
+            "got 'reverse'.",
+        ),
+        (
+            lambda: InputHessian(model, x, y, loss="mse"),
+            "loss must be one of 'ce', 'cw'; got 'mse'.",
+        ),
+        (
+            lambda: InputHessian(model, x, y, eta=1e-3),
+            "eta is the finite-difference step; it only applies to method='fd-forward' or "
+            "'fd-central' (exact products need none).",
+        ),
+        (
+            lambda: InputHessian(model, x, y, method="fd-central", eta=-2.0),
+            "eta must be a finite number > 0; got -2.0.",
+        ),
+        (
+            lambda: InputHessian(model, x, y, loss="cw", kappa=-1.0),
+            "kappa must be a number >= 0; got -1.0.",
+        ),
+        (
+            lambda: InputHessian(model, x, y, rebuild_fraction=-0.5),
+            "rebuild_fraction must be a finite number >= 0; got -0.5.",
+        ),
+        (
+            lambda: InputHessian(model, x, y, rebuild_fraction=1.25),
+            "rebuild_fraction must lie in [0, 1]; got 1.25.",
+        ),
+        (lambda: op.matvec(V, np.array([0, 1, 2])), "indices has 3 entries for 4 rows."),
+    ]
+    for call, text in cases:
+        assert _message(ValueError, call) == text
+    assert (
+        _message(IndexError, lambda: op.matvec(V, np.array([1, 5, 2, 0])))
+        == "indices must lie in [0, 4); got [0, 5]."
+    )
+    assert (
+        _message(IndexError, lambda: op.matvec(V[:1], np.array([-3])))
+        == "indices must lie in [0, 4); got [-3, -3]."
+    )
+    # Exactly at the bounds is fine: rebuild_fraction 0 and 1, indices 0 and B - 1.
+    out = op.matvec(V[:2], np.array([0, B - 1]))
+    torch.testing.assert_close(out, op.matvec(V)[[0, B - 1]], rtol=0, atol=0)
+
+
+def test_directions_are_moved_to_the_operators_device_first():
+    """The meta device stands in for a GPU: a direction elsewhere is copied to x's device.
+
+    A meta tensor holds no data, so torch refuses that copy; without the move the product
+    would fail later, inside autograd, with another error.
+    """
+    x, y = _data()
+    V = torch.ones(B, D, dtype=torch.float64, device="meta")
+    for method in ("exact", "fd-forward"):
+        op = InputHessian(_smooth(), x, y, method=method)
+        with pytest.raises(NotImplementedError, match="Cannot copy out of meta tensor"):
+            op.matvec(V)
+    with pytest.raises(NotImplementedError, match="Cannot copy out of meta tensor"):
+        op.fd_error_estimate(V)
+
+
+def test_point_leaf_of_the_whole_batch_is_a_view_of_x():
+    """The full batch in order needs no copy of x (nor of y); any other selection is gathered."""
+    x, y = _data()
+    point = Point(_linear(), x, y, "ce", 50.0)
+    leaf, y_rows = point.leaf(np.arange(B))
+    assert leaf.requires_grad and leaf.data_ptr() == x.data_ptr() and y_rows is y
+    assert not x.requires_grad
+    idx = np.array([3, 0, 1, 2])  # all samples, another order: a gathered copy
+    leaf, y_rows = point.leaf(idx)
+    assert leaf.data_ptr() != x.data_ptr()
+    torch.testing.assert_close(leaf.detach(), x[idx], rtol=0, atol=0)
+    assert torch.equal(y_rows, y[idx])
+
+
+def test_forward_over_reverse_first_product_raises_no_jit_deprecation():
+    """torch scripts its forward-AD decompositions (and warns) only on first use in a process.
+
+    So the first product runs in a fresh interpreter, with DeprecationWarnings as errors, on
+    the copy of krylovadv under test (the repository root is the working directory).
+    """
+    script = (
+        "import warnings, torch\n"
+        "from krylovadv.torch import InputHessian\n"
+        "torch.manual_seed(0)\n"
+        "model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(),\n"
+        "                            torch.nn.Linear(4, 2)).double().eval()\n"
+        "x = torch.randn(2, 3, dtype=torch.float64)\n"
+        "op = InputHessian(model, x, torch.tensor([0, 1]), exact_variant='forward-over-reverse')\n"
+        "warnings.simplefilter('error', DeprecationWarning)\n"
+        "print(op.matvec(torch.ones(2, 3, dtype=torch.float64)).shape)\n"
+    )
+    # The same product in this process too: mutmut maps a test to the functions it calls in
+    # its own process, so this line makes it run the test for mutants of those functions.
+    x, y = _data()
+    op = InputHessian(_smooth(), x, y, exact_variant="forward-over-reverse")
+    assert op.matvec(torch.ones(B, D, dtype=torch.float64)).shape == (B, D)
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "torch.Size([2, 3])"
