@@ -257,7 +257,8 @@ def test_batched_norm_torch():
 @pytest.mark.parametrize(
     ("dtype", "scales"),
     [
-        (torch.float64, [1.0, 2.0**-1030, 1e-200, 1e-150, 1e160, 1e300]),
+        # 1e-158: the squares (~1e-316) are subnormal, the norm (~5e-158) is not.
+        (torch.float64, [1.0, 2.0**-1030, 1e-200, 1e-158, 1e-150, 1e160, 1e300]),
         (torch.complex128, [1.0, 2.0**-1030, 1e-200, 1e160, 1e300]),
         (torch.float32, [1.0, 2.0**-140, 1e-25, 1e-20, 1e20, 1e37]),
         (torch.complex64, [1.0, 2.0**-140, 1e-25, 1e20, 1e37]),
@@ -289,6 +290,12 @@ def test_batched_norm_torch_rescales_like_numpy(dtype, scales):
     got = batched_norm(TO, mixed).numpy()
     np.testing.assert_allclose(got[:3], [5e200, 5e-200, 5.0], rtol=4e-16)
     assert got[3] == np.inf and np.isnan(got[4])
+    # Rows in the safe range keep torch's own norm (exact here: 15 = sqrt(4 + 100 + 121));
+    # only the rows that need it take the rescaled pass, which would give 11 * ||a / 11||.
+    exact = torch.tensor([[2.0, 10.0, 11.0], [3e-200, 4e-200, 0.0]], dtype=torch.float64)
+    got = batched_norm(TO, exact)
+    assert float(got[0]) == 15.0
+    np.testing.assert_allclose(float(got[1]), 5e-200, rtol=4e-16)
 
 
 # --- shapes, scatter, host copies ---------------------------------------------------
