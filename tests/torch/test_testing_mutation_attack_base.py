@@ -840,3 +840,16 @@ def test_trace_and_result_summaries():
         ).num_fallbacks
         == 0
     )
+
+
+@pytest.mark.parametrize("norm", [LinfNorm(), L2Norm()], ids=["linf", "l2"])
+def test_random_start_draws_on_the_inputs_device(norm):
+    """The noise is drawn on x's device, not on torch's default device: under a "meta"
+    default device (standing in for a GPU default with CPU inputs) the start must be the
+    same CPU tensor as without it."""
+    x = torch.rand(3, 2, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    expected = norm.random_start(x, 0.25, torch.Generator().manual_seed(0))
+    with torch.device("meta"):
+        got = norm.random_start(x, 0.25, torch.Generator().manual_seed(0))
+    assert got.device == x.device
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
