@@ -872,3 +872,30 @@ def test_a_subnormal_beta_starts_its_cycle_without_overflow(dtype, shift, rtol):
     )
     np.testing.assert_array_equal(alone.x, batch.x[1])
     assert batch.iterations[1] == alone.iterations
+
+
+def test_a_subnormal_torch_rhs_stays_on_its_device_under_another_default_device():
+    # The lift of a subnormal beta (start_cycle) is an array the solver creates: under a
+    # torch.device("meta") default it must still follow b's device (CPU).  b_1 = 2^-1030 b_0
+    # exactly, so x_1 = 2^-1030 A^{-1} b_0: the results must equal the solves without the
+    # context, and the subnormal sample must converge to the scaled solution.
+    import torch
+
+    A = torch.tensor([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]], dtype=torch.float64)
+    b0 = torch.tensor([1.0, 2.0, 2.0], dtype=torch.float64)
+    b = torch.stack([b0, b0 * 2.0**-1030])
+    calls = [
+        lambda: gmres(A, b[1], rtol=1e-9, restart=2),
+        lambda: gmres(torch.stack([A, A]), b, rtol=1e-9, restart=2),
+    ]
+    expected = [call() for call in calls]
+    with torch.device("meta"):
+        results = [call() for call in calls]
+    reference = np.linalg.solve(A.numpy(), b0.numpy())
+    np.testing.assert_allclose(np.ldexp(expected[0].x.numpy(), 1030), reference, rtol=1e-8)
+    assert expected[0].status == SolverStatus.CONVERGED and expected[0].iterations > 0
+    for got, want in zip(results, expected, strict=True):
+        assert got.x.device == torch.device("cpu")
+        torch.testing.assert_close(got.x, want.x, rtol=0, atol=0)
+        np.testing.assert_array_equal(got.status, want.status)
+        np.testing.assert_array_equal(got.iterations, want.iterations)
