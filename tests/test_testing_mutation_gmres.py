@@ -899,3 +899,35 @@ def test_a_subnormal_torch_rhs_stays_on_its_device_under_another_default_device(
         torch.testing.assert_close(got.x, want.x, rtol=0, atol=0)
         np.testing.assert_array_equal(got.status, want.status)
         np.testing.assert_array_equal(got.iterations, want.iterations)
+
+
+def test_cycle_ending_with_the_estimate_equal_to_the_inner_tolerance_tightens_it():
+    # scipy's gh-8400 rule at the end of a cycle: "presid <= ptol" (estimate met the inner
+    # tolerance) but the true residual did not meet tol -> the estimate was optimistic, the
+    # factor drops to 0.25 (from 1), and the next cycle's inner tolerance is
+    # ptol_2 = beta_2 min(0.25, tol / ||r_1||).  ||b|| = ||M b|| = 1 with M = diag(1, 1/2, ...)
+    # and rtol = the first step's relative estimate (read from a pr_norm callback), so the
+    # first cycle ends after one step with presid == ptol exactly, while ||r_1|| > ||M r_1||.
+    rng = np.random.default_rng(2)
+    n = 6
+    A = 3 * np.eye(n) + rng.standard_normal((n, n))
+    b = np.zeros(n)
+    b[0] = 1.0
+    M = np.diag([1.0] + [0.5] * (n - 1))
+    seen = []
+    gmres(A, b, M=M, rtol=1e-14, restart=n, callback=seen.append, callback_type="pr_norm")
+    rtol = seen[0]
+    first = gmres(A, b, M=M, rtol=rtol, restart=n, maxiter=1)
+    np.testing.assert_array_equal(first.residual_history, [1.0, rtol])  # one step, presid == ptol
+    r1 = np.linalg.norm(b - A @ first.x)
+    assert r1 > rtol  # the true residual is above tol = rtol ||b||
+    result = gmres(A, b, M=M, rtol=rtol, restart=n)
+    history = np.asarray(result.residual_history)
+    np.testing.assert_array_equal(history[:2], [1.0, rtol])
+    beta2, estimates = history[2], history[3:]
+    np.testing.assert_allclose(beta2, np.linalg.norm(M @ (b - A @ first.x)), rtol=1e-12)
+    ptol2 = beta2 * min(0.25, rtol / r1)
+    # The second cycle's inner iteration stops at its first estimate <= ptol_2.
+    assert np.all(estimates[:-1] > ptol2) and estimates[-1] <= ptol2
+    assert result.status == SolverStatus.CONVERGED
+    assert result.iterations == 1 + len(estimates) and result.cycles == 2
