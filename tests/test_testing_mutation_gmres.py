@@ -955,3 +955,18 @@ def test_inner_tolerance_factor_is_capped_at_one_as_scipy(seed, restart, rtol):
     assert result.status == SolverStatus.CONVERGED
     assert result.iterations == len(steps)
     np.testing.assert_allclose(result.x, x_ref, rtol=1e-8, atol=1e-12)
+
+
+def test_improvement_by_exactly_the_stall_margin_is_no_progress():
+    # Progress needs ||r|| < (1 - sqrt(eps)) * best strictly.  b = (b_1, 1 - 2^-26) with
+    # ||b|| = 1 (exactly, in float64) and A = I, M = diag(1, 0): the first cycle solves the
+    # first component (x = (b_1, 0)) and leaves ||r|| = 1 - 2^-26 = (1 - sqrt(eps)) ||b||
+    # exactly; then M r = 0 and nothing changes.  So every one of the STAGNATION_CYCLES
+    # cycles counts as stalled, including the first: STAGNATION after exactly that many.
+    b = np.array([np.sqrt(2.0**-25 - 2.0**-52), 1.0 - 2.0**-26])
+    assert np.linalg.norm(b) == 1.0 and np.sqrt(np.finfo(np.float64).eps) == 2.0**-26
+    result = gmres(np.eye(2), b, M=np.diag([1.0, 0.0]), restart=1, rtol=1e-14)
+    assert result.residual_norm == 1.0 - 2.0**-26
+    np.testing.assert_allclose(result.x, [b[0], 0.0], rtol=1e-15, atol=0)
+    assert result.status == SolverStatus.STAGNATION
+    assert result.cycles == STAGNATION_CYCLES and result.iterations == 1
