@@ -479,3 +479,45 @@ def test_active_masks_accept_integer_arrays_and_enforce_prefixes():
     one.add_column(np.array([[3.0, 4.0]]), active=[True])
     assert one.residual.tolist() == [0.8]
     np.testing.assert_allclose(one.residual, [0.8], rtol=1e-15)
+
+
+def correctly_rounded_norm(h):
+    """The 2-norm of a real float64 vector, rounded to nearest: exact rational arithmetic.
+
+    A candidate c from a 60-digit decimal square root is accepted only if the exact sum of
+    squares lies strictly between the squares of the midpoints to c's float neighbours.
+    """
+    from decimal import Decimal, localcontext
+    from fractions import Fraction
+
+    squares = sum(Fraction(float(x)) ** 2 for x in h)
+    with localcontext() as ctx:
+        ctx.prec = 60
+        c = float(Decimal(squares.numerator).sqrt() / Decimal(squares.denominator).sqrt())
+    below = (Fraction(c) + Fraction(float(np.nextafter(c, 0.0)))) / 2
+    above = (Fraction(c) + Fraction(float(np.nextafter(c, np.inf)))) / 2
+    assert below**2 < squares < above**2
+    return c
+
+
+@pytest.mark.parametrize(
+    "h",
+    [
+        # Norms in (1e-140, 1e140), where the one-sample path takes sqrt(h . h): for these
+        # columns it is the correctly rounded norm, while the largest-entry-scaled formula
+        # of _row_norms is one ulp low (0.4335502981805546 vs ...547).
+        [-0.37377328417591954, -0.21968020641103547],
+        [0.07933668909879106, -0.09417684436092834],
+        # sqrt(h . h) is exactly 1e-140 / 1e140 (the switch bounds, excluded from the
+        # sqrt(h . h) range) but one ulp off; the scaled formula used there is correct.
+        [7.299991298333693e-141, 6.834480744303285e-141],
+        [6.311916674274042e139, 7.756268941767124e139],
+    ],
+)
+def test_one_sample_column_norm_is_the_correctly_rounded_norm(h):
+    h = np.array(h)
+    expected = correctly_rounded_norm(h)
+    qr = GivensQR(1, 2)
+    qr.reset(np.ones(1))
+    qr.add_column(h[None, :])
+    assert qr.scale[0] == expected

@@ -872,3 +872,101 @@ def test_a_subnormal_beta_starts_its_cycle_without_overflow(dtype, shift, rtol):
     )
     np.testing.assert_array_equal(alone.x, batch.x[1])
     assert batch.iterations[1] == alone.iterations
+
+
+def test_a_subnormal_torch_rhs_stays_on_its_device_under_another_default_device():
+    # The lift of a subnormal beta (start_cycle) is an array the solver creates: under a
+    # torch.device("meta") default it must still follow b's device (CPU).  b_1 = 2^-1030 b_0
+    # exactly, so x_1 = 2^-1030 A^{-1} b_0: the results must equal the solves without the
+    # context, and the subnormal sample must converge to the scaled solution.
+    import torch
+
+    A = torch.tensor([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]], dtype=torch.float64)
+    b0 = torch.tensor([1.0, 2.0, 2.0], dtype=torch.float64)
+    b = torch.stack([b0, b0 * 2.0**-1030])
+    calls = [
+        lambda: gmres(A, b[1], rtol=1e-9, restart=2),
+        lambda: gmres(torch.stack([A, A]), b, rtol=1e-9, restart=2),
+    ]
+    expected = [call() for call in calls]
+    with torch.device("meta"):
+        results = [call() for call in calls]
+    reference = np.linalg.solve(A.numpy(), b0.numpy())
+    np.testing.assert_allclose(np.ldexp(expected[0].x.numpy(), 1030), reference, rtol=1e-8)
+    assert expected[0].status == SolverStatus.CONVERGED and expected[0].iterations > 0
+    for got, want in zip(results, expected, strict=True):
+        assert got.x.device == torch.device("cpu")
+        torch.testing.assert_close(got.x, want.x, rtol=0, atol=0)
+        np.testing.assert_array_equal(got.status, want.status)
+        np.testing.assert_array_equal(got.iterations, want.iterations)
+
+
+def test_cycle_ending_with_the_estimate_equal_to_the_inner_tolerance_tightens_it():
+    # scipy's gh-8400 rule at the end of a cycle: "presid <= ptol" (estimate met the inner
+    # tolerance) but the true residual did not meet tol -> the estimate was optimistic, the
+    # factor drops to 0.25 (from 1), and the next cycle's inner tolerance is
+    # ptol_2 = beta_2 min(0.25, tol / ||r_1||).  ||b|| = ||M b|| = 1 with M = diag(1, 1/2, ...)
+    # and rtol = the first step's relative estimate (read from a pr_norm callback), so the
+    # first cycle ends after one step with presid == ptol exactly, while ||r_1|| > ||M r_1||.
+    rng = np.random.default_rng(2)
+    n = 6
+    A = 3 * np.eye(n) + rng.standard_normal((n, n))
+    b = np.zeros(n)
+    b[0] = 1.0
+    M = np.diag([1.0] + [0.5] * (n - 1))
+    seen = []
+    gmres(A, b, M=M, rtol=1e-14, restart=n, callback=seen.append, callback_type="pr_norm")
+    rtol = seen[0]
+    first = gmres(A, b, M=M, rtol=rtol, restart=n, maxiter=1)
+    np.testing.assert_array_equal(first.residual_history, [1.0, rtol])  # one step, presid == ptol
+    r1 = np.linalg.norm(b - A @ first.x)
+    assert r1 > rtol  # the true residual is above tol = rtol ||b||
+    result = gmres(A, b, M=M, rtol=rtol, restart=n)
+    history = np.asarray(result.residual_history)
+    np.testing.assert_array_equal(history[:2], [1.0, rtol])
+    beta2, estimates = history[2], history[3:]
+    np.testing.assert_allclose(beta2, np.linalg.norm(M @ (b - A @ first.x)), rtol=1e-12)
+    ptol2 = beta2 * min(0.25, rtol / r1)
+    # The second cycle's inner iteration stops at its first estimate <= ptol_2.
+    assert np.all(estimates[:-1] > ptol2) and estimates[-1] <= ptol2
+    assert result.status == SolverStatus.CONVERGED
+    assert result.iterations == 1 + len(estimates) and result.cycles == 2
+
+
+@pytest.mark.parametrize(("seed", "restart", "rtol"), [(8, 3, 1e-2), (19, 3, 1e-4), (213, 2, 1e-2)])
+def test_inner_tolerance_factor_is_capped_at_one_as_scipy(seed, restart, rtol):
+    # scipy's gh-8400 factor relaxes as min(1, 1.5 f) after a cycle that used its whole
+    # restart: capped at 1, so a later optimistic cycle tightens it to exactly 0.25 (not
+    # 0.375 from an uncapped 1.5).  On these left-preconditioned problems (found by a scan)
+    # that sequence occurs and changes a later cycle's inner iteration count: the counts
+    # must equal scipy's (its pr_norm callback runs once per inner iteration).
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 9))
+    A = np.eye(n) * rng.uniform(1.5, 4) + rng.standard_normal((n, n))
+    b = rng.standard_normal(n)
+    M = np.diag(rng.uniform(0.05, 1.0, n))
+    steps = []
+    x_ref, info = sla.gmres(
+        A, b, M=M, rtol=rtol, restart=restart, maxiter=30, callback=steps.append,
+        callback_type="pr_norm",
+    )  # fmt: skip
+    assert info == 0
+    result = gmres(A, b, M=M, rtol=rtol, restart=restart, maxiter=30)
+    assert result.status == SolverStatus.CONVERGED
+    assert result.iterations == len(steps)
+    np.testing.assert_allclose(result.x, x_ref, rtol=1e-8, atol=1e-12)
+
+
+def test_improvement_by_exactly_the_stall_margin_is_no_progress():
+    # Progress needs ||r|| < (1 - sqrt(eps)) * best strictly.  b = (b_1, 1 - 2^-26) with
+    # ||b|| = 1 (exactly, in float64) and A = I, M = diag(1, 0): the first cycle solves the
+    # first component (x = (b_1, 0)) and leaves ||r|| = 1 - 2^-26 = (1 - sqrt(eps)) ||b||
+    # exactly; then M r = 0 and nothing changes.  So every one of the STAGNATION_CYCLES
+    # cycles counts as stalled, including the first: STAGNATION after exactly that many.
+    b = np.array([np.sqrt(2.0**-25 - 2.0**-52), 1.0 - 2.0**-26])
+    assert np.linalg.norm(b) == 1.0 and np.sqrt(np.finfo(np.float64).eps) == 2.0**-26
+    result = gmres(np.eye(2), b, M=np.diag([1.0, 0.0]), restart=1, rtol=1e-14)
+    assert result.residual_norm == 1.0 - 2.0**-26
+    np.testing.assert_allclose(result.x, [b[0], 0.0], rtol=1e-15, atol=0)
+    assert result.status == SolverStatus.STAGNATION
+    assert result.cycles == STAGNATION_CYCLES and result.iterations == 1
