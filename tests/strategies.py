@@ -14,7 +14,12 @@ import krylovadv.testing
 from krylovadv import aslinearoperator
 from krylovadv.testing import *  # noqa: F403 (the suite's names are exactly the public ones)
 
-__all__ = [*krylovadv.testing.__all__, "assert_batch_equals_loop", "recording_operator"]
+__all__ = [
+    *krylovadv.testing.__all__,
+    "assert_batch_equals_loop",
+    "recording_operator",
+    "solve_with_and_without_a_meta_default_device",
+]
 
 
 # --- checks shared by the solver test modules ---------------------------------------------
@@ -53,3 +58,24 @@ def recording_operator(A: np.ndarray):
     B, n, _ = A.shape
     op = aslinearoperator(matvec, shape=(n, n), batch_size=B, vectorized=True, pass_indices=True)
     return op, seen
+
+
+def solve_with_and_without_a_meta_default_device(calls, fields=("status", "iterations")):
+    """Run each solver call plainly and under torch's "meta" default device; return the first.
+
+    A default device that is not the inputs' (as a GPU default would be, with CPU
+    inputs) must change nothing: ``x`` stays on the CPU and is bitwise the same, and so
+    are the per-sample ``fields``.  On a machine without a GPU this is what tells a
+    dropped ``device=`` argument apart.
+    """
+    import torch  # here, not at the top: most solver tests never need torch
+
+    expected = [call() for call in calls]
+    with torch.device("meta"):
+        results = [call() for call in calls]
+    for got, want in zip(results, expected, strict=True):
+        assert got.x.device == torch.device("cpu")
+        torch.testing.assert_close(got.x, want.x, rtol=0, atol=0)
+        for field in fields:
+            np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
+    return expected
